@@ -1,0 +1,208 @@
+#include "trit/image.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "trit/error.h"
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO  // we read files ourselves, so a directory or a FIFO gets a clear error
+#define STBI_FAILURE_USERMSG
+#include <stb/stb_image.h>
+
+namespace trit {
+namespace {
+
+// One pass of PIL's resampling along one axis (Pillow's Resample.c, 8 bits per channel): for
+// each output index, a window of input indices and coefficients in fixed point with 22
+// fractional bits. Replicated exactly, so trit's preprocessing equals PIL's bit for bit.
+constexpr int kPrecisionBits = 32 - 8 - 2;
+
+struct Taps {
+  std::vector<int32_t> first, count;
+  std::vector<int32_t> coeffs;  // count.size() * stride
+  int32_t stride = 0;
+};
+
+Taps make_taps(int32_t in, int32_t out) {
+  const double scale = static_cast<double>(in) / out;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;  // bilinear: a triangle of radius 1
+  Taps t;
+  t.stride = static_cast<int32_t>(std::ceil(support)) * 2 + 1;
+  t.first.resize(out);
+  t.count.resize(out);
+  t.coeffs.assign(static_cast<size_t>(out) * t.stride, 0);
+  std::vector<double> k(t.stride);
+  for (int32_t i = 0; i < out; ++i) {
+    const double center = (i + 0.5) * scale;
+    const int32_t lo = std::max(static_cast<int32_t>(center - support + 0.5), 0);
+    const int32_t n = std::min(std::min(static_cast<int32_t>(center + support + 0.5), in) - lo, t.stride);
+    double sum = 0.0;
+    for (int32_t j = 0; j < n; ++j) {
+      const double x = std::abs((j + lo - center + 0.5) / filterscale);
+      k[j] = x < 1.0 ? 1.0 - x : 0.0;
+      sum += k[j];
+    }
+    t.first[i] = lo;
+    t.count[i] = n;
+    for (int32_t j = 0; j < n; ++j) {
+      const double v = (sum != 0.0 ? k[j] / sum : k[j]) * (1 << kPrecisionBits);
+      t.coeffs[static_cast<size_t>(i) * t.stride + j] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
+    }
+  }
+  return t;
+}
+
+// Accumulators start at one half (round to nearest); at most 255 * 2^22 * (1 + rounding) < 2^31.
+uint8_t clip8(int32_t v) {
+  if (v >= (1 << kPrecisionBits << 8)) return 255;
+  if (v <= 0) return 0;
+  return static_cast<uint8_t>(v >> kPrecisionBits);
+}
+
+}  // namespace
+
+Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name, int64_t max_pixels) {
+  const std::string ctx = fmt::format("cannot read image '{}'", name);
+  if (bytes.empty()) fail("{}: the file is empty", ctx);
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)) fail("{}: the file is larger than 2 GB", ctx);
+  const auto len = static_cast<int>(bytes.size());
+  int w = 0, h = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels))
+    fail("{}: {}", ctx, stbi_failure_reason() ? stbi_failure_reason() : "unknown image format");
+  if (w < 1 || h < 1) fail("{}: the image has no pixels", ctx);
+  if (int64_t{w} * h > max_pixels)
+    fail("{}: {}x{} pixels exceed the limit of {}", ctx, w, h, max_pixels);
+  unsigned char* data = stbi_load_from_memory(bytes.data(), len, &w, &h, &channels, 3);
+  if (data == nullptr) fail("{}: {}", ctx, stbi_failure_reason() ? stbi_failure_reason() : "decoding failed");
+  Image image;
+  image.width = w;
+  image.height = h;
+  image.pixels.assign(data, data + static_cast<size_t>(w) * h * 3);
+  stbi_image_free(data);
+  return image;
+}
+
+Image decode_image(const std::string& path, int64_t max_pixels) {
+  const std::string ctx = fmt::format("cannot read image '{}'", path);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) fail("{}: {}", ctx, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail("{}: not a regular file", ctx);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: {}", ctx, std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail("{}: read error", ctx);
+  return decode_image_bytes(bytes, path, max_pixels);
+}
+
+Image resize_bilinear(const Image& src, int32_t width, int32_t height) {
+  if (width < 1 || height < 1) fail("cannot resize an image to {}x{}", width, height);
+  constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
+  // Horizontal pass, rounded to 8 bits, then vertical pass, as PIL orders them.
+  Image mid;
+  if (width == src.width) {
+    mid = src;
+  } else {
+    const Taps tx = make_taps(src.width, width);
+    mid.width = width;
+    mid.height = src.height;
+    mid.pixels.resize(static_cast<size_t>(width) * src.height * 3);
+    for (int32_t y = 0; y < src.height; ++y) {
+      const uint8_t* row = src.pixels.data() + static_cast<size_t>(y) * src.width * 3;
+      uint8_t* dst = mid.pixels.data() + static_cast<size_t>(y) * width * 3;
+      for (int32_t x = 0; x < width; ++x) {
+        const int32_t* k = tx.coeffs.data() + static_cast<size_t>(x) * tx.stride;
+        int32_t acc[3] = {kHalf, kHalf, kHalf};
+        for (int32_t j = 0; j < tx.count[x]; ++j)
+          for (int c = 0; c < 3; ++c) acc[c] += row[(tx.first[x] + j) * 3 + c] * k[j];
+        for (int c = 0; c < 3; ++c) dst[x * 3 + c] = clip8(acc[c]);
+      }
+    }
+  }
+  if (height == mid.height) return mid;
+  const Taps ty = make_taps(mid.height, height);
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.pixels.resize(static_cast<size_t>(width) * height * 3);
+  const size_t row_len = static_cast<size_t>(width) * 3;
+  std::vector<int32_t> acc(row_len);
+  for (int32_t y = 0; y < height; ++y) {
+    std::fill(acc.begin(), acc.end(), kHalf);
+    const int32_t* k = ty.coeffs.data() + static_cast<size_t>(y) * ty.stride;
+    for (int32_t j = 0; j < ty.count[y]; ++j) {
+      const uint8_t* row = mid.pixels.data() + static_cast<size_t>(ty.first[y] + j) * row_len;
+      for (size_t e = 0; e < row_len; ++e) acc[e] += row[e] * k[j];
+    }
+    uint8_t* dst = out.pixels.data() + static_cast<size_t>(y) * row_len;
+    for (size_t e = 0; e < row_len; ++e) dst[e] = clip8(acc[e]);
+  }
+  return out;
+}
+
+Image center_crop(const Image& image, int32_t width, int32_t height) {
+  if (width > image.width || height > image.height)
+    fail("cannot crop a {}x{} image to {}x{}", image.width, image.height, width, height);
+  // torchvision: int(round((size - crop) / 2.0)), round half to even.
+  const int32_t top = static_cast<int32_t>(std::nearbyint((image.height - height) / 2.0));
+  const int32_t left = static_cast<int32_t>(std::nearbyint((image.width - width) / 2.0));
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.pixels.resize(static_cast<size_t>(width) * height * 3);
+  for (int32_t y = 0; y < height; ++y)
+    std::memcpy(out.pixels.data() + static_cast<size_t>(y) * width * 3,
+                image.pixels.data() + (static_cast<size_t>(top + y) * image.width + left) * 3,
+                static_cast<size_t>(width) * 3);
+  return out;
+}
+
+Image fit_to_input(const Image& image, const Metadata& m, int32_t height, int32_t width) {
+  if (m.resize_shorter == 0) {
+    if (image.width == width && image.height == height) return image;
+    return resize_bilinear(image, width, height);
+  }
+  const int32_t s = m.resize_shorter;
+  int32_t w, h;
+  if (image.width <= image.height) {
+    w = s;
+    h = static_cast<int32_t>(int64_t{s} * image.height / image.width);
+  } else {
+    h = s;
+    w = static_cast<int32_t>(int64_t{s} * image.width / image.height);
+  }
+  // A very thin image cannot give a crop of the input's size; stretch what is missing.
+  w = std::max(w, width);
+  h = std::max(h, height);
+  const Image resized = (w == image.width && h == image.height) ? image : resize_bilinear(image, w, h);
+  return center_crop(resized, width, height);
+}
+
+void normalize(const Image& image, const Metadata& m, std::span<float> out) {
+  const size_t plane = static_cast<size_t>(image.width) * image.height;
+  const size_t channels = m.mean.size();
+  if (out.size() != plane * channels || (channels != 3 && channels != 1))
+    fail("cannot normalize a {}x{} image into {} values for {} channels", image.width, image.height,
+         out.size(), channels);
+  for (size_t c = 0; c < channels; ++c) {
+    // Model channel c reads RGB channel src (BGR reverses the order); a one-channel model reads
+    // the mean of R, G and B.
+    const size_t src = m.channel_order == ChannelOrder::BGR ? 2 - c : c;
+    const float mean = m.mean[c], scale = m.scale[c];
+    float* dst = out.data() + c * plane;
+    for (size_t p = 0; p < plane; ++p) {
+      const uint8_t* px = image.pixels.data() + p * 3;
+      const float v = channels == 3 ? px[src] : (px[0] + px[1] + px[2]) / 3.0f;
+      dst[p] = (v - mean) / scale;
+    }
+  }
+}
+
+}  // namespace trit

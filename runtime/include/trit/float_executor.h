@@ -1,0 +1,44 @@
+// FloatExecutor: runs a Graph whose weights are float32 through the float reference kernels
+// (kernels/float_ref.h). It is the float specification of a model, and the engine the converter
+// calibrates with.
+//
+// Load, prepare, run: the constructor prepares (checks the encodings, reorders Conv weights
+// into the layout the reference kernel reads); run() only computes.
+//
+// Thread safety: run() is const and allocates its own tensors, so one executor may serve many
+// threads at once. Work inside run() is split over oneTBB tasks in the caller's task_arena (wrap
+// the call in a tbb::task_arena to cap the threads); results do not depend on the thread count.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "trit/graph.h"
+
+namespace trit {
+
+class FloatExecutor {
+ public:
+  // Throws trit::Error when a layer's weights are not float32, naming the layer.
+  explicit FloatExecutor(std::shared_ptr<const Graph> graph);
+
+  // Called after each node with the node's index and its output for the whole batch
+  // ([batch][elements of the tensor]); the span is valid during the call only.
+  using Observer = std::function<void(size_t node, std::span<const float> output)>;
+
+  // input: batch images of graph().input().elements() floats each, [N][C][H][W].
+  // Returns the first graph output, [N][graph().output().elements()].
+  std::vector<float> run(std::span<const float> input, int32_t batch,
+                         const Observer& observer = {}) const;
+
+  const Graph& graph() const { return *graph_; }
+
+ private:
+  std::shared_ptr<const Graph> graph_;
+  std::vector<size_t> last_use_;  // per tensor: index of the last node that reads it
+  std::vector<std::vector<float>> packed_;  // per node: Conv weights as the kernel reads them
+};
+
+}  // namespace trit

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The main job on the real model: fetch the ImageNet ResNet-50, convert it with trit-convert,
+# and classify real photos with infer. Photos come from ../shared/data/photos when present,
+# else from Debian's python3-skimage package (a cat and a cup of coffee).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh"
+"$root/scripts/build.sh"
+"$root/scripts/fetch_resnet50.sh"
+model=$root/models/resnet50.trit
+if [[ ! -s $model || $root/models/resnet50.onnx -nt $model ]]; then
+  "$root/build/bin/trit-convert" "$root/models/resnet50.onnx" -o "$model" --force \
+    --preset keras-resnet50 --labels "$root/models/resnet50.labels.txt"
+fi
+photos=()
+if [[ -d $root/../shared/data/photos ]]; then
+  for f in parrot.jpg hot_dog.jpg cat.bmp bird.bmp owl.jpg grace_hopper.bmp; do
+    photos+=("$root/../shared/data/photos/$f")
+  done
+else
+  skimage=$root/models/skimage
+  if [[ ! -s $skimage/chelsea.png ]]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download python3-skimage >/dev/null && dpkg -x python3-skimage_*.deb x)
+    mkdir -p "$skimage"
+    cp "$tmp"/x/usr/lib/python3/dist-packages/skimage/data/{chelsea,coffee}.png "$skimage/"
+    rm -rf "$tmp"
+  fi
+  photos=("$skimage/chelsea.png" "$skimage/coffee.png")
+fi
+echo
+"$root/build/bin/infer" --model "$model" --top 3 "${photos[@]}"

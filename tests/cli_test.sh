@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# trit-convert and infer as a user runs them: outputs, JSON, exit codes, one-line errors, and
+# no file replaced unasked. Usage: cli_test.sh BIN_DIR SOURCE_DIR. Exit 77: skipped.
+set -u
+bin=$1
+src=$2
+data=$src/../shared/data
+if [[ ! -d $data ]]; then
+  echo "skipped: ../shared/data is absent"
+  exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+pass() { echo "ok: $1"; }
+bad() { echo "FAILED: $1"; failures=$((failures + 1)); }
+expect() {  # expect NAME CONDITION...
+  local name=$1
+  shift
+  if "$@"; then pass "$name"; else bad "$name"; fi
+}
+one_line() { [[ $(wc -l <"$1") -eq 1 ]]; }
+
+r8=$data/resnet8-cifar10
+printf '%s\n' airplane automobile bird cat deer dog frog horse ship truck >"$tmp/cifar.labels"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/r8.trit" --preset raw --labels "$tmp/cifar.labels" 2>"$tmp/err"
+expect "trit-convert converts ResNet-8" test $? -eq 0 -a -s "$tmp/r8.trit"
+
+cp "$tmp/r8.trit" "$tmp/before"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/r8.trit" --preset raw 2>"$tmp/err"
+expect "trit-convert refuses to replace a file" test $? -ne 0
+expect "  ...with one line naming it" grep -q "r8.trit': the file exists" "$tmp/err"
+expect "  ...and leaves it as it was" cmp -s "$tmp/r8.trit" "$tmp/before"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/r8.trit" --preset raw --labels "$tmp/cifar.labels" --force 2>/dev/null
+expect "trit-convert --force replaces it" test $? -eq 0
+
+echo "not a model" >"$tmp/junk.onnx"
+"$bin/trit-convert" "$tmp/junk.onnx" -o "$tmp/junk.trit" 2>"$tmp/err"
+expect "trit-convert fails on junk" test $? -ne 0
+expect "  ...with one error line" test "$(grep -c '^trit-convert: ' "$tmp/err")" -eq 1
+expect "  ...and writes nothing" test ! -e "$tmp/junk.trit"
+
+img=$r8/cifar10-test-1000/airplane/0001.jpg  # 0000.jpg is a ship to this model
+"$bin/infer" --model "$tmp/r8.trit" --top 3 "$img" >"$tmp/out" 2>"$tmp/err"
+expect "infer classifies a CIFAR photo" test $? -eq 0
+expect "  ...as an airplane" grep -q "1\..*airplane" "$tmp/out"
+
+"$bin/infer" --model "$tmp/r8.trit" --json --top 2 "$img" "$tmp/missing.jpg" "$tmp" "$img" >"$tmp/out" 2>"$tmp/err"
+expect "infer exits non-zero when an image fails" test $? -ne 0
+expect "  ...prints the good images" test "$(wc -l <"$tmp/out")" -eq 2
+expect "  ...one error line per bad image" test "$(wc -l <"$tmp/err")" -eq 2
+expect "  ...naming the file and the reason" grep -q "missing.jpg': No such file or directory" "$tmp/err"
+expect "  ...JSON lines with the documented fields" /usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    assert set(o) == {"image", "top"} and len(o["top"]) == 2, o
+    assert set(o["top"][0]) == {"class", "wnid", "label", "prob"}, o
+    assert o["top"][0]["label"] == "airplane" and 0 < o["top"][0]["prob"] <= 1, o
+' "$tmp/out"
+
+"$bin/infer" --model "$tmp/junk.onnx" "$img" >"$tmp/out" 2>"$tmp/err"
+expect "infer refuses a file that is not a model" test $? -ne 0
+expect "  ...with one line" one_line "$tmp/err"
+expect "  ...naming it" grep -q "cannot load model '$tmp/junk.onnx'" "$tmp/err"
+
+if ((failures)); then
+  echo "$failures checks failed"
+  exit 1
+fi
+echo "all checks passed"

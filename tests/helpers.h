@@ -1,0 +1,62 @@
+// Shared helpers of the tests: where the data lives, and small graphs built by hand.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "trit/graph.h"
+
+namespace trit::test {
+
+// ../shared/data beside the checkout, when present.
+inline std::optional<std::filesystem::path> shared_data() {
+  const std::filesystem::path p = std::filesystem::path(TRIT_SOURCE_DIR) / ".." / "shared" / "data";
+  if (std::filesystem::is_directory(p)) return p;
+  return std::nullopt;
+}
+
+// Files the build's fixture tests generate (tests/make_*.py).
+inline std::filesystem::path testdata() { return TRIT_TESTDATA_DIR; }
+inline std::filesystem::path source_dir() { return TRIT_SOURCE_DIR; }
+
+#define TRIT_REQUIRE_SHARED(var)                                                  \
+  const auto var##_opt = ::trit::test::shared_data();                             \
+  if (!var##_opt) {                                                               \
+    MESSAGE("skipped: ../shared/data is absent (real data lives only there)");    \
+    return;                                                                       \
+  }                                                                               \
+  const std::filesystem::path var = *var##_opt
+
+template <typename T>
+std::vector<T> read_binary(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), "cannot open " << path);
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<size_t>(in.tellg());
+  in.seekg(0);
+  std::vector<T> out(size / sizeof(T));
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size() * sizeof(T)));
+  return out;
+}
+
+inline std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A graph that uses every op: input [3, 9, 8] -> Conv 3x3 (asymmetric pads, ReLU) -> MaxPool
+// -> AveragePool -> Conv 1x1 stride 2 -> Add(with itself, ReLU) -> Relu -> GlobalAveragePool
+// -> Flatten -> FullyConnected [10]. Float32 weights, seeded.
+Graph tiny_graph(uint32_t seed = 1);
+
+}  // namespace trit::test

@@ -1,0 +1,101 @@
+// Decoding and preprocessing: exact agreement with PIL, and clear errors.
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "helpers.h"
+#include "trit/error.h"
+#include "trit/image.h"
+
+using namespace trit;
+
+TEST_CASE("decode, resize and centre crop equal PIL's bit for bit") {
+  TRIT_REQUIRE_SHARED(data);
+  const auto ref = test::testdata() / "pil";
+  REQUIRE_MESSAGE(std::filesystem::exists(ref / "cat.bmp.sizes"), "tests/make_pil_reference.py did not run");
+  Metadata m;
+  m.resize_shorter = 256;
+  for (const char* name : {"cat.bmp", "grace_hopper.bmp"}) {
+    CAPTURE(name);
+    std::ifstream sizes(ref / (std::string(name) + ".sizes"));
+    int w[4], h[4];
+    for (int i = 0; i < 4; ++i) sizes >> w[i] >> h[i];
+    const Image decoded = decode_image((data / "photos" / name).string());
+    const Image results[4] = {decoded, fit_to_input(decoded, m, 224, 224), resize_bilinear(decoded, 97, 61),
+                              resize_bilinear(decoded, decoded.width * 3 / 2, decoded.height * 3 / 2)};
+    const char* kinds[4] = {"decoded", "fit", "odd", "up"};
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(kinds[i]);
+      const auto want = test::read_binary<uint8_t>(ref / (std::string(name) + "." + kinds[i] + ".rgb"));
+      REQUIRE(results[i].width == w[i]);
+      REQUIRE(results[i].height == h[i]);
+      REQUIRE(results[i].pixels.size() == want.size());
+      size_t differ = 0;
+      for (size_t j = 0; j < want.size(); ++j) differ += results[i].pixels[j] != want[j];
+      CHECK_MESSAGE(differ == 0, differ << " of " << want.size() << " values differ from PIL");
+    }
+  }
+}
+
+TEST_CASE("normalize follows the metadata's channel order, mean and scale") {
+  Image img{2, 1, {10, 20, 30, 40, 50, 60}};
+  Metadata m;
+  m.channel_order = ChannelOrder::BGR;
+  m.mean = {1, 2, 3};
+  m.scale = {1, 2, 4};
+  std::vector<float> out(6);
+  normalize(img, m, out);
+  // Channel 0 is blue: (30 - 1) / 1, (60 - 1) / 1; channel 1 green: (20-2)/2, (50-2)/2; red: (10-3)/4...
+  CHECK(out == std::vector<float>{29, 59, 9, 24, 1.75f, 9.25f});
+}
+
+TEST_CASE("a 1x1 image is stretched to the input; thin images still fill the crop") {
+  Image one{1, 1, {200, 100, 50}};
+  Metadata m;
+  m.resize_shorter = 256;
+  const Image fitted = fit_to_input(one, m, 224, 224);
+  CHECK(fitted.width == 224);
+  CHECK(fitted.height == 224);
+  CHECK(fitted.pixels[0] == 200);
+  CHECK(fitted.pixels[224 * 224 * 3 - 1] == 50);
+  Image thin{1000, 3, std::vector<uint8_t>(9000, 7)};
+  const Image t = fit_to_input(thin, m, 224, 224);
+  CHECK(t.width == 224);
+  CHECK(t.height == 224);
+}
+
+TEST_CASE("images that cannot be read get one-line errors") {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("trit-img-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  const auto empty = dir / "empty.jpg";
+  std::ofstream(empty).close();
+  CHECK_THROWS_WITH_AS(decode_image(empty.string()), doctest::Contains("empty.jpg': the file is empty"), Error);
+  CHECK_THROWS_WITH_AS(decode_image(dir.string()), doctest::Contains("not a regular file"), Error);
+  CHECK_THROWS_WITH_AS(decode_image((dir / "missing.png").string()),
+                       doctest::Contains("missing.png': No such file or directory"), Error);
+  const auto junk = dir / "junk.png";
+  std::ofstream(junk) << "this is not an image";
+  CHECK_THROWS_WITH_AS(decode_image(junk.string()), doctest::Contains("cannot read image '"), Error);
+  // A PNG header claiming 12000 x 12000 pixels is refused before any pixel is decoded.
+  const uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                         0, 0, 0x2e, 0xe0, 0, 0, 0x2e, 0xe0, 8, 2, 0, 0, 0, 0, 0, 0, 0};
+  CHECK_THROWS_WITH_AS(decode_image_bytes(png, "bomb.png"),
+                       "cannot read image 'bomb.png': 12000x12000 pixels exceed the limit of 134217728", Error);
+  CHECK_THROWS_WITH_AS(decode_image_bytes(png, "bomb.png", 1000), doctest::Contains("exceed the limit of 1000"), Error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a truncated JPEG is refused or decoded, never a crash") {
+  TRIT_REQUIRE_SHARED(data);
+  std::ifstream in(data / "photos" / "parrot.jpg", std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (size_t len : {size_t{2}, size_t{100}, bytes.size() / 3}) {
+    CAPTURE(len);
+    try {
+      const Image img = decode_image_bytes(std::span(bytes).first(len), "cut.jpg");
+      CHECK(img.pixels.size() == static_cast<size_t>(img.width) * img.height * 3);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("cannot read image 'cut.jpg': ") == 0);
+    }
+  }
+}

@@ -1,0 +1,173 @@
+// Whole networks: the ResNet family built by tests/make_resnet_family.py, the real CIFAR-10
+// ResNet-8 and the real ImageNet ResNet-50 (when scripts/fetch_resnet50.sh could fetch it).
+#include <doctest/doctest.h>
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include "helpers.h"
+#include "metadata_options.h"
+#include "onnx_import.h"
+#include "trit/float_executor.h"
+#include "trit/image.h"
+#include "trit/model_file.h"
+
+using namespace trit;
+namespace fs = std::filesystem;
+
+namespace {
+
+// ONNX -> .trit bytes -> loaded model, as trit-convert and a user would go.
+std::shared_ptr<const Graph> convert(const fs::path& onnx, const std::string& preset = "",
+                                     const fs::path& labels = {}) {
+  Graph g = import_onnx(onnx.string());
+  if (!preset.empty()) apply_preset(preset, g.metadata);
+  if (!labels.empty()) g.metadata.labels = read_labels(labels.string());
+  return std::make_shared<const Graph>(load_model_bytes(serialize_model(g), onnx.filename().string()));
+}
+
+int argmax(std::span<const float> v) {
+  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// Top-1 index of each image file, through decode, preprocessing and the float executor.
+std::vector<int> classify(const FloatExecutor& exec, const std::vector<fs::path>& files) {
+  const Graph& g = exec.graph();
+  const int64_t n = g.input().elements(), classes = g.output().elements();
+  std::vector<int> top(files.size());
+  constexpr size_t kBatch = 8;
+  for (size_t start = 0; start < files.size(); start += kBatch) {
+    const size_t count = std::min(kBatch, files.size() - start);
+    std::vector<float> x(count * n);
+    tbb::parallel_for(size_t{0}, count, [&](size_t i) {
+      const Image img = decode_image(files[start + i].string());
+      normalize(fit_to_input(img, g.metadata, g.input().shape[1], g.input().shape[2]), g.metadata,
+                std::span(x).subspan(i * n, n));
+    });
+    const auto logits = exec.run(x, static_cast<int32_t>(count));
+    for (size_t i = 0; i < count; ++i) top[start + i] = argmax(std::span(logits).subspan(i * classes, classes));
+  }
+  return top;
+}
+
+void compare_family(int depth) {
+  const auto dir = test::testdata() / "family";
+  const auto name = fmt::format("resnet{}", depth);
+  REQUIRE_MESSAGE(fs::exists(dir / (name + ".onnx")), "tests/make_resnet_family.py did not run");
+  const auto model = convert(dir / (name + ".onnx"));
+  const auto x = test::read_binary<float>(dir / (name + ".input.bin"));
+  const auto want = test::read_binary<float>(dir / (name + ".logits.bin"));
+  const auto got = FloatExecutor(model).run(x, 2);
+  REQUIRE(got.size() == want.size());
+  // numpy computed in float64; we compute in float32 over up to 104 layers.
+  float scale = 0, worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::abs(want[i]));
+    worst = std::max(worst, std::abs(got[i] - want[i]));
+  }
+  MESSAGE(name << ": largest logit difference from numpy " << worst << " (largest logit " << scale << ")");
+  CHECK(worst <= 1e-4f * scale);
+  for (int b = 0; b < 2; ++b)
+    CHECK(argmax(std::span(got).subspan(b * 1000, 1000)) == argmax(std::span(want).subspan(b * 1000, 1000)));
+}
+
+}  // namespace
+
+TEST_CASE("ResNet-18 (basic blocks) matches its numpy forward pass") { compare_family(18); }
+
+TEST_CASE("ResNet-101 (bottlenecks, stride in the 3x3) matches its numpy forward pass") { compare_family(101); }
+
+TEST_CASE("the real CIFAR-10 ResNet-8: reference logits and top-1") {
+  TRIT_REQUIRE_SHARED(data);
+  const auto dir = data / "resnet8-cifar10";
+  const auto model = convert(dir / "resnet8.onnx", "raw");
+  const FloatExecutor exec(model);
+  // Ten decoded images, uint8 [10][32][32][3] RGB, against the reference logits.
+  const auto pixels = test::read_binary<uint8_t>(dir / "reference_pixels_first10_u8_nhwc.bin");
+  REQUIRE(pixels.size() == 10 * 32 * 32 * 3);
+  std::vector<float> x(10 * 3 * 32 * 32);
+  for (int i = 0; i < 10; ++i) {
+    Image img{32, 32, std::vector<uint8_t>(pixels.begin() + i * 3072, pixels.begin() + (i + 1) * 3072)};
+    normalize(img, model->metadata, std::span(x).subspan(i * 3072, 3072));
+  }
+  const auto logits = exec.run(x, 10);
+  std::ifstream ref(dir / "reference_logits_first10.txt");
+  float worst = 0;
+  for (int i = 0; i < 10; ++i) {
+    std::string file;
+    ref >> file;
+    for (int c = 0; c < 10; ++c) {
+      float want;
+      ref >> want;
+      worst = std::max(worst, std::abs(logits[i * 10 + c] - want));
+    }
+  }
+  MESSAGE("ResNet-8: largest difference from the reference logits " << worst);
+  CHECK(worst <= 1e-4f);
+
+  // Top-1 on the 1000 test photos (JPEG; decoders may differ by 1 in a pixel).
+  const char* classes[] = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+  std::vector<fs::path> files;
+  std::vector<int> labels;
+  for (int c = 0; c < 10; ++c) {
+    std::vector<fs::path> in_class;
+    for (const auto& e : fs::directory_iterator(dir / "cifar10-test-1000" / classes[c])) in_class.push_back(e.path());
+    std::sort(in_class.begin(), in_class.end());
+    for (const auto& p : in_class) {
+      files.push_back(p);
+      labels.push_back(c);
+    }
+  }
+  REQUIRE(files.size() == 1000);
+  const auto top = classify(exec, files);
+  int correct = 0;
+  for (size_t i = 0; i < files.size(); ++i) correct += top[i] == labels[i];
+  MESSAGE("ResNet-8 float32 top-1 on the 1000 CIFAR-10 photos: " << correct / 10.0 << " % (" << correct
+                                                                << "/1000; reference 75.1 %)");
+  CHECK(correct >= 740);
+}
+
+TEST_CASE("the real ImageNet ResNet-50: the photos, and top-1 on the 500-photo sample") {
+  TRIT_REQUIRE_SHARED(data);
+  const auto models = test::source_dir() / "models";
+  if (!fs::exists(models / "resnet50.onnx") || !fs::exists(models / "resnet50.labels.txt")) {
+    MESSAGE("skipped: models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
+    return;
+  }
+  const auto model = convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
+  const FloatExecutor exec(model);
+  const auto& labels = model->metadata.labels;
+
+  // The photos' README names their float32 top-1 classes.
+  const std::map<std::string, std::string> expected = {
+      {"parrot.jpg", "macaw"},       {"hot_dog.jpg", "hotdog"},
+      {"cat.bmp", "Egyptian cat"},   {"bird.bmp", "chickadee"},
+      {"owl.jpg", "great grey owl"}, {"grace_hopper.bmp", "military uniform"},
+      {"missvickie_potato_chips.bmp", "packet"}};
+  std::vector<fs::path> photos;
+  for (const auto& [file, label] : expected) photos.push_back(data / "photos" / file);
+  const auto top = classify(exec, photos);
+  size_t i = 0;
+  for (const auto& [file, label] : expected) {
+    CAPTURE(file);
+    CHECK(labels[top[i++]].name == label);
+  }
+
+  // The 500-photo sample: the label is the file name's WordNet id prefix.
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(data / "imagenet-sample")) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  REQUIRE(files.size() == 500);
+  const auto predicted = classify(exec, files);
+  int correct = 0;
+  for (size_t k = 0; k < files.size(); ++k)
+    correct += files[k].filename().string().rfind(labels[predicted[k]].wnid + "_", 0) == 0;
+  MESSAGE("ResNet-50 float32 top-1 on the 500-photo ImageNet sample: " << correct / 5.0 << " % (" << correct
+                                                                       << "/500)");
+  CHECK(correct >= 440);  // 88 %
+}
