@@ -36,65 +36,65 @@ FloatExecutor::FloatExecutor(std::shared_ptr<const Graph> graph) : graph_(std::m
   for (int32_t t : graph_->outputs) last_use_[t] = SIZE_MAX;
 }
 
+void run_float_node(const Graph& g, const Node& n, const float* packed, const float* bias, int32_t batch,
+                    const std::vector<const float*>& inputs, float* out) {
+  const Tensor& in_t = g.tensors[n.inputs[0]];
+  const Tensor& out_t = g.tensors[n.outputs[0]];
+  const int64_t in_n = in_t.elements(), out_n = out_t.elements();
+  const float* in = inputs[0];
+  const ref::Shape3 is = shape3(in_t), os = shape3(out_t);
+  switch (n.op) {
+    case OpCode::Conv:
+    case OpCode::FullyConnected: {
+      const float* w = n.op == OpCode::Conv ? packed : n.weights.codes.as<float>().data();
+      const float* b = bias ? bias : n.bias.as<float>().data();
+      // Split over images and blocks of output channels; each task writes its own channels.
+      tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, batch, 1, 0, os.c, 64),
+                        [&](const tbb::blocked_range2d<int32_t>& r) {
+                          for (int32_t im = r.rows().begin(); im < r.rows().end(); ++im) {
+                            if (n.op == OpCode::Conv)
+                              ref::conv2d(in + im * in_n, is, w, b, n.window, n.activation, out + im * out_n, os,
+                                          r.cols().begin(), r.cols().end());
+                            else
+                              ref::fully_connected(in + im * in_n, is.c, w, b, n.activation, out + im * out_n,
+                                                   r.cols().begin(), r.cols().end());
+                          }
+                        });
+      break;
+    }
+    case OpCode::Add: ref::add(in, inputs[1], out_n * batch, n.activation, out); break;
+    case OpCode::Relu: ref::relu(in, out_n * batch, out); break;
+    case OpCode::Flatten: std::copy(in, in + in_n * batch, out); break;
+    case OpCode::MaxPool:
+    case OpCode::AveragePool:
+    case OpCode::GlobalAveragePool:
+      tbb::parallel_for(0, batch, [&](int32_t im) {
+        const float* src = in + im * in_n;
+        float* dst = out + im * out_n;
+        if (n.op == OpCode::MaxPool) ref::max_pool(src, is, n.window, dst, os);
+        else if (n.op == OpCode::AveragePool) ref::average_pool(src, is, n.window, n.count_include_pad, dst, os);
+        else ref::global_average_pool(src, is, dst);
+      });
+      break;
+  }
+}
+
 std::vector<float> FloatExecutor::run(std::span<const float> input, int32_t batch,
                                       const Observer& observer) const {
   const Graph& g = *graph_;
   const int64_t in_elems = g.input().elements();
   if (batch < 1 || static_cast<int64_t>(input.size()) != in_elems * batch)
-    fail("cannot run model: {} input values for a batch of {} images of {} values", input.size(),
-         batch, in_elems);
+    fail("cannot run model: {} input values for a batch of {} images of {} values", input.size(), batch,
+         in_elems);
   std::vector<std::vector<float>> values(g.tensors.size());
   values[g.inputs[0]].assign(input.begin(), input.end());
-
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     const Node& n = g.nodes[ni];
-    const Tensor& in_t = g.tensors[n.inputs[0]];
-    const Tensor& out_t = g.tensors[n.outputs[0]];
-    const int64_t in_n = in_t.elements(), out_n = out_t.elements();
-    const std::vector<float>& in = values[n.inputs[0]];
+    std::vector<const float*> ins;
+    for (int32_t t : n.inputs) ins.push_back(values[t].data());
     std::vector<float>& out = values[n.outputs[0]];
-    out.resize(out_n * batch);
-    const ref::Shape3 is = shape3(in_t), os = shape3(out_t);
-
-    switch (n.op) {
-      case OpCode::Conv:
-      case OpCode::FullyConnected: {
-        const float* w = n.op == OpCode::Conv ? packed_[ni].data() : n.weights.codes.as<float>().data();
-        const float* b = n.bias.as<float>().data();
-        const int32_t channels = os.c;
-        // Split over images and blocks of output channels; each task writes its own channels.
-        tbb::parallel_for(
-            tbb::blocked_range2d<int32_t>(0, batch, 1, 0, channels, 64),
-            [&](const tbb::blocked_range2d<int32_t>& r) {
-              for (int32_t im = r.rows().begin(); im < r.rows().end(); ++im) {
-                if (n.op == OpCode::Conv)
-                  ref::conv2d(in.data() + im * in_n, is, w, b, n.window, n.activation,
-                              out.data() + im * out_n, os, r.cols().begin(), r.cols().end());
-                else
-                  ref::fully_connected(in.data() + im * in_n, is.c, w, b, n.activation,
-                                       out.data() + im * out_n, r.cols().begin(), r.cols().end());
-              }
-            });
-        break;
-      }
-      case OpCode::Add:
-        ref::add(in.data(), values[n.inputs[1]].data(), out_n * batch, n.activation, out.data());
-        break;
-      case OpCode::Relu: ref::relu(in.data(), out_n * batch, out.data()); break;
-      case OpCode::Flatten: std::copy(in.begin(), in.end(), out.begin()); break;
-      case OpCode::MaxPool:
-      case OpCode::AveragePool:
-      case OpCode::GlobalAveragePool:
-        tbb::parallel_for(0, batch, [&](int32_t im) {
-          const float* src = in.data() + im * in_n;
-          float* dst = out.data() + im * out_n;
-          if (n.op == OpCode::MaxPool) ref::max_pool(src, is, n.window, dst, os);
-          else if (n.op == OpCode::AveragePool)
-            ref::average_pool(src, is, n.window, n.count_include_pad, dst, os);
-          else ref::global_average_pool(src, is, dst);
-        });
-        break;
-    }
+    out.resize(g.tensors[n.outputs[0]].elements() * batch);
+    run_float_node(g, n, packed_[ni].data(), nullptr, batch, ins, out.data());
     if (observer) observer(ni, out);
     for (int32_t t : n.inputs)
       if (last_use_[t] == ni) std::vector<float>().swap(values[t]);

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +14,9 @@
 #include "helpers.h"
 #include "metadata_options.h"
 #include "onnx_import.h"
+#include "quantize.h"
 #include "trit/float_executor.h"
+#include "trit/int_executor.h"
 #include "trit/image.h"
 #include "trit/model_file.h"
 
@@ -35,21 +38,27 @@ int argmax(std::span<const float> v) {
   return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
-// Top-1 index of each image file, through decode, preprocessing and the float executor.
-std::vector<int> classify(const FloatExecutor& exec, const std::vector<fs::path>& files) {
+// Top-1 index of each image file, through decode, preprocessing and the executor.
+template <typename Executor>
+std::vector<int> classify(const Executor& exec, const std::vector<fs::path>& files) {
   const Graph& g = exec.graph();
   const int64_t n = g.input().elements(), classes = g.output().elements();
   std::vector<int> top(files.size());
   constexpr size_t kBatch = 8;
   for (size_t start = 0; start < files.size(); start += kBatch) {
     const size_t count = std::min(kBatch, files.size() - start);
-    std::vector<float> x(count * n);
+    std::vector<Image> images(count);
     tbb::parallel_for(size_t{0}, count, [&](size_t i) {
-      const Image img = decode_image(files[start + i].string());
-      normalize(fit_to_input(img, g.metadata, g.input().shape[1], g.input().shape[2]), g.metadata,
-                std::span(x).subspan(i * n, n));
+      images[i] = fit_to_input(decode_image(files[start + i].string()), g.metadata, g.input().shape[1], g.input().shape[2]);
     });
-    const auto logits = exec.run(x, static_cast<int32_t>(count));
+    std::vector<float> logits;
+    if constexpr (std::is_same_v<Executor, IntExecutor>) {
+      logits = exec.classify(images);
+    } else {
+      std::vector<float> x(count * n);
+      for (size_t i = 0; i < count; ++i) normalize(images[i], g.metadata, std::span(x).subspan(i * n, n));
+      logits = exec.run(x, static_cast<int32_t>(count));
+    }
     for (size_t i = 0; i < count; ++i) top[start + i] = argmax(std::span(logits).subspan(i * classes, classes));
   }
   return top;
@@ -130,6 +139,112 @@ TEST_CASE("the real CIFAR-10 ResNet-8: reference logits and top-1") {
   MESSAGE("ResNet-8 float32 top-1 on the 1000 CIFAR-10 photos: " << correct / 10.0 << " % (" << correct
                                                                 << "/1000; reference 75.1 %)");
   CHECK(correct >= 740);
+}
+
+namespace {
+
+// The 1000 CIFAR-10 photos with their class indices, in class then name order.
+void cifar_photos(const fs::path& dir, std::vector<fs::path>& files, std::vector<int>& labels) {
+  const char* classes[] = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+  for (int c = 0; c < 10; ++c) {
+    std::vector<fs::path> in_class;
+    for (const auto& e : fs::directory_iterator(dir / "cifar10-test-1000" / classes[c])) in_class.push_back(e.path());
+    std::sort(in_class.begin(), in_class.end());
+    for (const auto& p : in_class) {
+      files.push_back(p);
+      labels.push_back(c);
+    }
+  }
+}
+
+// A calibration folder: links to photos 0090-0094 of each CIFAR-10 class.
+fs::path cifar_calibration(const fs::path& dir) {
+  const fs::path cal = fs::temp_directory_path() / fmt::format("trit-cifar-calib-{}", ::getpid());
+  fs::create_directories(cal);
+  for (const auto& c : fs::directory_iterator(dir / "cifar10-test-1000"))
+    for (const char* f : {"0090", "0091", "0092", "0093", "0094"})
+      fs::create_symlink(c.path() / (std::string(f) + ".jpg"), cal / (c.path().filename().string() + "_" + f + ".jpg"));
+  return cal;
+}
+
+}  // namespace
+
+TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, ternary is reported") {
+  TRIT_REQUIRE_SHARED(data);
+  const auto dir = data / "resnet8-cifar10";
+  const auto float_model = convert(dir / "resnet8.onnx", "raw");
+  std::vector<fs::path> files;
+  std::vector<int> labels;
+  cifar_photos(dir, files, labels);
+  const auto float_top = classify(FloatExecutor(float_model), files);
+  const fs::path cal = cifar_calibration(dir);
+  auto top1 = [&](const std::vector<int>& top) {
+    int correct = 0;
+    for (size_t i = 0; i < files.size(); ++i) correct += top[i] == labels[i];
+    return correct;
+  };
+  for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::TernaryClustered}) {
+    QuantizeOptions q;
+    q.encoding = enc;
+    q.calib_dir = cal.string();
+    QuantizeReport report;
+    const Graph g = quantize(*float_model, q, &report);
+    // Through the file format, as a user loads it.
+    auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-int.trit"));
+    const IntExecutor exec(model);
+    const auto top = classify(exec, files);
+    int agree = 0;
+    for (size_t i = 0; i < files.size(); ++i) agree += top[i] == float_top[i];
+    MESSAGE("ResNet-8 " << std::string(to_string(enc)) << ": top-1 " << top1(top) / 10.0 << " % (float32 " << top1(float_top) / 10.0
+                        << " %), agreement " << agree / 10.0 << " %, multiplications replaced "
+                        << 100 * report.replaced_share() << " %");
+    if (enc == WeightEncoding::Int8PerChannel) {
+      CHECK(top1(top) >= top1(float_top) - 10);  // within 1 point
+      CHECK(agree >= 960);
+    } else {
+      CHECK(top1(top) >= 400);  // far above chance (10 %); this small network loses much to ternary
+    }
+    // The same bits on one and on two threads.
+    std::vector<Image> images;
+    for (int i = 0; i < 8; ++i) images.push_back(decode_image(files[i * 100].string()));
+    std::vector<float> one, two;
+    tbb::task_arena(1).execute([&] { one = exec.classify(images); });
+    tbb::task_arena(2).execute([&] { two = exec.classify(images); });
+    CHECK(one == two);
+  }
+  fs::remove_all(cal);
+}
+
+TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 labels") {
+  TRIT_REQUIRE_SHARED(data);
+  const auto models = test::source_dir() / "models";
+  if (!fs::exists(models / "resnet50.onnx") || !fs::exists(models / "resnet50.labels.txt")) {
+    MESSAGE("skipped: models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
+    return;
+  }
+  const auto float_model = convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
+  const std::map<std::string, std::string> expected = {
+      {"parrot.jpg", "macaw"},       {"hot_dog.jpg", "hotdog"},
+      {"cat.bmp", "Egyptian cat"},   {"bird.bmp", "chickadee"},
+      {"owl.jpg", "great grey owl"}, {"grace_hopper.bmp", "military uniform"},
+      {"missvickie_potato_chips.bmp", "packet"}};
+  std::vector<fs::path> photos;
+  for (const auto& [file, label] : expected) photos.push_back(data / "photos" / file);
+  for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::Int4Clustered}) {
+    QuantizeOptions q;
+    q.encoding = enc;
+    q.calib_dir = (data / "imagenet-sample").string();
+    q.calib_count = 32;
+    const auto model = std::make_shared<const Graph>(quantize(*float_model, q, nullptr));
+    const auto top = classify(IntExecutor(model), photos);
+    size_t i = 0;
+    for (const auto& [file, label] : expected) {
+      const std::string encoding = to_string(enc);
+      CAPTURE(encoding);
+      CAPTURE(file);
+      CHECK(model->metadata.labels[top[i++]].name == label);
+    }
+  }
 }
 
 TEST_CASE("the real ImageNet ResNet-50: the photos, and top-1 on the 500-photo sample") {

@@ -18,6 +18,7 @@
 #include "trit/error.h"
 #include "trit/float_executor.h"
 #include "trit/image.h"
+#include "trit/int_executor.h"
 #include "trit/model_file.h"
 
 namespace {
@@ -69,7 +70,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::shared_ptr<const trit::Graph> graph;
-  std::unique_ptr<trit::FloatExecutor> executor;
+  std::unique_ptr<trit::FloatExecutor> float_exec;
+  std::unique_ptr<trit::IntExecutor> int_exec;
   try {
     if (model_path.empty()) {
       model_path = default_model();
@@ -77,7 +79,8 @@ int main(int argc, char** argv) {
         trit::fail("no --model given and the demo model '{}' does not exist (run scripts/demo.sh)", model_path);
     }
     graph = std::make_shared<const trit::Graph>(trit::load_model(model_path));
-    executor = std::make_unique<trit::FloatExecutor>(graph);
+    if (trit::is_integer_model(*graph)) int_exec = std::make_unique<trit::IntExecutor>(graph);
+    else float_exec = std::make_unique<trit::FloatExecutor>(graph);
   } catch (const trit::Error& e) {
     std::fprintf(stderr, "infer: %s\n", e.what());
     return 1;
@@ -90,10 +93,16 @@ int main(int argc, char** argv) {
     try {
       const trit::Image image = trit::decode_image(path);
       const trit::Image fitted = trit::fit_to_input(image, graph->metadata, input.shape[1], input.shape[2]);
-      std::vector<float> x(input.elements());
-      trit::normalize(fitted, graph->metadata, x);
       std::vector<float> logits;
-      arena.execute([&] { logits = executor->run(x, 1); });
+      arena.execute([&] {
+        if (int_exec) {
+          logits = int_exec->classify(std::span(&fitted, 1));
+        } else {
+          std::vector<float> x(input.elements());
+          trit::normalize(fitted, graph->metadata, x);
+          logits = float_exec->run(x, 1);
+        }
+      });
       const std::vector<float> prob = softmax(logits);
       std::vector<int> order(prob.size());
       std::iota(order.begin(), order.end(), 0);

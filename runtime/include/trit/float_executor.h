@@ -19,6 +19,13 @@
 
 namespace trit {
 
+// Runs one node on `batch` images: inputs[k] points at the node's k-th input for the batch, out
+// at its output. `packed` holds a Conv's weights as ref::pack_conv_weights orders them (ignored
+// for other ops); `weights` and `bias` override the node's own when given (the converter runs
+// layers with weights it is still choosing).
+void run_float_node(const Graph& graph, const Node& node, const float* packed, const float* bias, int32_t batch,
+                    const std::vector<const float*>& inputs, float* out);
+
 class FloatExecutor {
  public:
   // Throws trit::Error when a layer's weights are not float32, naming the layer.

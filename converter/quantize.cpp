@@ -1,0 +1,423 @@
+#include "quantize.h"
+
+#include <cblas.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+#include "../kernels/float_ref.h"
+#include "trit/error.h"
+#include "trit/float_executor.h"
+#include "trit/image.h"
+#include "trit/int_executor.h"
+#include "trit/weight_codes.h"
+
+namespace trit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- activation exponents ------------------------------------------------------------------
+
+// A strided sample of a tensor's calibration values (at most ~256 K), and its exact peak.
+struct Sample {
+  std::vector<float> values;
+  float peak = 0;
+  void add(std::span<const float> v) {
+    const size_t stride = std::max<size_t>(1, v.size() / 262144);
+    for (size_t j = 0; j < v.size(); ++j) {
+      peak = std::max(peak, std::abs(v[j]));
+      if (j % stride == 0) values.push_back(v[j]);
+    }
+  }
+};
+
+// value = m * 2^-f, m = saturate(floor(x * 2^f + 0.5)) as the integer pipeline rounds.
+int32_t choose_exponent(const Sample& s, Range r, bool lse) {
+  if (!(s.peak > 0)) return 0;
+  const int32_t top = static_cast<int32_t>(std::clamp(std::floor(std::log2(r.hi / double(s.peak))), -32.0, 32.0));
+  if (!lse) return top;
+  int32_t best = top;
+  double best_err = INFINITY;
+  for (int32_t f = top; f <= std::min(top + 8, 32); ++f) {
+    double err = 0;
+    for (float x : s.values) {
+      const double m = std::clamp(std::floor(std::ldexp(double(x), f) + 0.5), double(r.lo), double(r.hi));
+      const double d = x - std::ldexp(m, -f);
+      err += d * d;
+    }
+    if (err < best_err) {
+      best_err = err;
+      best = f;
+    }
+  }
+  return best;
+}
+
+bool is_layer(const Node& n) { return n.op == OpCode::Conv || n.op == OpCode::FullyConnected; }
+
+ref::Shape3 shape3(const Tensor& t) {
+  return t.shape.size() == 3 ? ref::Shape3{t.shape[0], t.shape[1], t.shape[2]} : ref::Shape3{t.shape[0], 1, 1};
+}
+
+// Element types of every tensor (see quantize.h); exponents are chosen after.
+void assign_types(Graph& g) {
+  const Metadata& m = g.metadata;
+  bool non_negative = true;
+  for (size_t c = 0; c < m.mean.size(); ++c) non_negative &= m.mean[c] <= 0;  // (0 - mean) / scale >= 0
+  g.tensors[g.inputs[0]].type = non_negative ? ElementType::UInt8 : ElementType::Int8;
+  std::vector<bool> is_output(g.tensors.size(), false);
+  for (int32_t t : g.outputs) is_output[t] = true;
+  for (const Node& n : g.nodes) {
+    Tensor& out = g.tensors[n.outputs[0]];
+    const Tensor& in = g.tensors[n.inputs[0]];
+    switch (n.op) {
+      case OpCode::Conv:
+      case OpCode::FullyConnected:
+        out.type = is_output[n.outputs[0]] ? ElementType::Int32
+                   : n.activation == Activation::Relu ? ElementType::UInt8 : ElementType::Int8;
+        break;
+      case OpCode::Add: out.type = n.activation == Activation::Relu ? ElementType::UInt8 : ElementType::Int8; break;
+      case OpCode::Relu: out.type = ElementType::UInt8; break;
+      default: out.type = in.type; break;
+    }
+  }
+}
+
+// ---- layers --------------------------------------------------------------------------------
+
+// im2col rows of the calibration inputs (a strided sample of at most max_rows pixels), and
+// H = X^T X in double.
+std::vector<double> gram(const std::vector<float>& x, ref::Shape3 is, const Window& w, ref::Shape3 os,
+                         int32_t batch, int32_t max_rows) {
+  const int64_t k = int64_t{is.c} * w.kernel_h * w.kernel_w;
+  const int64_t positions = int64_t{batch} * os.h * os.w;
+  const int64_t stride = std::max<int64_t>(1, (positions + max_rows - 1) / max_rows);
+  const int64_t rows = (positions + stride - 1) / stride;
+  std::vector<float> cols(static_cast<size_t>(rows * k), 0.0f);
+  tbb::parallel_for(int64_t{0}, rows, [&](int64_t r) {
+    const int64_t p = r * stride;
+    const int64_t im = p / (int64_t{os.h} * os.w), y = p / os.w % os.h, xo = p % os.w;
+    float* dst = cols.data() + r * k;
+    for (int32_t i = 0; i < is.c; ++i)
+      for (int32_t ky = 0; ky < w.kernel_h; ++ky)
+        for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
+          const int64_t iy = y * w.stride_h - w.pad_top + ky, ix = xo * w.stride_w - w.pad_left + kx;
+          if (iy < 0 || iy >= is.h || ix < 0 || ix >= is.w) continue;
+          dst[(int64_t{i} * w.kernel_h + ky) * w.kernel_w + kx] = x[((im * is.c + i) * is.h + iy) * is.w + ix];
+        }
+  });
+  std::vector<float> hf(static_cast<size_t>(k * k), 0.0f);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(k), static_cast<int>(rows), 1.0f, cols.data(),
+              static_cast<int>(k), 0.0f, hf.data(), static_cast<int>(k));
+  std::vector<double> h(hf.size());
+  for (int64_t a = 0; a < k; ++a)
+    for (int64_t b = a; b < k; ++b) h[a * k + b] = h[b * k + a] = hf[a * k + b];
+  return h;
+}
+
+// Per-channel bias shift that makes the quantized layer's pre-activation yq match the float
+// layer's yf: after a ReLU, the mean of relu(yq + d) equals the mean of relu(yf) (bisection on
+// a strided sample); elsewhere d is the mean of yf - yq.
+std::vector<double> bias_shifts(const std::vector<float>& yf, const std::vector<float>& yq, int32_t channels,
+                                int64_t plane, int32_t batch, bool relu) {
+  std::vector<double> shift(channels, 0.0);
+  tbb::parallel_for(0, channels, [&](int32_t c) {
+    const int64_t n = plane * batch;
+    const int64_t stride = std::max<int64_t>(1, n / 32768);
+    std::vector<double> q, f;
+    for (int64_t j = 0; j < n; j += stride) {
+      const int64_t idx = (j / plane * channels + c) * plane + j % plane;
+      q.push_back(yq[idx]);
+      f.push_back(yf[idx]);
+    }
+    const double count = double(q.size());
+    if (!relu) {
+      double d = 0;
+      for (size_t j = 0; j < q.size(); ++j) d += f[j] - q[j];
+      shift[c] = d / count;
+      return;
+    }
+    double target = 0, lo = 0, hi = 0;
+    for (size_t j = 0; j < q.size(); ++j) {
+      target += std::max(f[j], 0.0) / count;
+      lo = std::min(lo, -q[j]);
+      hi = std::max(hi, -q[j]);
+    }
+    lo -= 1;
+    hi += target + 1;
+    auto mean_after = [&](double d) {
+      double s = 0;
+      for (double v : q) s += std::max(v + d, 0.0);
+      return s / count;
+    };
+    for (int it = 0; it < 40; ++it) {
+      const double mid = (lo + hi) / 2;
+      (mean_after(mid) < target ? lo : hi) = mid;
+    }
+    shift[c] = (lo + hi) / 2;
+  });
+  return shift;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += {'\\', static_cast<char>(c)};
+    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::vector<std::string> list_images(const std::string& dir, int32_t count) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail("cannot calibrate: '{}' is not a folder", dir);
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (e.is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp"))
+      files.push_back(e.path().string());
+  }
+  if (ec) fail("cannot calibrate: cannot list '{}': {}", dir, ec.message());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) fail("cannot calibrate: '{}' holds no JPEG, PNG or BMP images", dir);
+  if (count > 0 && files.size() > static_cast<size_t>(count)) files.resize(count);
+  return files;
+}
+
+double QuantizeReport::replaced_share() const {
+  double macs = 0, mults = 0;
+  for (const LayerReport& l : layers) {
+    macs += double(l.macs);
+    mults += double(l.multiplications);
+  }
+  return macs > 0 ? 1.0 - mults / macs : 0.0;
+}
+
+std::string QuantizeReport::json() const {
+  std::string s = "{\"layers\": [";
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerReport& l = layers[i];
+    s += fmt::format(
+        "{}\n  {{\"name\": {}, \"encoding\": \"{}\", \"cluster\": {}, \"cluster_shape\": \"{}\", "
+        "\"zero_share\": {:.6f}, \"weight_error\": {:.6f}, \"output_error\": {:.6f}, \"macs\": {}, "
+        "\"multiplications\": {}, \"bytes\": {}}}",
+        i ? "," : "", json_string(l.name), to_string(l.encoding), l.cluster,
+        l.shape == ClusterShape::Kernels ? "kernels" : "channels", l.zero_share, l.weight_error, l.output_error,
+        l.macs, l.multiplications, l.bytes);
+  }
+  s += "\n], \"calibration_images\": [";
+  for (size_t i = 0; i < calibration_images.size(); ++i)
+    s += (i ? ", " : "") + json_string(fs::path(calibration_images[i]).filename().string());
+  s += fmt::format("], \"multiplications_replaced\": {:.6f}}}\n", replaced_share());
+  return s;
+}
+
+Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report, const Progress& progress) {
+  if (opt.encoding == WeightEncoding::Float32) fail("quantize: the target encoding is float32");
+  for (const auto& [name, enc] : opt.layers) {
+    if (enc == WeightEncoding::Float32)
+      fail("cannot quantize layer '{}' to float: float layers inside an integer model are not supported", name);
+    const bool found = std::any_of(float_graph.nodes.begin(), float_graph.nodes.end(),
+                                   [&](const Node& n) { return is_layer(n) && n.name == name; });
+    if (!found) fail("cannot quantize: the model has no Conv or fully connected layer named '{}'", name);
+  }
+  for (const Node& n : float_graph.nodes)
+    if (is_layer(n) && n.weights.encoding != WeightEncoding::Float32)
+      fail("cannot quantize layer '{}': it is already {}", n.name, to_string(n.weights.encoding));
+
+  // 1. Calibration images, fitted and normalized.
+  const auto files = list_images(opt.calib_dir, opt.calib_count);
+  const Tensor& input = float_graph.input();
+  const auto batch = static_cast<int32_t>(files.size());
+  std::vector<Image> images(files.size());
+  std::vector<float> x(static_cast<size_t>(input.elements()) * batch);
+  tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
+    images[i] = fit_to_input(decode_image(files[i]), float_graph.metadata, input.shape[1], input.shape[2]);
+    normalize(images[i], float_graph.metadata, std::span(x).subspan(i * input.elements(), input.elements()));
+  });
+
+  // 2. Types and exponents from the float network.
+  Graph g = float_graph;  // becomes the integer graph, layer by layer
+  assign_types(g);
+  std::vector<Sample> samples(g.tensors.size());
+  samples[g.inputs[0]].add(x);
+  {
+    auto shared = std::make_shared<const Graph>(float_graph);
+    FloatExecutor(shared).run(x, batch, [&](size_t ni, std::span<const float> out) {
+      samples[float_graph.nodes[ni].outputs[0]].add(out);
+    });
+  }
+  auto set_exponent = [&](int32_t t) {
+    Tensor& tt = g.tensors[t];
+    if (tt.type != ElementType::Int32) tt.exponent = choose_exponent(samples[t], range_of(tt.type), opt.lse_exponents);
+  };
+  set_exponent(g.inputs[0]);
+  for (const Node& n : g.nodes) {
+    if (n.op == OpCode::MaxPool || n.op == OpCode::Flatten || n.op == OpCode::Relu)
+      g.tensors[n.outputs[0]].exponent = g.tensors[n.inputs[0]].exponent;
+    else
+      set_exponent(n.outputs[0]);
+  }
+  samples.clear();
+
+  // 3. Layers in order, float and integer networks side by side.
+  int32_t first = -1, last = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (is_layer(g.nodes[i])) {
+      if (first < 0) first = static_cast<int32_t>(i);
+      last = static_cast<int32_t>(i);
+    }
+  size_t layer_count = 0;
+  for (const Node& n : g.nodes) layer_count += is_layer(n);
+
+  std::vector<size_t> last_use(g.tensors.size(), g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int32_t t : g.nodes[i].inputs) last_use[t] = i;
+  std::vector<std::vector<float>> fv(g.tensors.size());    // float network
+  std::vector<std::vector<int32_t>> iv(g.tensors.size());  // integer network
+  fv[g.inputs[0]] = std::move(x);
+  iv[g.inputs[0]] = quantize_images(g, images);
+
+  QuantizeReport rep;
+  rep.calibration_images = files;
+  size_t layer_index = 0;
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const auto start = std::chrono::steady_clock::now();
+    Node& n = g.nodes[ni];
+    const Node& fnode = float_graph.nodes[ni];
+    const int32_t out_t = n.outputs[0];
+    const Tensor& in_tensor = g.tensors[n.inputs[0]];
+    const int64_t out_n = g.tensors[out_t].elements();
+    std::vector<const float*> fins;
+    std::vector<const int32_t*> iins;
+    for (int32_t t : n.inputs) {
+      fins.push_back(fv[t].data());
+      iins.push_back(iv[t].data());
+    }
+    fv[out_t].resize(out_n * batch);
+    iv[out_t].resize(out_n * batch);
+
+    if (!is_layer(n)) {
+      run_float_node(float_graph, fnode, nullptr, nullptr, batch, fins, fv[out_t].data());
+      run_int_node(g, n, nullptr, batch, iins, iv[out_t].data());
+    } else {
+      const ref::Shape3 is = shape3(in_tensor), os = shape3(g.tensors[out_t]);
+      const auto [o_n, i_n, kh, kw] = fnode.weights.shape;
+      const auto w = fnode.weights.codes.as<float>();
+      const auto b = fnode.bias.as<float>();
+      quant::LayerSpec spec;
+      auto it = opt.layers.find(n.name);
+      spec.encoding = it != opt.layers.end() ? it->second
+                      : ((int32_t(ni) == first && opt.keep_first_8bit) || (int32_t(ni) == last && opt.keep_last_8bit))
+                          ? WeightEncoding::Int8PerChannel
+                          : opt.encoding;
+      spec.cluster = opt.cluster <= 0 ? i_n : std::min(opt.cluster, i_n);
+      spec.shape = opt.shape;
+      spec.threshold = opt.threshold;
+      // Keep |bias| * 2^(f_in + e_o) below 2^30 (headroom for the bias correction), and the
+      // requantization shift f_in + e_o - f_out within what prepare_layer accepts.
+      for (int32_t o = 0; o < o_n; ++o) {
+        const int32_t bias_room = static_cast<int32_t>(std::floor(std::log2(std::ldexp(1.0, 30) / (std::abs(b[o]) + 1.0))));
+        spec.exponent_cap.push_back(std::min(bias_room, 48 + g.tensors[out_t].exponent) - in_tensor.exponent);
+      }
+
+      // The integer network's input to this layer, as real values.
+      const int64_t in_n = in_tensor.elements();
+      std::vector<float> xq(static_cast<size_t>(in_n) * batch);
+      for (size_t j = 0; j < xq.size(); ++j) xq[j] = float(std::ldexp(double(iv[n.inputs[0]][j]), -in_tensor.exponent));
+
+      const quant::QuantizedLayer ql =
+          opt.gptq ? quant::quantize_gptq(w, fnode.weights.shape, spec, gram(xq, is, n.window, os, batch, opt.max_rows))
+                   : quant::quantize_rtn(w, fnode.weights.shape, spec);
+
+      // Pre-activation outputs of the float layer and of the quantized layer (float bias).
+      Node pre = fnode;
+      pre.activation = Activation::None;
+      std::vector<float> yf(out_n * batch), yq(out_n * batch);
+      const bool conv = n.op == OpCode::Conv;
+      const auto packed_f = conv ? ref::pack_conv_weights(w.data(), o_n, i_n, kh, kw) : std::vector<float>{};
+      run_float_node(float_graph, pre, packed_f.data(), nullptr, batch, fins, yf.data());
+      Node pre_q = pre;
+      pre_q.weights.codes = Blob::from_vector(ql.dequantized);
+      const auto packed_q = conv ? ref::pack_conv_weights(ql.dequantized.data(), o_n, i_n, kh, kw) : std::vector<float>{};
+      std::vector<const float*> qins{xq.data()};
+      run_float_node(float_graph, pre_q, packed_q.data(), nullptr, batch, qins, yq.data());
+      const int64_t plane = int64_t{os.h} * os.w;
+      const std::vector<double> shift = opt.bias_correction
+                                            ? bias_shifts(yf, yq, o_n, plane, batch, n.activation == Activation::Relu)
+                                            : std::vector<double>(o_n, 0.0);
+      double num = 0, den = 0;
+      for (int64_t j = 0; j < out_n * batch; ++j) {
+        const double d = yq[j] + shift[j / plane % o_n] - yf[j];
+        num += d * d;
+        den += double(yf[j]) * yf[j];
+      }
+      // The float network goes on with the float layer's own output.
+      fv[out_t] = std::move(yf);
+      if (n.activation == Activation::Relu)
+        for (float& v : fv[out_t]) v = std::max(v, 0.0f);
+
+      // The integer layer: codes, scales, exponents, bias at the accumulator's scale.
+      Weights& wq = n.weights;
+      wq.encoding = spec.encoding;
+      wq.cluster_size = spec.encoding == WeightEncoding::Int8PerChannel ? 0 : spec.cluster;
+      wq.cluster_shape = spec.encoding == WeightEncoding::Int8PerChannel ? ClusterShape::Kernels : spec.shape;
+      wq.codes = Blob::from_vector(pack_codes(spec.encoding, ql.codes));
+      wq.scales = Blob::from_vector(ql.scales);
+      wq.scale_exponents = Blob::from_vector(ql.exponents);
+      Tensor& out_tensor = g.tensors[out_t];
+      if (out_tensor.type == ElementType::Int32) {
+        int32_t f = 32;
+        for (int8_t e : ql.exponents) f = std::min(f, in_tensor.exponent + e);
+        out_tensor.exponent = std::clamp(f, -32, 32);
+      }
+      std::vector<int32_t> bias(o_n);
+      for (int32_t o = 0; o < o_n; ++o) {
+        const double v = std::nearbyint(std::ldexp(b[o] + shift[o], in_tensor.exponent + ql.exponents[o]));
+        if (!(std::abs(v) < 2147483648.0))
+          fail("cannot quantize layer '{}': the bias of channel {} does not fit int32 at its scale", n.name, o);
+        bias[o] = static_cast<int32_t>(v);
+      }
+      n.bias = Blob::from_vector(bias);
+      const PreparedLayer layer = prepare_layer(g, n);
+      run_int_node(g, n, &layer, batch, iins, iv[out_t].data());
+
+      LayerReport lr;
+      lr.name = n.name;
+      lr.encoding = spec.encoding;
+      lr.cluster = wq.cluster_size;
+      lr.shape = wq.cluster_shape;
+      lr.zero_share = ql.zero_share;
+      lr.weight_error = ql.weight_error;
+      lr.output_error = den > 0 ? std::sqrt(num / den) : 0.0;
+      lr.macs = int64_t{o_n} * plane * i_n * kh * kw;
+      const int64_t groups = (i_n + spec.cluster - 1) / spec.cluster;
+      lr.multiplications = spec.encoding != WeightEncoding::TernaryClustered ? lr.macs
+                           : spec.shape == ClusterShape::Kernels       ? int64_t{o_n} * plane * groups
+                                                                       : int64_t{o_n} * plane * kh * kw * groups;
+      lr.bytes = int64_t(wq.codes.size + wq.scales.size + wq.scale_exponents.size + n.bias.size);
+      rep.layers.push_back(lr);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (progress) progress(layer_index, layer_count, lr, seconds);
+      ++layer_index;
+    }
+    for (int32_t t : n.inputs)
+      if (last_use[t] == ni) {
+        std::vector<float>().swap(fv[t]);
+        std::vector<int32_t>().swap(iv[t]);
+      }
+  }
+  if (report) *report = std::move(rep);
+  return g;
+}
+
+}  // namespace trit

@@ -1,0 +1,70 @@
+// The quantization pipeline of trit-convert: float Graph + calibration images -> integer Graph.
+//
+//  1. Calibration: the first K images of a folder (sorted by name), fitted and normalized as the
+//     model's metadata says, run through the float reference.
+//  2. Activation exponents: each tensor's power-of-two exponent, from the float activations:
+//     the exponent with the least squared error (default) or the largest that holds the largest
+//     magnitude. Tensors after a ReLU are u8, others s8; MaxPool, Flatten and Relu keep their
+//     input's exponent; a graph output written by a Conv or fully connected layer is int32.
+//  3. Layers in network order, each seeing the calibration activations of the integer network
+//     before it (run with the integer reference, the arithmetic that ships): weights quantized
+//     by round to nearest or error compensation (weight_quant.h), then the bias corrected per
+//     channel (after a ReLU: the mean after the ReLU matches the float network's, by bisection;
+//     elsewhere: the mean error is removed), then the layer runs in integer for the next.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "trit/graph.h"
+#include "weight_quant.h"
+
+namespace trit {
+
+struct QuantizeOptions {
+  WeightEncoding encoding = WeightEncoding::TernaryClustered;
+  int32_t cluster = 4;  // 0: the whole input (one scale per output channel and cluster shape)
+  ClusterShape shape = ClusterShape::Kernels;
+  bool gptq = true;     // false: round to nearest (the paper's method)
+  quant::Threshold threshold = quant::Threshold::Exact;
+  bool bias_correction = true;
+  bool keep_first_8bit = true;
+  bool keep_last_8bit = true;
+  std::map<std::string, WeightEncoding> layers;  // per-layer encodings, by node name
+  std::string calib_dir;
+  int32_t calib_count = 50;
+  bool lse_exponents = true;  // false: the largest magnitude decides
+  int32_t max_rows = 16384;   // im2col rows sampled per layer for the Gram matrix
+};
+
+struct LayerReport {
+  std::string name;
+  WeightEncoding encoding;
+  int32_t cluster = 0;
+  ClusterShape shape = ClusterShape::Kernels;
+  double zero_share = 0, weight_error = 0, output_error = 0;
+  int64_t macs = 0, multiplications = 0;  // per image; multiplications left after clustering
+  int64_t bytes = 0;                      // codes, scales, exponents and bias in the file
+};
+
+struct QuantizeReport {
+  std::vector<LayerReport> layers;
+  std::vector<std::string> calibration_images;
+  double replaced_share() const;  // share of multiplications replaced by additions
+  std::string json() const;
+};
+
+// Progress: called once per layer with its report and the index of the layer among them.
+using Progress = std::function<void(size_t index, size_t count, const LayerReport& layer, double seconds)>;
+
+// `graph` has float32 weights and its final metadata (preprocessing is what calibration uses).
+// Throws trit::Error with the reason (no images, unknown layer name, a bias out of range...).
+Graph quantize(const Graph& graph, const QuantizeOptions& options, QuantizeReport* report,
+               const Progress& progress = {});
+
+// The first `count` image files of a folder in name order (jpg, jpeg, png, bmp).
+std::vector<std::string> list_images(const std::string& dir, int32_t count);
+
+}  // namespace trit

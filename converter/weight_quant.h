@@ -1,0 +1,65 @@
+// Weight quantization of one layer: clusters, thresholds, integer cluster scales, and the
+// error-compensated (GPTQ / Optimal Brain Quantization) order of work.
+//
+// A layer's weights are a matrix W [O][K], K = I * KH * KW in [I][KH][KW] order. Each row is cut
+// into clusters (see schema/trit.fbs): Kernels = N input channels x all taps, Channels = N input
+// channels at one tap, Int8PerChannel = the whole row. Every cluster c of row o gets a real scale
+// alpha_c, stored as an integer mantissa m_c in [1, max_mantissa] with the row's exponent e_o:
+// alpha_c ~= m_c * 2^-e_o. Codes are chosen against that integer scale, so what the file holds is
+// exactly what runs.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "trit/graph.h"
+
+namespace trit::quant {
+
+enum class Threshold { Twn, Exact };
+
+struct LayerSpec {
+  WeightEncoding encoding = WeightEncoding::TernaryClustered;
+  int32_t cluster = 4;  // N; for Int8PerChannel ignored
+  ClusterShape shape = ClusterShape::Kernels;
+  Threshold threshold = Threshold::Exact;
+  // Per output channel, the largest exponent e_o allowed (e.g. so the bias still fits int32 at
+  // the accumulator's scale); empty: only [-32, 32].
+  std::vector<int32_t> exponent_cap;
+};
+
+// Largest cluster-scale mantissa an encoding may use. Ternary: 127, so code * m fits int8 (the
+// layer runs as an int8 layer, bit for bit). Int4: 18, so 7 * m <= 126 fits int8 likewise.
+// Int8 per channel: 127 (the mantissa is the requantization multiplier).
+int32_t max_mantissa(WeightEncoding encoding);
+
+// Ternary threshold and scale of one cluster: codes are sign(w) where |w| > delta, scale alpha.
+//   Twn:   delta = 0.7 * mean |w|, alpha = mean of the kept |w|
+//   Exact: the k largest |w| that maximise S_k^2 / k, alpha = S_k / k (the least-squares
+//          optimum); delta lies halfway between the k-th and (k+1)-th largest |w|.
+struct TernaryParams {
+  double delta = 0, alpha = 0;
+};
+TernaryParams ternary_params(std::span<const double> w, Threshold threshold);
+
+struct QuantizedLayer {
+  std::vector<int8_t> codes;      // [O][K]
+  std::vector<uint8_t> scales;    // per cluster, trit::cluster_of order
+  std::vector<int8_t> exponents;  // per output channel
+  std::vector<float> dequantized; // code * m_c * 2^-e_o, [O][K]
+  double weight_error = 0;        // ||W - dequantized|| / ||W||
+  double zero_share = 0;          // share of zero codes
+};
+
+// Round to nearest (the paper's method): each cluster's parameters from the weights alone.
+QuantizedLayer quantize_rtn(std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec);
+
+// Error compensation: columns quantized cluster by cluster; each column's rounding error is
+// spread over the columns not yet quantized through the upper Cholesky factor of H^-1, where
+// H = X^T X (K x K, row-major, from calibration inputs) damped by `damp` times its mean diagonal.
+// Parameters of a cluster are chosen when the cluster starts, from the compensated weights.
+QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec,
+                             std::vector<double> h, double damp = 0.01);
+
+}  // namespace trit::quant

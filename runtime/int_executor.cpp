@@ -1,0 +1,206 @@
+#include "trit/int_executor.h"
+
+#include <tbb/blocked_range2d.h>
+#include <tbb/parallel_for.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "../kernels/int_ref.h"
+#include "trit/error.h"
+#include "trit/weight_codes.h"
+
+namespace trit {
+namespace {
+
+ref::Shape3 shape3(const Tensor& t) {
+  return t.shape.size() == 3 ? ref::Shape3{t.shape[0], t.shape[1], t.shape[2]} : ref::Shape3{t.shape[0], 1, 1};
+}
+
+}  // namespace
+
+Range range_of(ElementType type) {
+  switch (type) {
+    case ElementType::UInt8: return {0, 255};
+    case ElementType::Int8: return {-128, 127};
+    case ElementType::Int32: return {std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()};
+    case ElementType::Float32: break;
+  }
+  fail("float32 tensors have no integer range");
+}
+
+bool is_integer_model(const Graph& g) { return g.input().type != ElementType::Float32; }
+
+PreparedLayer prepare_layer(const Graph& g, const Node& n) {
+  const Weights& w = n.weights;
+  if (w.encoding == WeightEncoding::Float32)
+    fail("cannot prepare layer '{}': its weights are float32 in an integer model", n.name);
+  const Tensor& in = g.tensors[n.inputs[0]];
+  const Tensor& out = g.tensors[n.outputs[0]];
+  if (in.type == ElementType::Float32 || out.type == ElementType::Float32)
+    fail("cannot prepare layer '{}': its input and output must be integer tensors", n.name);
+  const std::vector<int8_t> codes = unpack_codes(w, n.name);
+  const auto scales = w.scales.as<uint8_t>();
+  const auto exponents = w.scale_exponents.as<int8_t>();
+  const auto bias = n.bias.as<int32_t>();
+  const int32_t o_n = w.shape[0];
+  PreparedLayer p;
+  p.packed = iref::expand_weights({&w, codes, scales});
+  p.multiplier.resize(o_n);
+  p.shift.resize(o_n);
+  p.bias.resize(o_n);
+  for (int32_t o = 0; o < o_n; ++o) {
+    p.multiplier[o] = w.encoding == WeightEncoding::Int8PerChannel ? scales[o] : 1;
+    p.shift[o] = in.exponent + exponents[o] - out.exponent;
+    if (p.shift[o] < -24 || p.shift[o] > 62)
+      fail("cannot prepare layer '{}': channel {} needs a shift of {}, outside [-24, 62]", n.name, o, p.shift[o]);
+    p.bias[o] = bias[o];
+  }
+  const Range r = range_of(out.type);
+  p.lo = n.activation == Activation::Relu ? std::max(r.lo, 0) : r.lo;
+  p.hi = r.hi;
+  return p;
+}
+
+void run_int_node(const Graph& g, const Node& n, const PreparedLayer* layer, int32_t batch,
+                  const std::vector<const int32_t*>& inputs, int32_t* out) {
+  const Tensor& in_t = g.tensors[n.inputs[0]];
+  const Tensor& out_t = g.tensors[n.outputs[0]];
+  const int64_t in_n = in_t.elements(), out_n = out_t.elements();
+  const ref::Shape3 is = shape3(in_t), os = shape3(out_t);
+  const int32_t* in = inputs[0];
+  const Range r = range_of(out_t.type);
+  switch (n.op) {
+    case OpCode::Conv:
+    case OpCode::FullyConnected: {
+      const iref::Requant rq{layer->multiplier, layer->shift, layer->bias, layer->lo, layer->hi};
+      // The Requant above copies per call; cheap next to the convolution.
+      tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, batch, 1, 0, os.c, 64),
+                        [&](const tbb::blocked_range2d<int32_t>& b) {
+                          for (int32_t im = b.rows().begin(); im < b.rows().end(); ++im)
+                            iref::conv2d(in + im * in_n, is, layer->packed.data(), n.window, rq,
+                                         out + im * out_n, os, b.cols().begin(), b.cols().end());
+                        });
+      break;
+    }
+    case OpCode::Add: {
+      const Tensor& b_t = g.tensors[n.inputs[1]];
+      const int32_t lo = n.activation == Activation::Relu ? std::max(r.lo, 0) : r.lo;
+      iref::add(in, in_t.exponent, inputs[1], b_t.exponent, out_n * batch, out_t.exponent, lo, r.hi, out);
+      break;
+    }
+    case OpCode::Relu: iref::relu(in, out_n * batch, out); break;
+    case OpCode::Flatten: std::copy(in, in + in_n * batch, out); break;
+    case OpCode::MaxPool:
+    case OpCode::AveragePool:
+    case OpCode::GlobalAveragePool:
+      tbb::parallel_for(0, batch, [&](int32_t im) {
+        const int32_t* src = in + im * in_n;
+        int32_t* dst = out + im * out_n;
+        if (n.op == OpCode::MaxPool) iref::max_pool(src, is, n.window, dst, os);
+        else if (n.op == OpCode::AveragePool)
+          iref::average_pool(src, is, in_t.exponent, n.window, n.count_include_pad, dst, os, out_t.exponent, r.lo, r.hi);
+        else iref::global_average_pool(src, is, in_t.exponent, dst, out_t.exponent, r.lo, r.hi);
+      });
+      break;
+  }
+}
+
+IntExecutor::IntExecutor(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)) {
+  const Graph& g = *graph_;
+  if (!is_integer_model(g)) fail("cannot prepare an integer executor: the model's input is float32");
+  for (const Tensor& t : g.tensors)
+    if (t.type == ElementType::Float32)
+      fail("cannot prepare the integer model: tensor '{}' is float32", t.name);
+  layers_.resize(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    const Tensor& in = g.tensors[n.inputs[0]];
+    const Tensor& out = g.tensors[n.outputs[0]];
+    if (n.op == OpCode::Conv || n.op == OpCode::FullyConnected) {
+      layers_[i] = prepare_layer(g, n);
+    } else if (n.op == OpCode::MaxPool || n.op == OpCode::Flatten || n.op == OpCode::Relu) {
+      if (in.exponent != out.exponent)
+        fail("cannot prepare the integer model: node '{}' ({}) must keep its input's exponent", n.name, to_string(n.op));
+    } else if (n.op == OpCode::Add) {
+      for (int32_t t : n.inputs)
+        if (std::abs(g.tensors[t].exponent - out.exponent) > 24)
+          fail("cannot prepare the integer model: node '{}' rescales by more than 2^24", n.name);
+    } else if (std::abs(in.exponent - out.exponent) > 24) {
+      fail("cannot prepare the integer model: node '{}' rescales by more than 2^24", n.name);
+    }
+  }
+  last_use_.assign(g.tensors.size(), g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int32_t t : g.nodes[i].inputs) last_use_[t] = i;
+  for (int32_t t : g.outputs) last_use_[t] = SIZE_MAX;
+}
+
+std::vector<int32_t> quantize_images(const Graph& g, std::span<const Image> images) {
+  const Tensor& in = g.input();
+  const Metadata& m = g.metadata;
+  const Range r = range_of(in.type);
+  const size_t channels = static_cast<size_t>(in.shape[0]);
+  // The table, in double: the same bits on every machine.
+  std::vector<std::array<int32_t, 256>> lut(channels);
+  for (size_t c = 0; c < channels; ++c)
+    for (int p = 0; p < 256; ++p) {
+      const double v = (p - static_cast<double>(m.mean[c])) / m.scale[c];
+      lut[c][p] = static_cast<int32_t>(std::clamp(std::floor(std::ldexp(v, in.exponent) + 0.5),
+                                                  static_cast<double>(r.lo), static_cast<double>(r.hi)));
+    }
+  const size_t plane = static_cast<size_t>(in.shape[1]) * in.shape[2];
+  std::vector<int32_t> out(images.size() * channels * plane);
+  for (size_t im = 0; im < images.size(); ++im) {
+    const Image& img = images[im];
+    if (img.width != in.shape[2] || img.height != in.shape[1])
+      fail("cannot quantize a {}x{} image for a {}x{} input", img.width, img.height, in.shape[2], in.shape[1]);
+    for (size_t c = 0; c < channels; ++c) {
+      const size_t src = m.channel_order == ChannelOrder::BGR ? 2 - c : c;
+      int32_t* dst = out.data() + (im * channels + c) * plane;
+      for (size_t p = 0; p < plane; ++p) {
+        const uint8_t* px = img.pixels.data() + p * 3;
+        // A one-channel model reads the rounded mean of R, G and B.
+        const int v = channels == 3 ? px[src] : (px[0] + px[1] + px[2] + 1) / 3;
+        dst[p] = lut[c][v];
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<int32_t> IntExecutor::quantize_input(std::span<const Image> images) const {
+  return quantize_images(*graph_, images);
+}
+
+std::vector<int32_t> IntExecutor::run(std::span<const int32_t> input, int32_t batch, const Observer& observer) const {
+  const Graph& g = *graph_;
+  const int64_t in_elems = g.input().elements();
+  if (batch < 1 || static_cast<int64_t>(input.size()) != in_elems * batch)
+    fail("cannot run model: {} input values for a batch of {} images of {} values", input.size(), batch, in_elems);
+  std::vector<std::vector<int32_t>> values(g.tensors.size());
+  values[g.inputs[0]].assign(input.begin(), input.end());
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const Node& n = g.nodes[ni];
+    std::vector<const int32_t*> ins;
+    for (int32_t t : n.inputs) ins.push_back(values[t].data());
+    std::vector<int32_t>& out = values[n.outputs[0]];
+    out.resize(g.tensors[n.outputs[0]].elements() * batch);
+    run_int_node(g, n, layers_[ni].packed.empty() ? nullptr : &layers_[ni], batch, ins, out.data());
+    if (observer) observer(ni, out);
+    for (int32_t t : n.inputs)
+      if (last_use_[t] == ni) std::vector<int32_t>().swap(values[t]);
+  }
+  return std::move(values[g.outputs[0]]);
+}
+
+std::vector<float> IntExecutor::classify(std::span<const Image> images) const {
+  const auto out = run(quantize_input(images), static_cast<int32_t>(images.size()));
+  const int32_t f = graph_->output().exponent;
+  std::vector<float> logits(out.size());
+  for (size_t j = 0; j < out.size(); ++j) logits[j] = static_cast<float>(std::ldexp(static_cast<double>(out[j]), -f));
+  return logits;
+}
+
+}  // namespace trit

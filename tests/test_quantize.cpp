@@ -1,0 +1,300 @@
+// The integer arithmetic and the weight quantizers.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "../kernels/int_ref.h"
+#include "../kernels/requant.h"
+#include "helpers.h"
+#include "trit/error.h"
+#include "trit/weight_codes.h"
+#include "weight_quant.h"
+
+using namespace trit;
+
+TEST_CASE("requantization rounds half up and saturates at the edges") {
+  CHECK(rq::round_shift(5, 1) == 3);     // 2.5 -> 3
+  CHECK(rq::round_shift(-5, 1) == -2);   // -2.5 -> -2 (half up, toward +infinity)
+  CHECK(rq::round_shift(-6, 1) == -3);
+  CHECK(rq::round_shift(-7, 1) == -3);   // -3.5 -> -3
+  CHECK(rq::round_shift(6, 2) == 2);     // 1.5 -> 2
+  CHECK(rq::round_shift(5, 2) == 1);     // 1.25 -> 1
+  CHECK(rq::round_shift(7, 0) == 7);
+  CHECK(rq::round_shift(-3, -2) == -12);  // a negative shift is an exact left shift
+  CHECK(rq::round_shift(int64_t{1} << 61, 62) == 1);  // 0.5 -> 1
+  CHECK(rq::round_shift(-(int64_t{1} << 61), 62) == 0);  // -0.5 -> 0
+  CHECK(rq::saturate(256, 0, 255) == 255);
+  CHECK(rq::saturate(-1, 0, 255) == 0);
+  CHECK(rq::saturate(-129, -128, 127) == -128);
+  CHECK(rq::saturate(int64_t{1} << 40, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()) ==
+        std::numeric_limits<int32_t>::max());
+  // acc * multiplier + bias, then the shift: (100 * 3 - 45) / 2^4 = 15.9375 -> 16
+  CHECK(rq::requantize(100, 3, -45, 4, 0, 255) == 16);
+  CHECK(rq::requantize(-100, 3, 0, 4, 0, 255) == 0);       // ReLU range
+  CHECK(rq::requantize(100000, 127, 0, 4, -128, 127) == 127);
+  CHECK(rq::round_div(5, 2) == 3);
+  CHECK(rq::round_div(-5, 2) == -2);
+  CHECK(rq::round_div(7, 3) == 2);
+  CHECK(rq::round_div(-7, 3) == -2);
+  CHECK(rq::round_div(8, 3) == 3);
+  CHECK(rq::round_div(-8, 3) == -3);
+}
+
+TEST_CASE("the exact ternary threshold is the least-squares optimum (brute force on small clusters)") {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> d(0.0, 1.0);
+  for (int trial = 0; trial < 200; ++trial) {
+    const size_t n = 1 + trial % 10;
+    std::vector<double> w(n);
+    for (double& x : w) x = d(rng) * (trial % 3 == 0 ? 0.01 : 1.0);
+    const auto p = quant::ternary_params(w, quant::Threshold::Exact);
+    auto error = [&](double delta, double alpha) {
+      double e = 0;
+      for (double x : w) {
+        const double q = std::abs(x) > delta ? (x > 0 ? alpha : -alpha) : 0.0;
+        e += (x - q) * (x - q);
+      }
+      return e;
+    };
+    double best = INFINITY;
+    for (uint32_t mask = 0; mask < (1u << n); ++mask) {  // every kept set, its best alpha
+      double sum = 0, kept = 0, e = 0;
+      for (size_t i = 0; i < n; ++i)
+        if (mask >> i & 1) {
+          sum += std::abs(w[i]);
+          ++kept;
+        }
+      const double alpha = kept ? sum / kept : 0.0;
+      for (size_t i = 0; i < n; ++i) {
+        const double q = (mask >> i & 1) ? (w[i] > 0 ? alpha : -alpha) : 0.0;
+        e += (w[i] - q) * (w[i] - q);
+      }
+      best = std::min(best, e);
+    }
+    CAPTURE(trial);
+    CHECK(error(p.delta, p.alpha) <= best * (1 + 1e-12) + 1e-300);
+    const auto twn = quant::ternary_params(w, quant::Threshold::Twn);
+    CHECK(error(twn.delta, twn.alpha) >= best * (1 - 1e-12));
+  }
+}
+
+namespace {
+
+// A small layer and correlated calibration inputs: X [rows][K], W [O][K].
+struct SmallLayer {
+  std::array<int32_t, 4> shape{8, 6, 3, 3};
+  int32_t k = 54;
+  std::vector<float> w;
+  std::vector<double> x;
+  explicit SmallLayer(uint32_t seed, int32_t rows = 400) {
+    std::mt19937 rng(seed);
+    w = test::random_floats(8 * 54, rng);
+    std::normal_distribution<double> d;
+    std::vector<double> mix(54 * 54);
+    for (double& m : mix) m = d(rng) * 0.3;
+    for (int32_t i = 0; i < 54; ++i) mix[i * 54 + i] += 1.0;
+    x.assign(static_cast<size_t>(rows) * 54, 0.0);
+    for (int32_t r = 0; r < rows; ++r) {
+      std::vector<double> z(54);
+      for (double& v : z) v = d(rng);
+      for (int32_t a = 0; a < 54; ++a)
+        for (int32_t b = 0; b < 54; ++b) x[r * 54 + a] += z[b] * mix[b * 54 + a];
+    }
+  }
+  std::vector<double> gram() const {
+    std::vector<double> h(54 * 54, 0.0);
+    const size_t rows = x.size() / 54;
+    for (size_t r = 0; r < rows; ++r)
+      for (int32_t a = 0; a < 54; ++a)
+        for (int32_t b = 0; b < 54; ++b) h[a * 54 + b] += x[r * 54 + a] * x[r * 54 + b];
+    return h;
+  }
+  // ||X W^T - X Wq^T|| on the calibration inputs
+  double output_error(const std::vector<float>& wq) const {
+    double e = 0;
+    const size_t rows = x.size() / 54;
+    for (size_t r = 0; r < rows; ++r)
+      for (int32_t o = 0; o < 8; ++o) {
+        double d = 0;
+        for (int32_t j = 0; j < 54; ++j) d += x[r * 54 + j] * (w[o * 54 + j] - wq[o * 54 + j]);
+        e += d * d;
+      }
+    return std::sqrt(e);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("error compensation beats plain rounding on the calibration inputs") {
+  for (auto enc : {WeightEncoding::TernaryClustered, WeightEncoding::Int4Clustered, WeightEncoding::Int8PerChannel})
+    for (auto shape : {ClusterShape::Kernels, ClusterShape::Channels}) {
+      const SmallLayer layer(static_cast<uint32_t>(enc) * 7 + static_cast<uint32_t>(shape));
+      quant::LayerSpec spec;
+      spec.encoding = enc;
+      spec.cluster = 2;
+      spec.shape = shape;
+      const auto rtn = quant::quantize_rtn(layer.w, layer.shape, spec);
+      const auto gptq = quant::quantize_gptq(layer.w, layer.shape, spec, layer.gram());
+      const std::string encoding = to_string(enc);
+      CAPTURE(encoding);
+      CAPTURE(static_cast<int>(shape));
+      MESSAGE(std::string(to_string(enc)) << ": output error on the calibration inputs, compensated "
+                             << layer.output_error(gptq.dequantized) << ", rounded " << layer.output_error(rtn.dequantized));
+      CHECK(layer.output_error(gptq.dequantized) < layer.output_error(rtn.dequantized));
+      // What the layer holds is exactly code * mantissa * 2^-exponent.
+      Weights w;
+      w.encoding = enc;
+      w.shape = layer.shape;
+      w.cluster_size = enc == WeightEncoding::Int8PerChannel ? 0 : 2;
+      w.cluster_shape = enc == WeightEncoding::Int8PerChannel ? ClusterShape::Kernels : shape;
+      const int64_t per = (6 + 1) / 2;  // clusters of 2 along 6 input channels
+      const int64_t clusters = enc == WeightEncoding::Int8PerChannel ? 8
+                               : shape == ClusterShape::Kernels     ? 8 * per
+                                                                    : 8 * 9 * per;
+      CHECK(static_cast<int64_t>(gptq.scales.size()) == clusters);
+      for (int32_t o = 0; o < 8; ++o)
+        for (int32_t i = 0; i < 6; ++i)
+          for (int32_t t = 0; t < 9; ++t) {
+            const int64_t j = (int64_t{o} * 6 + i) * 9 + t;
+            const int64_t c = cluster_of(w, o, i, t / 3, t % 3);
+            const double want = gptq.codes[j] * double(gptq.scales[c]) * std::ldexp(1.0, -gptq.exponents[o]);
+            REQUIRE(gptq.dequantized[j] == static_cast<float>(want));
+            REQUIRE(std::abs(gptq.codes[j]) <= max_code(enc));
+            REQUIRE(int32_t{gptq.scales[c]} <= quant::max_mantissa(enc));
+          }
+    }
+}
+
+namespace {
+
+// Random integer weights of an encoding, with random cluster scales and exponents.
+struct IntLayer {
+  Weights w;
+  std::vector<int8_t> codes;
+  std::vector<uint8_t> scales;
+  IntLayer(WeightEncoding enc, int32_t n, ClusterShape shape, std::array<int32_t, 4> s, std::mt19937& rng) {
+    w.encoding = enc;
+    w.shape = s;
+    w.cluster_size = enc == WeightEncoding::Int8PerChannel ? 0 : n;
+    w.cluster_shape = shape;
+    std::uniform_int_distribution<int> code(-max_code(enc), max_code(enc));
+    std::uniform_int_distribution<int> mant(1, quant::max_mantissa(enc));
+    codes.resize(static_cast<size_t>(w.count()));
+    for (auto& c : codes) c = static_cast<int8_t>(code(rng));
+    int64_t clusters = enc == WeightEncoding::Int8PerChannel ? s[0] : 0;
+    if (!clusters) {
+      const int64_t per = (s[1] + n - 1) / n;
+      clusters = shape == ClusterShape::Kernels ? s[0] * per : int64_t{s[0]} * s[2] * s[3] * per;
+    }
+    scales.resize(clusters);
+    for (auto& m : scales) m = static_cast<uint8_t>(mant(rng));
+  }
+  iref::LayerWeights view() const { return {&w, codes, scales}; }
+};
+
+}  // namespace
+
+TEST_CASE("a ternary (or int4) layer equals an int8 layer with weights code * scale, bit for bit") {
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int> act(0, 255);
+  for (auto enc : {WeightEncoding::TernaryClustered, WeightEncoding::Int4Clustered, WeightEncoding::Int8PerChannel})
+    for (auto shape : {ClusterShape::Kernels, ClusterShape::Channels})
+      for (int32_t n : {1, 3, 4, 16})
+        for (const Window& win : {Window{3, 3, 1, 1, 1, 1, 1, 1}, Window{1, 1, 2, 2, 0, 0, 0, 0},
+                                  Window{3, 3, 2, 2, 0, 0, 1, 1}, Window{7, 7, 2, 2, 3, 3, 3, 3}}) {
+          const ref::Shape3 is{17, 9, 10};
+          const int32_t o = 13;
+          const IntLayer layer(enc, n, shape, {o, is.c, win.kernel_h, win.kernel_w}, rng);
+          const ref::Shape3 os{o, win.out_h(is.h), win.out_w(is.w)};
+          std::vector<int32_t> in(is.size());
+          for (auto& a : in) a = act(rng);
+          iref::Requant rq;
+          for (int32_t c = 0; c < o; ++c) {
+            rq.multiplier.push_back(enc == WeightEncoding::Int8PerChannel ? layer.scales[c] : 1);
+            rq.shift.push_back(8 + c % 5);
+            rq.bias.push_back(static_cast<int64_t>(c * 1000) - 5000);
+          }
+          rq.lo = -128;
+          rq.hi = 127;
+          std::vector<int32_t> literal(os.size()), expanded(os.size());
+          iref::conv2d_clusters(in.data(), is, layer.view(), win, rq, literal.data(), os);
+          const auto packed = iref::expand_weights(layer.view());
+          if (enc != WeightEncoding::Int8PerChannel)  // the expanded weights are int8 values
+            for (int16_t v : packed) REQUIRE(std::abs(v) <= 127);
+          iref::conv2d(in.data(), is, packed.data(), win, rq, expanded.data(), os, 0, o);
+          const std::string encoding = to_string(enc);
+      CAPTURE(encoding);
+          CAPTURE(n);
+          CAPTURE(win.kernel_h);
+          for (size_t j = 0; j < literal.size(); ++j)
+            if (literal[j] != expanded[j]) FAIL("index " << j << ": expected " << literal[j] << ", got " << expanded[j]);
+        }
+}
+
+TEST_CASE("a quantized convolution stays within its rounding bound of the float convolution") {
+  // Integer inputs m (u8, exponent fi), weights code * m_c * 2^-e_o, bias B at the accumulator's
+  // scale: the integer output may differ from the exact real result only by the final rounding
+  // (1/2 unit) and the bias' own rounding, here none: the bound is 1/2 unit of the output.
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> act(0, 255);
+  const Window win{3, 3, 1, 1, 1, 1, 1, 1};
+  const ref::Shape3 is{8, 6, 7};
+  const int32_t o = 6, fi = 4, fo = 3;
+  for (auto enc : {WeightEncoding::TernaryClustered, WeightEncoding::Int4Clustered, WeightEncoding::Int8PerChannel}) {
+    const IntLayer layer(enc, 4, ClusterShape::Kernels, {o, is.c, 3, 3}, rng);
+    const ref::Shape3 os{o, 6, 7};
+    std::vector<int32_t> in(is.size());
+    for (auto& a : in) a = act(rng);
+    std::vector<int32_t> e(o);
+    iref::Requant rq;
+    for (int32_t c = 0; c < o; ++c) {
+      e[c] = 9 + c;
+      rq.multiplier.push_back(enc == WeightEncoding::Int8PerChannel ? layer.scales[c] : 1);
+      rq.shift.push_back(fi + e[c] - fo);
+      rq.bias.push_back(-(int64_t{1} << 14) * c);
+    }
+    rq.lo = 0;
+    rq.hi = 255;
+    std::vector<int32_t> out(os.size());
+    iref::conv2d(in.data(), is, iref::expand_weights(layer.view()).data(), win, rq, out.data(), os, 0, o);
+    for (int32_t c = 0; c < o; ++c)
+      for (int32_t y = 0; y < os.h; ++y)
+        for (int32_t x = 0; x < os.w; ++x) {
+          double real = std::ldexp(double(rq.bias[c]), -(fi + e[c]));
+          for (int32_t i = 0; i < is.c; ++i)
+            for (int32_t ky = 0; ky < 3; ++ky)
+              for (int32_t kx = 0; kx < 3; ++kx) {
+                const int32_t iy = y - 1 + ky, ix = x - 1 + kx;
+                if (iy < 0 || iy >= is.h || ix < 0 || ix >= is.w) continue;
+                const int64_t j = ((int64_t{c} * is.c + i) * 3 + ky) * 3 + kx;
+                const double weight = layer.codes[j] * double(layer.scales[cluster_of(layer.w, c, i, ky, kx)]) *
+                                      std::ldexp(1.0, -e[c]);
+                real += weight * std::ldexp(double(in[(int64_t{i} * is.h + iy) * is.w + ix]), -fi);
+              }
+          const double want = std::clamp(std::ldexp(real, fo), 0.0, 255.0);
+          const int32_t got = out[(int64_t{c} * os.h + y) * os.w + x];
+          if (std::abs(got - want) > 0.5 + 1e-9)
+            FAIL(to_string(enc) << " channel " << c << " (" << y << ", " << x << "): expected " << want << ", got " << got);
+        }
+  }
+}
+
+TEST_CASE("weight codes survive packing") {
+  std::mt19937 rng(8);
+  for (auto enc : {WeightEncoding::TernaryClustered, WeightEncoding::Int4Clustered, WeightEncoding::Int8PerChannel}) {
+    Weights w;
+    w.encoding = enc;
+    w.shape = {3, 5, 3, 1};  // 45 codes: odd counts for both packed encodings
+    std::uniform_int_distribution<int> code(-max_code(enc), max_code(enc));
+    std::vector<int8_t> codes(45);
+    for (auto& c : codes) c = static_cast<int8_t>(code(rng));
+    w.codes = Blob::from_vector(pack_codes(enc, codes));
+    CHECK(unpack_codes(w, "l") == codes);
+  }
+  Weights bad;
+  bad.encoding = WeightEncoding::TernaryClustered;
+  bad.shape = {1, 1, 1, 4};
+  bad.codes = Blob::from_vector(std::vector<uint8_t>{0xFF});
+  CHECK_THROWS_WITH_AS(unpack_codes(bad, "l"), "layer 'l': ternary weight code 3 is invalid", Error);
+}
