@@ -139,9 +139,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "calibrating on %d images of %s\n", calib_count, calib.c_str());
       trit::QuantizeReport report;
       g = trit::quantize(g, q, &report, [](size_t i, size_t n, const trit::LayerReport& l, double seconds) {
-        std::fprintf(stderr, "[%2zu/%zu] %-24s %-7s N=%-4d zeros %5.1f%%  weight error %.3f  output error %.3f  %.1f s\n",
-                     i + 1, n, l.name.c_str(), trit::to_string(l.encoding), l.cluster, 100 * l.zero_share,
-                     l.weight_error, l.output_error, seconds);
+        std::fprintf(stderr, "[%2zu/%zu] %-24s %-7s N=%-4d %-8s zeros %5.1f%%  weight error %.3f  output error %.3f  %.1f s%s%s\n",
+                     i + 1, n, l.name.c_str(), trit::to_string(l.encoding), l.cluster,
+                     l.encoding == trit::WeightEncoding::Int8PerChannel ? "" : l.shape == trit::ClusterShape::Kernels ? "kernels" : "channels",
+                     100 * l.zero_share, l.weight_error, l.output_error, seconds, l.note.empty() ? "" : "  ", l.note.c_str());
       });
       print_summary(report);
       if (!report_path.empty()) {

@@ -90,19 +90,25 @@ void assign_types(Graph& g) {
 
 // ---- layers --------------------------------------------------------------------------------
 
-// im2col rows of the calibration inputs (a strided sample of at most max_rows pixels), and
-// H = X^T X in double.
-std::vector<double> gram(const std::vector<float>& x, ref::Shape3 is, const Window& w, ref::Shape3 os,
-                         int32_t batch, int32_t max_rows) {
-  const int64_t k = int64_t{is.c} * w.kernel_h * w.kernel_w;
+// im2col rows of the calibration inputs: a strided sample of at most max_rows output pixels
+// (position p = image * OH * OW + y * OW + x, p = r * stride), K = C * KH * KW values each.
+struct Rows {
+  std::vector<float> cols;  // [rows][k]
+  int64_t rows = 0, k = 0, stride = 1;
+};
+
+Rows im2col_rows(const std::vector<float>& x, ref::Shape3 is, const Window& w, ref::Shape3 os, int32_t batch,
+                 int32_t max_rows) {
+  Rows r;
+  r.k = int64_t{is.c} * w.kernel_h * w.kernel_w;
   const int64_t positions = int64_t{batch} * os.h * os.w;
-  const int64_t stride = std::max<int64_t>(1, (positions + max_rows - 1) / max_rows);
-  const int64_t rows = (positions + stride - 1) / stride;
-  std::vector<float> cols(static_cast<size_t>(rows * k), 0.0f);
-  tbb::parallel_for(int64_t{0}, rows, [&](int64_t r) {
-    const int64_t p = r * stride;
+  r.stride = std::max<int64_t>(1, (positions + max_rows - 1) / max_rows);
+  r.rows = (positions + r.stride - 1) / r.stride;
+  r.cols.assign(static_cast<size_t>(r.rows * r.k), 0.0f);
+  tbb::parallel_for(int64_t{0}, r.rows, [&](int64_t row) {
+    const int64_t p = row * r.stride;
     const int64_t im = p / (int64_t{os.h} * os.w), y = p / os.w % os.h, xo = p % os.w;
-    float* dst = cols.data() + r * k;
+    float* dst = r.cols.data() + row * r.k;
     for (int32_t i = 0; i < is.c; ++i)
       for (int32_t ky = 0; ky < w.kernel_h; ++ky)
         for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
@@ -111,49 +117,47 @@ std::vector<double> gram(const std::vector<float>& x, ref::Shape3 is, const Wind
           dst[(int64_t{i} * w.kernel_h + ky) * w.kernel_w + kx] = x[((im * is.c + i) * is.h + iy) * is.w + ix];
         }
   });
-  std::vector<float> hf(static_cast<size_t>(k * k), 0.0f);
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(k), static_cast<int>(rows), 1.0f, cols.data(),
-              static_cast<int>(k), 0.0f, hf.data(), static_cast<int>(k));
+  return r;
+}
+
+// H = X^T X in double, from the sampled rows.
+std::vector<double> gram(const Rows& r) {
+  const auto k = static_cast<int>(r.k);
+  std::vector<float> hf(static_cast<size_t>(r.k * r.k), 0.0f);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, k, static_cast<int>(r.rows), 1.0f, r.cols.data(), k, 0.0f,
+              hf.data(), k);
   std::vector<double> h(hf.size());
-  for (int64_t a = 0; a < k; ++a)
-    for (int64_t b = a; b < k; ++b) h[a * k + b] = h[b * k + a] = hf[a * k + b];
+  for (int64_t a = 0; a < r.k; ++a)
+    for (int64_t b = a; b < r.k; ++b) h[a * r.k + b] = h[b * r.k + a] = hf[a * r.k + b];
   return h;
 }
 
 // Per-channel bias shift that makes the quantized layer's pre-activation yq match the float
-// layer's yf: after a ReLU, the mean of relu(yq + d) equals the mean of relu(yf) (bisection on
-// a strided sample); elsewhere d is the mean of yf - yq.
+// layer's yf, both [rows][channels] at the sampled pixels: after a ReLU, the mean of relu(yq + d)
+// equals the mean of relu(yf) (bisection); elsewhere d is the mean of yf - yq.
 std::vector<double> bias_shifts(const std::vector<float>& yf, const std::vector<float>& yq, int32_t channels,
-                                int64_t plane, int32_t batch, bool relu) {
+                                int64_t rows, bool relu) {
   std::vector<double> shift(channels, 0.0);
   tbb::parallel_for(0, channels, [&](int32_t c) {
-    const int64_t n = plane * batch;
-    const int64_t stride = std::max<int64_t>(1, n / 32768);
-    std::vector<double> q, f;
-    for (int64_t j = 0; j < n; j += stride) {
-      const int64_t idx = (j / plane * channels + c) * plane + j % plane;
-      q.push_back(yq[idx]);
-      f.push_back(yf[idx]);
-    }
-    const double count = double(q.size());
+    const double count = double(rows);
     if (!relu) {
       double d = 0;
-      for (size_t j = 0; j < q.size(); ++j) d += f[j] - q[j];
+      for (int64_t j = 0; j < rows; ++j) d += yf[j * channels + c] - yq[j * channels + c];
       shift[c] = d / count;
       return;
     }
     double target = 0, lo = 0, hi = 0;
-    for (size_t j = 0; j < q.size(); ++j) {
-      target += std::max(f[j], 0.0) / count;
-      lo = std::min(lo, -q[j]);
-      hi = std::max(hi, -q[j]);
+    for (int64_t j = 0; j < rows; ++j) {
+      target += std::max(yf[j * channels + c], 0.0f) / count;
+      lo = std::min(lo, -double(yq[j * channels + c]));
+      hi = std::max(hi, -double(yq[j * channels + c]));
     }
     lo -= 1;
     hi += target + 1;
     auto mean_after = [&](double d) {
-      double s = 0;
-      for (double v : q) s += std::max(v + d, 0.0);
-      return s / count;
+      double sum = 0;
+      for (int64_t j = 0; j < rows; ++j) sum += std::max(yq[j * channels + c] + d, 0.0);
+      return sum / count;
     };
     for (int it = 0; it < 40; ++it) {
       const double mid = (lo + hi) / 2;
@@ -209,10 +213,10 @@ std::string QuantizeReport::json() const {
     s += fmt::format(
         "{}\n  {{\"name\": {}, \"encoding\": \"{}\", \"cluster\": {}, \"cluster_shape\": \"{}\", "
         "\"zero_share\": {:.6f}, \"weight_error\": {:.6f}, \"output_error\": {:.6f}, \"macs\": {}, "
-        "\"multiplications\": {}, \"bytes\": {}}}",
+        "\"multiplications\": {}, \"bytes\": {}, \"note\": {}}}",
         i ? "," : "", json_string(l.name), to_string(l.encoding), l.cluster,
         l.shape == ClusterShape::Kernels ? "kernels" : "channels", l.zero_share, l.weight_error, l.output_error,
-        l.macs, l.multiplications, l.bytes);
+        l.macs, l.multiplications, l.bytes, json_string(l.note));
   }
   s += "\n], \"calibration_images\": [";
   for (size_t i = 0; i < calibration_images.size(); ++i)
@@ -245,29 +249,18 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
     normalize(images[i], float_graph.metadata, std::span(x).subspan(i * input.elements(), input.elements()));
   });
 
-  // 2. Types and exponents from the float network.
+  // 2. Types now; each exponent from the float network's values as the pass below reaches its
+  // tensor (MaxPool, Flatten and Relu keep their input's; int32 outputs follow their layer).
   Graph g = float_graph;  // becomes the integer graph, layer by layer
   assign_types(g);
-  std::vector<Sample> samples(g.tensors.size());
-  samples[g.inputs[0]].add(x);
-  {
-    auto shared = std::make_shared<const Graph>(float_graph);
-    FloatExecutor(shared).run(x, batch, [&](size_t ni, std::span<const float> out) {
-      samples[float_graph.nodes[ni].outputs[0]].add(out);
-    });
-  }
-  auto set_exponent = [&](int32_t t) {
+  auto set_exponent = [&](int32_t t, std::span<const float> values) {
     Tensor& tt = g.tensors[t];
-    if (tt.type != ElementType::Int32) tt.exponent = choose_exponent(samples[t], range_of(tt.type), opt.lse_exponents);
+    if (tt.type == ElementType::Int32) return;
+    Sample sample;
+    sample.add(values);
+    tt.exponent = choose_exponent(sample, range_of(tt.type), opt.lse_exponents);
   };
-  set_exponent(g.inputs[0]);
-  for (const Node& n : g.nodes) {
-    if (n.op == OpCode::MaxPool || n.op == OpCode::Flatten || n.op == OpCode::Relu)
-      g.tensors[n.outputs[0]].exponent = g.tensors[n.inputs[0]].exponent;
-    else
-      set_exponent(n.outputs[0]);
-  }
-  samples.clear();
+  set_exponent(g.inputs[0], x);
 
   // 3. Layers in order, float and integer networks side by side.
   int32_t first = -1, last = -1;
@@ -305,15 +298,30 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
     }
     fv[out_t].resize(out_n * batch);
     iv[out_t].resize(out_n * batch);
+    const bool keeps_exponent = n.op == OpCode::MaxPool || n.op == OpCode::Flatten || n.op == OpCode::Relu;
 
     if (!is_layer(n)) {
       run_float_node(float_graph, fnode, nullptr, nullptr, batch, fins, fv[out_t].data());
+      if (keeps_exponent) g.tensors[out_t].exponent = in_tensor.exponent;
+      else set_exponent(out_t, fv[out_t]);
       run_int_node(g, n, nullptr, batch, iins, iv[out_t].data());
     } else {
       const ref::Shape3 is = shape3(in_tensor), os = shape3(g.tensors[out_t]);
       const auto [o_n, i_n, kh, kw] = fnode.weights.shape;
       const auto w = fnode.weights.codes.as<float>();
       const auto b = fnode.bias.as<float>();
+      // The float layer, before and after its activation; the output's exponent from the latter.
+      Node pre = fnode;
+      pre.activation = Activation::None;
+      std::vector<float> yf(out_n * batch);
+      const bool conv = n.op == OpCode::Conv;
+      const auto packed_f = conv ? ref::pack_conv_weights(w.data(), o_n, i_n, kh, kw) : std::vector<float>{};
+      run_float_node(float_graph, pre, packed_f.data(), nullptr, batch, fins, yf.data());
+      fv[out_t] = yf;
+      if (n.activation == Activation::Relu)
+        for (float& v : fv[out_t]) v = std::max(v, 0.0f);
+      set_exponent(out_t, fv[out_t]);
+
       quant::LayerSpec spec;
       auto it = opt.layers.find(n.name);
       spec.encoding = it != opt.layers.end() ? it->second
@@ -330,41 +338,40 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         spec.exponent_cap.push_back(std::min(bias_room, 48 + g.tensors[out_t].exponent) - in_tensor.exponent);
       }
 
-      // The integer network's input to this layer, as real values.
+      // The integer network's input to this layer, as real values (exact: m * 2^-f).
       const int64_t in_n = in_tensor.elements();
+      const float unit = static_cast<float>(std::ldexp(1.0, -in_tensor.exponent));
       std::vector<float> xq(static_cast<size_t>(in_n) * batch);
-      for (size_t j = 0; j < xq.size(); ++j) xq[j] = float(std::ldexp(double(iv[n.inputs[0]][j]), -in_tensor.exponent));
+      for (size_t j = 0; j < xq.size(); ++j) xq[j] = static_cast<float>(iv[n.inputs[0]][j]) * unit;
+      const Rows rows = im2col_rows(xq, is, n.window, os, batch, opt.max_rows);
+      std::vector<float>().swap(xq);
 
-      const quant::QuantizedLayer ql =
-          opt.gptq ? quant::quantize_gptq(w, fnode.weights.shape, spec, gram(xq, is, n.window, os, batch, opt.max_rows))
-                   : quant::quantize_rtn(w, fnode.weights.shape, spec);
+      const quant::QuantizedLayer ql = opt.gptq ? quant::quantize_gptq(w, fnode.weights.shape, spec, gram(rows))
+                                                : quant::quantize_rtn(w, fnode.weights.shape, spec);
 
-      // Pre-activation outputs of the float layer and of the quantized layer (float bias).
-      Node pre = fnode;
-      pre.activation = Activation::None;
-      std::vector<float> yf(out_n * batch), yq(out_n * batch);
-      const bool conv = n.op == OpCode::Conv;
-      const auto packed_f = conv ? ref::pack_conv_weights(w.data(), o_n, i_n, kh, kw) : std::vector<float>{};
-      run_float_node(float_graph, pre, packed_f.data(), nullptr, batch, fins, yf.data());
-      Node pre_q = pre;
-      pre_q.weights.codes = Blob::from_vector(ql.dequantized);
-      const auto packed_q = conv ? ref::pack_conv_weights(ql.dequantized.data(), o_n, i_n, kh, kw) : std::vector<float>{};
-      std::vector<const float*> qins{xq.data()};
-      run_float_node(float_graph, pre_q, packed_q.data(), nullptr, batch, qins, yq.data());
+      // Pre-activation outputs at the sampled pixels: the quantized layer (float bias) on the
+      // integer network's input, and the float layer on the float network's.
       const int64_t plane = int64_t{os.h} * os.w;
+      std::vector<float> yq(static_cast<size_t>(rows.rows) * o_n), yfr(yq.size());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows.rows), o_n, static_cast<int>(rows.k),
+                  1.0f, rows.cols.data(), static_cast<int>(rows.k), ql.dequantized.data(), static_cast<int>(rows.k),
+                  0.0f, yq.data(), o_n);
+      for (int64_t r = 0; r < rows.rows; ++r) {
+        const int64_t p = r * rows.stride, im = p / plane, pix = p % plane;
+        for (int32_t o = 0; o < o_n; ++o) {
+          yq[r * o_n + o] += b[o];
+          yfr[r * o_n + o] = yf[(im * o_n + o) * plane + pix];
+        }
+      }
       const std::vector<double> shift = opt.bias_correction
-                                            ? bias_shifts(yf, yq, o_n, plane, batch, n.activation == Activation::Relu)
+                                            ? bias_shifts(yfr, yq, o_n, rows.rows, n.activation == Activation::Relu)
                                             : std::vector<double>(o_n, 0.0);
       double num = 0, den = 0;
-      for (int64_t j = 0; j < out_n * batch; ++j) {
-        const double d = yq[j] + shift[j / plane % o_n] - yf[j];
+      for (int64_t j = 0; j < rows.rows * o_n; ++j) {
+        const double d = yq[j] + shift[j % o_n] - yfr[j];
         num += d * d;
-        den += double(yf[j]) * yf[j];
+        den += double(yfr[j]) * yfr[j];
       }
-      // The float network goes on with the float layer's own output.
-      fv[out_t] = std::move(yf);
-      if (n.activation == Activation::Relu)
-        for (float& v : fv[out_t]) v = std::max(v, 0.0f);
 
       // The integer layer: codes, scales, exponents, bias at the accumulator's scale.
       Weights& wq = n.weights;
@@ -405,6 +412,10 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
                            : spec.shape == ClusterShape::Kernels       ? int64_t{o_n} * plane * groups
                                                                        : int64_t{o_n} * plane * kh * kw * groups;
       lr.bytes = int64_t(wq.codes.size + wq.scales.size + wq.scale_exponents.size + n.bias.size);
+      if (spec.encoding != WeightEncoding::Int8PerChannel) {
+        if (opt.cluster > i_n) lr.note = fmt::format("N={} exceeds the {} input channels: one cluster of {}", opt.cluster, i_n, i_n);
+        else if (i_n % spec.cluster) lr.note = fmt::format("last cluster of {} channels, not {}", i_n % spec.cluster, spec.cluster);
+      }
       rep.layers.push_back(lr);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (progress) progress(layer_index, layer_count, lr, seconds);

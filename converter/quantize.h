@@ -47,6 +47,7 @@ struct LayerReport {
   double zero_share = 0, weight_error = 0, output_error = 0;
   int64_t macs = 0, multiplications = 0;  // per image; multiplications left after clustering
   int64_t bytes = 0;                      // codes, scales, exponents and bias in the file
+  std::string note;                       // e.g. a shorter last cluster
 };
 
 struct QuantizeReport {

@@ -104,12 +104,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> models;
   std::string data, json_path;
   int skip = 0, limit = 0, threads = 0;
+  bool dynamic = false;
   app.add_option("-m,--model", models, "trit models; the first is the reference for agreement")->required();
   app.add_option("--data", data, "image folder")->required();
   app.add_option("--skip", skip, "leave out the first N images (e.g. the calibration images)")->check(CLI::Range(0, 100000000));
   app.add_option("--limit", limit, "evaluate at most N images")->check(CLI::Range(0, 100000000));
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 4096));
   app.add_option("--json", json_path, "write the results as JSON");
+  app.add_flag("--dynamic-exponents", dynamic, "integer models: each activation's exponent from its own values");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -127,7 +129,7 @@ int main(int argc, char** argv) {
       Runner& r = runners[m];
       r.path = models[m];
       r.graph = std::make_shared<const trit::Graph>(trit::load_model(models[m]));
-      if (trit::is_integer_model(*r.graph)) r.iexec = std::make_unique<trit::IntExecutor>(r.graph);
+      if (trit::is_integer_model(*r.graph)) r.iexec = std::make_unique<trit::IntExecutor>(r.graph, dynamic);
       else r.fexec = std::make_unique<trit::FloatExecutor>(r.graph);
       const auto& labels = r.graph->metadata.labels;
       for (size_t c = 0; c < labels.size(); ++c) {

@@ -60,11 +60,12 @@ int main(int argc, char** argv) {
   CLI::App app{"infer: classify images with a trit model"};
   std::string model_path;
   int top = 5, threads = 0;
-  bool json = false;
+  bool json = false, dynamic = false;
   std::vector<std::string> images;
   app.add_option("-m,--model", model_path, "trit model (default: the model scripts/demo.sh makes)");
   app.add_option("-k,--top", top, "classes to print per image")->check(CLI::Range(1, 1000000));
   app.add_flag("--json", json, "one JSON object per image and line");
+  app.add_flag("--dynamic-exponents", dynamic, "integer models: each activation's exponent from its own values");
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 4096));
   app.add_option("images", images, "JPEG, PNG or BMP files")->required();
   CLI11_PARSE(app, argc, argv);
@@ -79,7 +80,7 @@ int main(int argc, char** argv) {
         trit::fail("no --model given and the demo model '{}' does not exist (run scripts/demo.sh)", model_path);
     }
     graph = std::make_shared<const trit::Graph>(trit::load_model(model_path));
-    if (trit::is_integer_model(*graph)) int_exec = std::make_unique<trit::IntExecutor>(graph);
+    if (trit::is_integer_model(*graph)) int_exec = std::make_unique<trit::IntExecutor>(graph, dynamic);
     else float_exec = std::make_unique<trit::FloatExecutor>(graph);
   } catch (const trit::Error& e) {
     std::fprintf(stderr, "infer: %s\n", e.what());

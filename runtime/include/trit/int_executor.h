@@ -52,7 +52,12 @@ std::vector<int32_t> quantize_images(const Graph& graph, std::span<const Image> 
 
 class IntExecutor {
  public:
-  explicit IntExecutor(std::shared_ptr<const Graph> graph);
+  // dynamic_exponents: instead of the calibrated exponents stored in the model, each 8-bit
+  // tensor written by a Conv, fully connected, Add or average pool takes, per image, the largest
+  // exponent that holds all its values (the paper's dynamic fixed point). Biases, stored at the
+  // calibrated input exponent, are shifted to the actual one. Still integers only; the int32
+  // logits keep their stored exponent.
+  explicit IntExecutor(std::shared_ptr<const Graph> graph, bool dynamic_exponents = false);
 
   // Quantizes fitted images (the input's size) into the input tensor, [N][C][H][W].
   std::vector<int32_t> quantize_input(std::span<const Image> images) const;
@@ -67,6 +72,9 @@ class IntExecutor {
 
  private:
   std::shared_ptr<const Graph> graph_;
+  std::vector<int32_t> run_dynamic(std::span<const int32_t> image) const;
+
+  bool dynamic_ = false;
   std::vector<PreparedLayer> layers_;           // per node (empty for other ops)
   std::vector<size_t> last_use_;
 };
