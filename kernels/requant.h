@@ -21,10 +21,17 @@
 
 namespace trit::rq {
 
-// Round half up (toward +infinity), then shift: floor((v + 2^(s-1)) / 2^s) for s > 0; for s <= 0
-// a left shift by -s (exact). Arithmetic shift right of a negative int64 is floor in C++20.
+// Round half up (toward +infinity), then shift: floor((v + 2^(s-1)) / 2^s) for s > 0 (arithmetic
+// shift right of a negative int64 is floor in C++20); for s <= 0 a left shift by -s, exact while
+// the result stays within +-2^62 and saturated beyond (every caller saturates to 32 bits after,
+// so the clamp changes no result). Defined for every s and every |v| < 2^61; s > 62 gives 0.
 constexpr int64_t round_shift(int64_t v, int32_t s) {
-  return s > 0 ? (v + (int64_t{1} << (s - 1))) >> s : v * (int64_t{1} << -s);
+  constexpr int64_t kLimit = int64_t{1} << 62;
+  if (s > 62) return 0;
+  if (s > 0) return (v + (int64_t{1} << (s - 1))) >> s;
+  if (v == 0 || s == 0) return v;
+  if (s < -61 || (v > 0 ? v > (kLimit >> -s) : -v > (kLimit >> -s))) return v > 0 ? kLimit : -kLimit;
+  return v * (int64_t{1} << -s);
 }
 
 constexpr int32_t saturate(int64_t v, int32_t lo, int32_t hi) {

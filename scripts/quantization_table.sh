@@ -39,6 +39,9 @@ for name in float32 int8 int4-n4 ternary-n4-kernels-rtn ternary-n4-kernels-gptq 
   models+=(-m "$out/$name.trit")
 done
 "$bin/trit-eval" "${models[@]}" --data "$data/imagenet-sample" --skip 50 --json "$out/resnet50.eval.json" | tee "$out/resnet50.md"
+# int8 again with dynamic exponents: each activation's exponent chosen at run time from itself.
+"$bin/trit-eval" -m "$out/float32.trit" -m "$out/int8.trit" --dynamic-exponents --data "$data/imagenet-sample" --skip 50 \
+  | tee "$out/resnet50-dynamic.md"
 # The share of multiplications replaced, from each conversion report.
 for f in "$out"/*.json; do
   case $f in *.eval.json) continue ;; esac

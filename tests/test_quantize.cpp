@@ -24,6 +24,12 @@ TEST_CASE("requantization rounds half up and saturates at the edges") {
   CHECK(rq::round_shift(-3, -2) == -12);  // a negative shift is an exact left shift
   CHECK(rq::round_shift(int64_t{1} << 61, 62) == 1);  // 0.5 -> 1
   CHECK(rq::round_shift(-(int64_t{1} << 61), 62) == 0);  // -0.5 -> 0
+  CHECK(rq::round_shift(12345, 63) == 0);               // beyond any product: 0
+  CHECK(rq::round_shift(3, -60) == 3 * (int64_t{1} << 60));  // exact below 2^62...
+  CHECK(rq::round_shift(5, -60) == int64_t{1} << 62);   // ...saturated beyond
+  CHECK(rq::round_shift(-3, -70) == -(int64_t{1} << 62));
+  CHECK(rq::round_shift(int64_t{1} << 40, -30) == int64_t{1} << 62);
+  CHECK(rq::round_shift(-5, -3) == -40);
   CHECK(rq::saturate(256, 0, 255) == 255);
   CHECK(rq::saturate(-1, 0, 255) == 0);
   CHECK(rq::saturate(-129, -128, 127) == -128);
