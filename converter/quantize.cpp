@@ -11,6 +11,7 @@
 
 #include "../kernels/float_ref.h"
 #include "trit/error.h"
+#include "trit/json.h"
 #include "trit/float_executor.h"
 #include "trit/image.h"
 #include "trit/int_executor.h"
@@ -168,15 +169,6 @@ std::vector<double> bias_shifts(const std::vector<float>& yf, const std::vector<
   return shift;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') out += {'\\', static_cast<char>(c)};
-    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
 
 }  // namespace
 
@@ -214,13 +206,13 @@ std::string QuantizeReport::json() const {
         "{}\n  {{\"name\": {}, \"encoding\": \"{}\", \"cluster\": {}, \"cluster_shape\": \"{}\", "
         "\"zero_share\": {:.6f}, \"weight_error\": {:.6f}, \"output_error\": {:.6f}, \"macs\": {}, "
         "\"multiplications\": {}, \"bytes\": {}, \"note\": {}}}",
-        i ? "," : "", json_string(l.name), to_string(l.encoding), l.cluster,
+        i ? "," : "", json_quote(l.name), to_string(l.encoding), l.cluster,
         l.shape == ClusterShape::Kernels ? "kernels" : "channels", l.zero_share, l.weight_error, l.output_error,
-        l.macs, l.multiplications, l.bytes, json_string(l.note));
+        l.macs, l.multiplications, l.bytes, json_quote(l.note));
   }
   s += "\n], \"calibration_images\": [";
   for (size_t i = 0; i < calibration_images.size(); ++i)
-    s += (i ? ", " : "") + json_string(fs::path(calibration_images[i]).filename().string());
+    s += (i ? ", " : "") + json_quote(fs::path(calibration_images[i]).filename().string());
   s += fmt::format("], \"multiplications_replaced\": {:.6f}}}\n", replaced_share());
   return s;
 }

@@ -64,6 +64,19 @@ std::vector<int> classify(const Executor& exec, const std::vector<fs::path>& fil
   return top;
 }
 
+// The photos whose float32 top-1 class ../shared/data/README.md names.
+const std::map<std::string, std::string> kPhotoLabels = {
+    {"parrot.jpg", "macaw"},       {"hot_dog.jpg", "hotdog"},
+    {"cat.bmp", "Egyptian cat"},   {"bird.bmp", "chickadee"},
+    {"owl.jpg", "great grey owl"}, {"grace_hopper.bmp", "military uniform"},
+    {"missvickie_potato_chips.bmp", "packet"}};
+
+std::vector<fs::path> labelled_photos(const fs::path& data) {
+  std::vector<fs::path> photos;
+  for (const auto& [file, label] : kPhotoLabels) photos.push_back(data / "photos" / file);
+  return photos;
+}
+
 void compare_family(int depth) {
   const auto dir = test::testdata() / "family";
   const auto name = fmt::format("resnet{}", depth);
@@ -227,13 +240,7 @@ TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 
     return;
   }
   const auto float_model = convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
-  const std::map<std::string, std::string> expected = {
-      {"parrot.jpg", "macaw"},       {"hot_dog.jpg", "hotdog"},
-      {"cat.bmp", "Egyptian cat"},   {"bird.bmp", "chickadee"},
-      {"owl.jpg", "great grey owl"}, {"grace_hopper.bmp", "military uniform"},
-      {"missvickie_potato_chips.bmp", "packet"}};
-  std::vector<fs::path> photos;
-  for (const auto& [file, label] : expected) photos.push_back(data / "photos" / file);
+  const auto photos = labelled_photos(data);
   for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::Int4Clustered}) {
     QuantizeOptions q;
     q.encoding = enc;
@@ -242,7 +249,7 @@ TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 
     const auto model = std::make_shared<const Graph>(quantize(*float_model, q, nullptr));
     const auto top = classify(IntExecutor(model), photos);
     size_t i = 0;
-    for (const auto& [file, label] : expected) {
+    for (const auto& [file, label] : kPhotoLabels) {
       const std::string encoding = to_string(enc);
       CAPTURE(encoding);
       CAPTURE(file);
@@ -262,17 +269,10 @@ TEST_CASE("the real ImageNet ResNet-50: the photos, and top-1 on the 500-photo s
   const FloatExecutor exec(model);
   const auto& labels = model->metadata.labels;
 
-  // The photos' README names their float32 top-1 classes.
-  const std::map<std::string, std::string> expected = {
-      {"parrot.jpg", "macaw"},       {"hot_dog.jpg", "hotdog"},
-      {"cat.bmp", "Egyptian cat"},   {"bird.bmp", "chickadee"},
-      {"owl.jpg", "great grey owl"}, {"grace_hopper.bmp", "military uniform"},
-      {"missvickie_potato_chips.bmp", "packet"}};
-  std::vector<fs::path> photos;
-  for (const auto& [file, label] : expected) photos.push_back(data / "photos" / file);
+  const auto photos = labelled_photos(data);
   const auto top = classify(exec, photos);
   size_t i = 0;
-  for (const auto& [file, label] : expected) {
+  for (const auto& [file, label] : kPhotoLabels) {
     CAPTURE(file);
     CHECK(labels[top[i++]].name == label);
   }

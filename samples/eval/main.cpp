@@ -24,6 +24,7 @@
 #include "trit/float_executor.h"
 #include "trit/image.h"
 #include "trit/int_executor.h"
+#include "trit/json.h"
 #include "trit/model_file.h"
 
 namespace fs = std::filesystem;
@@ -185,15 +186,16 @@ int main(int argc, char** argv) {
     std::printf("%zu images of %s (skipped %d), %.1f s\n", samples.size(), data.c_str(), skip, seconds);
     std::printf("| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | file size |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
-    std::string json = fmt::format("{{\"data\": \"{}\", \"images\": {}, \"skip\": {}, \"models\": [", data, samples.size(), skip);
+    std::string json = fmt::format("{{\"data\": {}, \"images\": {}, \"skip\": {}, \"dynamic_exponents\": {}, \"models\": [",
+                                   trit::json_quote(data), samples.size(), skip, dynamic);
     for (size_t m = 0; m < runners.size(); ++m) {
       const Runner& r = runners[m];
       const double size_mb = fs::file_size(r.path) / 1e6;
       std::printf("| %s | %s | %.1f %% | %.1f %% | %+.1f | %.1f %% | %.1f MB |\n", fs::path(r.path).filename().c_str(),
                   describe(*r.graph).c_str(), 100 * r.top1 / n, 100 * r.top5 / n,
                   100 * (runners[0].top1 - r.top1) / n, 100 * r.agree / n, size_mb);
-      json += fmt::format("{}{{\"model\": \"{}\", \"top1\": {:.6f}, \"top5\": {:.6f}, \"agreement\": {:.6f}, \"bytes\": {}}}",
-                          m ? ", " : "", r.path, r.top1 / n, r.top5 / n, r.agree / n, fs::file_size(r.path));
+      json += fmt::format("{}{{\"model\": {}, \"top1\": {:.6f}, \"top5\": {:.6f}, \"agreement\": {:.6f}, \"bytes\": {}}}",
+                          m ? ", " : "", trit::json_quote(r.path), r.top1 / n, r.top5 / n, r.agree / n, fs::file_size(r.path));
     }
     json += "]}\n";
     if (!json_path.empty()) std::ofstream(json_path) << json;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "trit/error.h"
+#include "trit/json.h"
 #include "trit/float_executor.h"
 #include "trit/image.h"
 #include "trit/int_executor.h"
@@ -35,15 +36,6 @@ std::string default_model() {
   return "models/resnet50.trit";
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') out += {'\\', static_cast<char>(c)};
-    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
 
 std::vector<float> softmax(std::span<const float> logits) {
   const float top = *std::max_element(logits.begin(), logits.end());
@@ -111,13 +103,13 @@ int main(int argc, char** argv) {
       std::partial_sort(order.begin(), order.begin() + k, order.end(),
                         [&](int a, int b) { return prob[a] > prob[b] || (prob[a] == prob[b] && a < b); });
       if (json) {
-        std::string line = fmt::format("{{\"image\": {}, \"top\": [", json_string(path));
+        std::string line = fmt::format("{{\"image\": {}, \"top\": [", trit::json_quote(path));
         for (int i = 0; i < k; ++i) {
           const int c = order[i];
           const std::string wnid = labels.empty() ? "" : labels[c].wnid;
           const std::string name = labels.empty() ? std::to_string(c) : labels[c].name;
           line += fmt::format("{}{{\"class\": {}, \"wnid\": {}, \"label\": {}, \"prob\": {:.6f}}}",
-                              i ? ", " : "", c, json_string(wnid), json_string(name), prob[c]);
+                              i ? ", " : "", c, trit::json_quote(wnid), trit::json_quote(name), prob[c]);
         }
         std::printf("%s]}\n", line.c_str());
       } else {
