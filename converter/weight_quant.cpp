@@ -242,19 +242,21 @@ QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t,
     }
     mean_diag += d / k;
   }
-  // U: upper Cholesky factor of (H + lambda I)^-1. Raise the damping until H is positive definite.
+  // U: upper Cholesky factor of (H + lambda I)^-1, raising the damping until H is positive
+  // definite. H is symmetric, so its row-major array is also its column-major one: LAPACK works
+  // column-major on the lower triangle (no transposes), and the lower factor L2 of H^-1 = L2 L2^T,
+  // read back row-major, is U = L2^T.
   std::vector<double> u;
   for (double lambda = damp * mean_diag;; lambda *= 10) {
     u = hp;
     for (int32_t a = 0; a < k; ++a) u[int64_t{a} * k + a] += lambda;
-    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', k, u.data(), k) == 0 &&
-        LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', k, u.data(), k) == 0) {
-      for (int32_t a = 0; a < k; ++a)
-        for (int32_t b = a + 1; b < k; ++b) u[int64_t{a} * k + b] = u[int64_t{b} * k + a];
-      if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', k, u.data(), k) == 0) break;
-    }
+    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', k, u.data(), k) == 0 &&
+        LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', k, u.data(), k) == 0 &&
+        LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', k, u.data(), k) == 0)
+      break;
     if (lambda > 1e6 * (mean_diag + 1)) fail("quantize_gptq: the Gram matrix stays singular after damping");
   }
+  // Row-major view: the upper triangle holds U; clear what LAPACK left below it.
   for (int32_t a = 0; a < k; ++a)
     for (int32_t b = 0; b < a; ++b) u[int64_t{a} * k + b] = 0;
   return quantize_positions(std::move(wp), {w.begin(), w.end()}, l, spec, u);
