@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"twn", "exact"}));
   app.add_flag("--bias-correction,!--no-bias-correction", bias_correction, "per-channel bias correction on the calibration images (default on)");
   app.add_option("--keep-8bit", keep, "layers kept at int8: first,last (default), first, last or none");
-  app.add_option("--layer", layer_specs, "NAME=int8|int4|ternary: one layer's encoding (repeatable)");
+  app.add_option("--layer", layer_specs, "NAME=int8|int4|ternary|float: one layer's encoding (repeatable)");
   app.add_option("--calib", calib, "folder of calibration images (the first --calib-count in name order)");
   app.add_option("--calib-count", calib_count, "calibration images (default 50)")->check(CLI::Range(1, 100000));
   app.add_option("--exponents", exponents, "activation exponents: lse (least squared error) or max")
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
       g = trit::quantize(g, q, &report, [](size_t i, size_t n, const trit::LayerReport& l, double seconds) {
         std::fprintf(stderr, "[%2zu/%zu] %-24s %-7s N=%-4d %-8s zeros %5.1f%%  weight error %.3f  output error %.3f  %.1f s%s%s\n",
                      i + 1, n, l.name.c_str(), trit::to_string(l.encoding), l.cluster,
-                     l.encoding == trit::WeightEncoding::Int8PerChannel ? "" : l.shape == trit::ClusterShape::Kernels ? "kernels" : "channels",
+                     (l.encoding != trit::WeightEncoding::TernaryClustered && l.encoding != trit::WeightEncoding::Int4Clustered) ? "" : l.shape == trit::ClusterShape::Kernels ? "kernels" : "channels",
                      100 * l.zero_share, l.weight_error, l.output_error, seconds, l.note.empty() ? "" : "  ", l.note.c_str());
       });
       print_summary(report);

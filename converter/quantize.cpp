@@ -220,8 +220,6 @@ std::string QuantizeReport::json() const {
 Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report, const Progress& progress) {
   if (opt.encoding == WeightEncoding::Float32) fail("quantize: the target encoding is float32");
   for (const auto& [name, enc] : opt.layers) {
-    if (enc == WeightEncoding::Float32)
-      fail("cannot quantize layer '{}' to float: float layers inside an integer model are not supported", name);
     const bool found = std::any_of(float_graph.nodes.begin(), float_graph.nodes.end(),
                                    [&](const Node& n) { return is_layer(n) && n.name == name; });
     if (!found) fail("cannot quantize: the model has no Conv or fully connected layer named '{}'", name);
@@ -338,8 +336,11 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       const Rows rows = im2col_rows(xq, is, n.window, os, batch, opt.max_rows);
       std::vector<float>().swap(xq);
 
-      const quant::QuantizedLayer ql = opt.gptq ? quant::quantize_gptq(w, fnode.weights.shape, spec, gram(rows))
-                                                : quant::quantize_rtn(w, fnode.weights.shape, spec);
+      // A layer kept in float (--layer NAME=float) keeps its weights; it is "quantized" to itself.
+      quant::QuantizedLayer ql;
+      if (spec.encoding == WeightEncoding::Float32) ql.dequantized.assign(w.begin(), w.end());
+      else if (opt.gptq) ql = quant::quantize_gptq(w, fnode.weights.shape, spec, gram(rows));
+      else ql = quant::quantize_rtn(w, fnode.weights.shape, spec);
 
       // Pre-activation outputs at the sampled pixels: the quantized layer (float bias) on the
       // integer network's input, and the float layer on the float network's.
@@ -365,6 +366,17 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         den += double(yfr[j]) * yfr[j];
       }
 
+      Tensor& out_tensor = g.tensors[out_t];
+      if (spec.encoding == WeightEncoding::Float32) {
+        if (out_tensor.type == ElementType::Int32) out_tensor.exponent = choose_exponent([&] {
+            Sample s;
+            s.add(fv[out_t]);
+            return s;
+          }(), {-(1 << 30), 1 << 30}, false);
+        std::vector<float> bias(o_n);  // the bias correction applies to float layers too
+        for (int32_t o = 0; o < o_n; ++o) bias[o] = static_cast<float>(b[o] + shift[o]);
+        n.bias = Blob::from_vector(bias);
+      } else {
       // The integer layer: codes, scales, exponents, bias at the accumulator's scale.
       Weights& wq = n.weights;
       wq.encoding = spec.encoding;
@@ -373,7 +385,6 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       wq.codes = Blob::from_vector(pack_codes(spec.encoding, ql.codes));
       wq.scales = Blob::from_vector(ql.scales);
       wq.scale_exponents = Blob::from_vector(ql.exponents);
-      Tensor& out_tensor = g.tensors[out_t];
       if (out_tensor.type == ElementType::Int32) {
         int32_t f = 32;
         for (int8_t e : ql.exponents) f = std::min(f, in_tensor.exponent + e);
@@ -387,14 +398,15 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         bias[o] = static_cast<int32_t>(v);
       }
       n.bias = Blob::from_vector(bias);
+      }
       const PreparedLayer layer = prepare_layer(g, n);
       run_int_node(g, n, &layer, batch, iins, iv[out_t].data());
 
       LayerReport lr;
       lr.name = n.name;
       lr.encoding = spec.encoding;
-      lr.cluster = wq.cluster_size;
-      lr.shape = wq.cluster_shape;
+      lr.cluster = n.weights.cluster_size;
+      lr.shape = n.weights.cluster_shape;
       lr.zero_share = ql.zero_share;
       lr.weight_error = ql.weight_error;
       lr.output_error = den > 0 ? std::sqrt(num / den) : 0.0;
@@ -403,8 +415,8 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       lr.multiplications = spec.encoding != WeightEncoding::TernaryClustered ? lr.macs
                            : spec.shape == ClusterShape::Kernels       ? int64_t{o_n} * plane * groups
                                                                        : int64_t{o_n} * plane * kh * kw * groups;
-      lr.bytes = int64_t(wq.codes.size + wq.scales.size + wq.scale_exponents.size + n.bias.size);
-      if (spec.encoding != WeightEncoding::Int8PerChannel) {
+      lr.bytes = int64_t(n.weights.codes.size + n.weights.scales.size + n.weights.scale_exponents.size + n.bias.size);
+      if (spec.encoding == WeightEncoding::TernaryClustered || spec.encoding == WeightEncoding::Int4Clustered) {
         if (opt.cluster > i_n) lr.note = fmt::format("N={} exceeds the {} input channels: one cluster of {}", opt.cluster, i_n, i_n);
         else if (i_n % spec.cluster) lr.note = fmt::format("last cluster of {} channels, not {}", i_n % spec.cluster, spec.cluster);
       }

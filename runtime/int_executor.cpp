@@ -35,12 +35,19 @@ bool is_integer_model(const Graph& g) { return g.input().type != ElementType::Fl
 
 PreparedLayer prepare_layer(const Graph& g, const Node& n) {
   const Weights& w = n.weights;
-  if (w.encoding == WeightEncoding::Float32)
-    fail("cannot prepare layer '{}': its weights are float32 in an integer model", n.name);
   const Tensor& in = g.tensors[n.inputs[0]];
   const Tensor& out = g.tensors[n.outputs[0]];
   if (in.type == ElementType::Float32 || out.type == ElementType::Float32)
     fail("cannot prepare layer '{}': its input and output must be integer tensors", n.name);
+  if (w.encoding == WeightEncoding::Float32) {
+    PreparedLayer p;
+    p.is_float = true;
+    p.float_packed = ref::pack_conv_weights(w.codes.as<float>().data(), w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    const Range r = range_of(out.type);
+    p.lo = n.activation == Activation::Relu ? std::max(r.lo, 0) : r.lo;
+    p.hi = r.hi;
+    return p;
+  }
   const std::vector<int8_t> codes = unpack_codes(w, n.name);
   const auto scales = w.scales.as<uint8_t>();
   const auto exponents = w.scale_exponents.as<int8_t>();
@@ -75,6 +82,20 @@ void run_int_node(const Graph& g, const Node& n, const PreparedLayer* layer, int
   switch (n.op) {
     case OpCode::Conv:
     case OpCode::FullyConnected: {
+      if (layer->is_float) {
+        // Exact dequantization, the float reference, then round half up to the output's exponent.
+        const float unit = static_cast<float>(std::ldexp(1.0, -in_t.exponent));
+        const double scale = std::ldexp(1.0, out_t.exponent);
+        tbb::parallel_for(0, batch, [&](int32_t im) {
+          std::vector<float> x(in_n), y(out_n);
+          for (int64_t j = 0; j < in_n; ++j) x[j] = static_cast<float>(in[im * in_n + j]) * unit;
+          ref::conv2d(x.data(), is, layer->float_packed.data(), n.bias.as<float>().data(), n.window, n.activation,
+                      y.data(), os, 0, os.c);
+          for (int64_t j = 0; j < out_n; ++j)
+            out[im * out_n + j] = static_cast<int32_t>(std::clamp(std::floor(y[j] * scale + 0.5), double(layer->lo), double(layer->hi)));
+        });
+        break;
+      }
       const iref::Requant rq{layer->multiplier, layer->shift, layer->bias, layer->lo, layer->hi};
       // The Requant above copies per call; cheap next to the convolution.
       tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, batch, 1, 0, os.c, 64),
@@ -216,6 +237,16 @@ std::vector<int32_t> IntExecutor::run_dynamic(std::span<const int32_t> image) co
       case OpCode::Conv:
       case OpCode::FullyConnected: {
         const PreparedLayer& p = layers_[ni];
+        if (p.is_float) {  // a float layer keeps its calibrated output exponent
+          Graph view;
+          view.tensors = {g.tensors[in], out_t};
+          view.tensors[0].exponent = exps[in];
+          Node node = n;
+          node.inputs = {0};
+          node.outputs = {1};
+          run_int_node(view, node, &p, 1, {values[in].data()}, dst.data());
+          break;
+        }
         const int32_t o_n = out_t.shape[0];
         const int64_t plane = out_n / o_n;
         // Raw accumulators: multiplier 1, no bias, no shift, the whole int32 range.
@@ -313,7 +344,8 @@ std::vector<int32_t> IntExecutor::run(std::span<const int32_t> input, int32_t ba
     for (int32_t t : n.inputs) ins.push_back(values[t].data());
     std::vector<int32_t>& out = values[n.outputs[0]];
     out.resize(g.tensors[n.outputs[0]].elements() * batch);
-    run_int_node(g, n, layers_[ni].packed.empty() ? nullptr : &layers_[ni], batch, ins, out.data());
+    const bool layer = n.op == OpCode::Conv || n.op == OpCode::FullyConnected;
+    run_int_node(g, n, layer ? &layers_[ni] : nullptr, batch, ins, out.data());
     if (observer) observer(ni, out);
     for (int32_t t : n.inputs)
       if (last_use_[t] == ni) std::vector<int32_t>().swap(values[t]);

@@ -229,6 +229,16 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
     tbb::task_arena(2).execute([&] { two = exec.classify(images); });
     CHECK(one == two);
   }
+  // Mixed precision: the first layer left in float inside an int8 model.
+  QuantizeOptions q;
+  q.encoding = WeightEncoding::Int8PerChannel;
+  q.layers["stem.conv"] = WeightEncoding::Float32;
+  q.calib_dir = cal.string();
+  auto mixed = std::make_shared<const Graph>(load_model_bytes(serialize_model(quantize(*float_model, q, nullptr)), "mixed"));
+  CHECK(mixed->nodes[0].weights.encoding == WeightEncoding::Float32);
+  const auto top = classify(IntExecutor(mixed), files);
+  MESSAGE("ResNet-8 int8 with a float first layer: top-1 " << top1(top) / 10.0 << " %");
+  CHECK(top1(top) >= top1(float_top) - 10);
   fs::remove_all(cal);
 }
 

@@ -31,8 +31,13 @@ Range range_of(ElementType type);
 bool is_integer_model(const Graph& graph);
 
 // One Conv or fully connected layer, prepared: weights expanded to W = code * cluster scale in
-// the layout the kernel reads, and per-channel requantization parameters.
+// the layout the kernel reads, and per-channel requantization parameters. A layer left in float
+// (trit-convert --layer NAME=float) holds its float weights in the float reference's layout
+// instead: its integer input is turned into floats (exactly, m * 2^-f), run through the float
+// reference, and its output rounded to the output's exponent: the one place floats run, asked for.
 struct PreparedLayer {
+  bool is_float = false;
+  std::vector<float> float_packed;
   std::vector<int16_t> packed;
   std::vector<int32_t> multiplier, shift;
   std::vector<int64_t> bias;
