@@ -44,10 +44,8 @@ int parse_int(const std::string& s, const char* what) {
 
 void print_summary(const trit::QuantizeReport& r) {
   std::map<std::string, int64_t> bytes;
-  int64_t shorter = 0;
   for (const auto& l : r.layers) bytes[trit::to_string(l.encoding)] += l.bytes;
   for (const auto& [enc, b] : bytes) std::fprintf(stderr, "  %-8s %8.2f MB\n", enc.c_str(), b / 1e6);
-  (void)shorter;
   std::fprintf(stderr, "multiplications replaced by additions: %.1f%%\n", 100 * r.replaced_share());
 }
 
@@ -154,9 +152,9 @@ int main(int argc, char** argv) {
     trit::save_model(g, output, force);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr,
-                 "wrote %s: %zu nodes, %lld parameters (float32), %d batch norms folded, %d ReLUs "
+                 "wrote %s: %zu nodes, %lld parameters (%s), %d batch norms folded, %d ReLUs "
                  "fused, %d biases folded, %zu labels, %.1f s\n",
-                 output.c_str(), g.nodes.size(), static_cast<long long>(stats.parameters),
+                 output.c_str(), g.nodes.size(), static_cast<long long>(stats.parameters), weights.c_str(),
                  stats.folded_batch_norms, stats.fused_relus, stats.folded_biases, m.labels.size(), seconds);
     return 0;
   } catch (const trit::Error& e) {

@@ -29,4 +29,22 @@ else
   photos=("$skimage/chelsea.png" "$skimage/coffee.png")
 fi
 echo
+echo "== float32 ResNet-50 =="
 "$root/build/bin/infer" --model "$model" --top 3 "${photos[@]}"
+
+# The same photos through the integer pipeline: ternary weights in clusters of 4 input channels
+# at one tap, 8-bit activations, calibrated on 50 ImageNet photos (about two minutes, once).
+calib=$root/../shared/data/imagenet-sample
+ternary=$root/models/resnet50-ternary-n4.trit
+if [[ -d $calib ]]; then
+  if [[ ! -s $ternary || $model -nt $ternary ]]; then
+    "$root/build/bin/trit-convert" "$root/models/resnet50.onnx" -o "$ternary" --force \
+      --preset keras-resnet50 --labels "$root/models/resnet50.labels.txt" \
+      --weights ternary --cluster 4 --cluster-shape channels --calib "$calib" --calib-count 50
+  fi
+  echo
+  echo "== ternary ResNet-50, integers only =="
+  "$root/build/bin/infer" --model "$ternary" --top 3 "${photos[@]}"
+else
+  echo "(no ../shared/data/imagenet-sample to calibrate with: the ternary model is skipped)"
+fi
