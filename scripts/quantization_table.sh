@@ -43,10 +43,15 @@ done
 "$bin/trit-eval" -m "$out/float32.trit" -m "$out/int8.trit" --dynamic-exponents --data "$data/imagenet-sample" --skip 50 \
   | tee "$out/resnet50-dynamic.md"
 # The share of multiplications replaced, from each conversion report.
-for f in "$out"/*.json; do
-  case $f in *.eval.json) continue ;; esac
-  /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"{sys.argv[1].split(\"/\")[-1][:-5]}: {100*r[\"multiplications_replaced\"]:.1f} % of multiplications replaced")' "$f"
-done | tee -a "$out/resnet50.md"
+/usr/bin/python3 - "$out"/*.json <<'PY' | tee -a "$out/resnet50.md"
+import json, os, sys
+for path in sys.argv[1:]:
+    if path.endswith(".eval.json"):
+        continue
+    report = json.load(open(path))
+    name = os.path.basename(path)[:-5]
+    print(f"{name}: {100 * report['multiplications_replaced']:.1f} % of multiplications replaced")
+PY
 
 # ResNet-8: calibrate on 5 photos per class (numbers 0090-0094), score all 1000.
 cal=$out/cifar-calib
