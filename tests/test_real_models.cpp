@@ -77,6 +77,17 @@ std::vector<fs::path> labelled_photos(const fs::path& data) {
   return photos;
 }
 
+// The real ResNet-50 that scripts/fetch_resnet50.sh writes, converted; null (and a message
+// saying the test is skipped) when it has not been fetched.
+std::shared_ptr<const Graph> fetched_resnet50() {
+  const auto models = test::source_dir() / "models";
+  if (!fs::exists(models / "resnet50.onnx") || !fs::exists(models / "resnet50.labels.txt")) {
+    MESSAGE("skipped: models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
+    return nullptr;
+  }
+  return convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
+}
+
 void compare_family(int depth) {
   const auto dir = test::testdata() / "family";
   const auto name = fmt::format("resnet{}", depth);
@@ -244,12 +255,8 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
 
 TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 labels") {
   TRIT_REQUIRE_SHARED(data);
-  const auto models = test::source_dir() / "models";
-  if (!fs::exists(models / "resnet50.onnx") || !fs::exists(models / "resnet50.labels.txt")) {
-    MESSAGE("skipped: models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
-    return;
-  }
-  const auto float_model = convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
+  const auto float_model = fetched_resnet50();
+  if (!float_model) return;
   const auto photos = labelled_photos(data);
   for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::Int4Clustered}) {
     QuantizeOptions q;
@@ -270,12 +277,8 @@ TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 
 
 TEST_CASE("the real ImageNet ResNet-50: the photos, and top-1 on the 500-photo sample") {
   TRIT_REQUIRE_SHARED(data);
-  const auto models = test::source_dir() / "models";
-  if (!fs::exists(models / "resnet50.onnx") || !fs::exists(models / "resnet50.labels.txt")) {
-    MESSAGE("skipped: models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
-    return;
-  }
-  const auto model = convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
+  const auto model = fetched_resnet50();
+  if (!model) return;
   const FloatExecutor exec(model);
   const auto& labels = model->metadata.labels;
 
