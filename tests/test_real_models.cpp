@@ -88,6 +88,20 @@ std::shared_ptr<const Graph> fetched_resnet50() {
   return convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
 }
 
+// The 1000 CIFAR-10 photos with their class indices, in class then name order.
+void cifar_photos(const fs::path& dir, std::vector<fs::path>& files, std::vector<int>& labels) {
+  const char* classes[] = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+  for (int c = 0; c < 10; ++c) {
+    std::vector<fs::path> in_class;
+    for (const auto& e : fs::directory_iterator(dir / "cifar10-test-1000" / classes[c])) in_class.push_back(e.path());
+    std::sort(in_class.begin(), in_class.end());
+    for (const auto& p : in_class) {
+      files.push_back(p);
+      labels.push_back(c);
+    }
+  }
+}
+
 void compare_family(int depth) {
   const auto dir = test::testdata() / "family";
   const auto name = fmt::format("resnet{}", depth);
@@ -144,18 +158,9 @@ TEST_CASE("the real CIFAR-10 ResNet-8: reference logits and top-1") {
   CHECK(worst <= 1e-4f);
 
   // Top-1 on the 1000 test photos (JPEG; decoders may differ by 1 in a pixel).
-  const char* classes[] = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
   std::vector<fs::path> files;
   std::vector<int> labels;
-  for (int c = 0; c < 10; ++c) {
-    std::vector<fs::path> in_class;
-    for (const auto& e : fs::directory_iterator(dir / "cifar10-test-1000" / classes[c])) in_class.push_back(e.path());
-    std::sort(in_class.begin(), in_class.end());
-    for (const auto& p : in_class) {
-      files.push_back(p);
-      labels.push_back(c);
-    }
-  }
+  cifar_photos(dir, files, labels);
   REQUIRE(files.size() == 1000);
   const auto top = classify(exec, files);
   int correct = 0;
@@ -166,20 +171,6 @@ TEST_CASE("the real CIFAR-10 ResNet-8: reference logits and top-1") {
 }
 
 namespace {
-
-// The 1000 CIFAR-10 photos with their class indices, in class then name order.
-void cifar_photos(const fs::path& dir, std::vector<fs::path>& files, std::vector<int>& labels) {
-  const char* classes[] = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
-  for (int c = 0; c < 10; ++c) {
-    std::vector<fs::path> in_class;
-    for (const auto& e : fs::directory_iterator(dir / "cifar10-test-1000" / classes[c])) in_class.push_back(e.path());
-    std::sort(in_class.begin(), in_class.end());
-    for (const auto& p : in_class) {
-      files.push_back(p);
-      labels.push_back(c);
-    }
-  }
-}
 
 // A calibration folder: links to photos 0090-0094 of each CIFAR-10 class.
 fs::path cifar_calibration(const fs::path& dir) {
