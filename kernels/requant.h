@@ -14,10 +14,15 @@
 //
 // Bounds: |acc| < 2^31 (see int_ref.h), multiplier in [1, 127], |bias| < 2^31, so
 // acc * multiplier + bias stays below 2^39 in int64; shift in [-24, 62].
+//
+// These are always inlined: the x86/ translation units include this header with AVX-512 flags,
+// and an out-of-line copy (a weak symbol) compiled there could be the one the linker keeps
+// for every caller. tests check the x86/ objects define no weak symbols.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
+
+#define TRIT_INLINE [[gnu::always_inline]] inline
 
 namespace trit::rq {
 
@@ -25,7 +30,7 @@ namespace trit::rq {
 // shift right of a negative int64 is floor in C++20); for s <= 0 a left shift by -s, exact while
 // the result stays within +-2^62 and saturated beyond (every caller saturates to 32 bits after,
 // so the clamp changes no result). Defined for every s and every |v| < 2^61; s > 62 gives 0.
-constexpr int64_t round_shift(int64_t v, int32_t s) {
+TRIT_INLINE constexpr int64_t round_shift(int64_t v, int32_t s) {
   constexpr int64_t kLimit = int64_t{1} << 62;
   if (s > 62) return 0;
   if (s > 0) return (v + (int64_t{1} << (s - 1))) >> s;
@@ -34,17 +39,17 @@ constexpr int64_t round_shift(int64_t v, int32_t s) {
   return v * (int64_t{1} << -s);
 }
 
-constexpr int32_t saturate(int64_t v, int32_t lo, int32_t hi) {
-  return static_cast<int32_t>(std::clamp<int64_t>(v, lo, hi));
+TRIT_INLINE constexpr int32_t saturate(int64_t v, int32_t lo, int32_t hi) {
+  return static_cast<int32_t>(v < lo ? lo : v > hi ? hi : v);
 }
 
-constexpr int32_t requantize(int64_t acc, int32_t multiplier, int64_t bias, int32_t shift, int32_t lo,
+TRIT_INLINE constexpr int32_t requantize(int64_t acc, int32_t multiplier, int64_t bias, int32_t shift, int32_t lo,
                              int32_t hi) {
   return saturate(round_shift(acc * multiplier + bias, shift), lo, hi);
 }
 
 // Rounded division for averages: round half up of num / den, den > 0.
-constexpr int64_t round_div(int64_t num, int64_t den) {
+TRIT_INLINE constexpr int64_t round_div(int64_t num, int64_t den) {
   const int64_t q = num / den, r = num % den;  // C++ truncates toward zero
   // Compare 2r with den on the right side of zero.
   if (r >= 0) return 2 * r >= den ? q + 1 : q;

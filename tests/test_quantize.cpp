@@ -1,6 +1,7 @@
 // The integer arithmetic and the weight quantizers.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 

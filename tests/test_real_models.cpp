@@ -15,6 +15,8 @@
 #include "metadata_options.h"
 #include "onnx_import.h"
 #include "quantize.h"
+#include "int8/table.h"
+#include "trit/engine.h"
 #include "trit/float_executor.h"
 #include "trit/int_executor.h"
 #include "trit/image.h"
@@ -32,6 +34,40 @@ std::shared_ptr<const Graph> convert(const fs::path& onnx, const std::string& pr
   if (!preset.empty()) apply_preset(preset, g.metadata);
   if (!labels.empty()) g.metadata.labels = read_labels(labels.string());
   return std::make_shared<const Graph>(load_model_bytes(serialize_model(g), onnx.filename().string()));
+}
+
+// The fast kernels on every path this CPU runs, and on 1 and 2 threads, give the integer
+// reference's outputs bit for bit on these images (one batch, and the first image alone).
+void check_engine_matches_reference(const std::shared_ptr<const Graph>& model, const std::vector<fs::path>& files) {
+  const Graph& g = *model;
+  std::vector<Image> images;
+  for (const auto& f : files)
+    images.push_back(fit_to_input(decode_image(f.string()), g.metadata, g.input().shape[1], g.input().shape[2]));
+  const IntExecutor exec(model);
+  const auto input = exec.quantize_input(images);
+  const auto batch = static_cast<int32_t>(images.size());
+  const auto want = exec.run(input, batch);
+  const int64_t per_image = g.output().elements();
+  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
+    if (!k8::isa_supported(isa)) {
+      MESSAGE("skipped: this CPU cannot run the " << k8::to_string(isa) << " path");
+      continue;
+    }
+    const std::string name = k8::to_string(isa);
+    CAPTURE(name);
+    const Engine engine(model, name);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      tbb::task_arena(threads).execute([&] {
+        Workspace all(engine, batch), one(engine, 1);
+        CHECK(engine.run(all, input) == want);
+        const auto first = engine.run(one, std::span(input).first(static_cast<size_t>(g.input().elements())));
+        CHECK(std::equal(first.begin(), first.end(), want.begin()));
+        CHECK(first.size() == static_cast<size_t>(per_image));
+      });
+      if (isa == k8::Isa::Ref) break;  // the scalar path is slow; one thread count suffices
+    }
+  }
 }
 
 int argmax(std::span<const float> v) {
@@ -208,6 +244,7 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
     auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-int.trit"));
     const IntExecutor exec(model);
     const auto top = classify(exec, files);
+    check_engine_matches_reference(model, std::vector<fs::path>(files.begin(), files.begin() + 8));
     int agree = 0;
     for (size_t i = 0; i < files.size(); ++i) agree += top[i] == float_top[i];
     MESSAGE("ResNet-8 " << std::string(to_string(enc)) << ": top-1 " << top1(top) / 10.0 << " % (float32 " << top1(float_top) / 10.0
@@ -256,6 +293,7 @@ TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 
     q.calib_count = 32;
     const auto model = std::make_shared<const Graph>(quantize(*float_model, q, nullptr));
     const auto top = classify(IntExecutor(model), photos);
+    check_engine_matches_reference(model, std::vector<fs::path>(photos.begin(), photos.begin() + 3));
     size_t i = 0;
     for (const auto& [file, label] : kPhotoLabels) {
       const std::string encoding = to_string(enc);

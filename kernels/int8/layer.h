@@ -1,0 +1,104 @@
+// The fast integer pipeline's data: 8-bit activation tensors and prepared layers.
+//
+// These kernels compute exactly what the integer reference (int_ref.h) computes, on a layout
+// made for vectors. Every path (ref, avx2, avx512vnni) equals iref bit for bit; the tests sweep
+// shapes and whole models to hold them to it.
+//
+// Activation layout: a batch of 8-bit tensors is NHWC bytes with a channel stride
+// cs = round_up(C, 4): element (n, y, x, c) lives at ((n * H + y) * W + x) * cs + c. Channels
+// [C, cs) are padding and hold 0 (every kernel that writes a tensor writes them). u8 tensors
+// hold their value; s8 tensors hold the int8 value's two's-complement byte. The graph's int32
+// outputs are NHWC int32 with stride C (no padding).
+//
+// A convolution or fully connected layer is a GEMM over rows m = (n, oy, ox) of the output and
+// columns o, with K = KH * KW * cs taps in the order (ky, kx, c). Weights are int8: every
+// encoding expands exactly to W = code * cluster scale in [-127, 127] (method.md), the padded
+// channels' weights are 0. The kernels read u8 inputs: an s8 input is read as a + 128 (its
+// byte XOR 0x80), and the offset's contribution, -128 * sum_k W[o][k], is folded into the
+// bias at prepare time, so the inner loop never sees it. Zero padding of the window reads the
+// input's zero: 0 for u8, 128 for a shifted s8.
+//
+// Bounds: accumulators are exact in int32: sum_k W * a' with |W| <= 127, a' <= 255 and
+// K <= 2^16 (checked at prepare) stays below 127 * 255 * 2^16 < 2^31.
+//
+// Epilogue (requant.h, rewritten with the offsets folded): for output channel o,
+//     v = acc * mult[o] + bias[o]                       (int64; bias includes the rounding 2^(s-1))
+//     v = clamp(v, vmin[o], vmax[o]) << shl[o] >> shr[o]   (one of shl, shr is 0)
+//     out = clamp(v, lo, hi)
+// which equals rq::requantize(acc_true, multiplier, bias_true, s, lo, hi): for s > 0 the
+// rounding constant sits in bias and shr = s; for s <= 0, shl = -s and [vmin, vmax] =
+// [-2^33, 2^33], which changes no result after the final clamp to 32 bits but keeps the shift
+// from overflowing. For s > 0, [vmin, vmax] is the whole int64 range.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "trit/graph.h"
+
+namespace trit::k8 {
+
+constexpr int32_t channel_stride(int32_t c) { return (c + 3) & ~3; }
+
+// Bytes aligned to 64, for packed weights and activations. Move-only.
+class AlignedBytes {
+ public:
+  AlignedBytes() = default;
+  explicit AlignedBytes(size_t size);
+  std::byte* data() { return data_.get(); }
+  const std::byte* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const;
+  };
+  std::unique_ptr<std::byte[], Free> data_;
+  size_t size_ = 0;
+};
+
+enum class Isa : int32_t { Ref = 0, Avx2 = 1, Avx512Vnni = 2 };
+
+// One convolution or fully connected layer, prepared for one kernel path (prepare_conv).
+struct ConvLayer {
+  // Input [H, W, cs] per image and output [oh, ow, ocs] per image (ocs = o for int32 output).
+  int32_t c = 0, cs = 0, h = 0, w = 0;
+  int32_t o = 0, ocs = 0, oh = 0, ow = 0;
+  Window window;
+  int32_t k = 0;            // KH * KW * cs, a multiple of 4
+  bool in_signed = false;   // the input is s8: kernels read byte ^ 0x80
+  bool out_int32 = false;   // writes int32 (a graph output), else bytes
+  bool direct = false;      // 1x1, stride 1, no pads, u8 input: A rows are the input itself
+  bool shifts_right = true; // every channel has shl == 0 and the whole-range clamp
+  int32_t nr = 0;           // output channels per packed block (the path's)
+  int32_t blocks = 0;       // ceil(o / nr)
+  AlignedBytes weights;     // the path's packed layout
+  // Epilogue, per output channel, padded to blocks * nr with zeros (padded channels write 0).
+  std::vector<int64_t> mult, bias, vmin, vmax, shl, shr;
+  int32_t lo = 0, hi = 255;
+  // The same epilogue in int32, when it is exact there: every shift >= 0 and, for every
+  // channel, 255 * sum_k |W[o][k]| * mult + |bias| < 2^31 (so acc * mult + bias cannot
+  // overflow; an arithmetic shift by 31 or more of such a value is its floor, as in int64).
+  // unit_mult: every mult is 1 (clustered weights), so kernels may skip the multiplication.
+  bool fits32 = false, unit_mult = false;
+  std::vector<int32_t> mult32, bias32, shr32;
+};
+
+// out[j] = clamp(round_shift((a[j] << la) + (b[j] << lb), s), lo, hi) over 8-bit values, the
+// reference's add with F - fa = la, F - fb = lb, F - fo = s. la, lb in [0, 24]; s in [-24, 48].
+struct AddParams {
+  bool a_signed, b_signed, out_signed;
+  int32_t la, lb, s, lo, hi;
+};
+
+// Pools over NHWC bytes of one image. is_signed: the tensor is s8.
+struct PoolParams {
+  int32_t cs, h, w, oh, ow;
+  Window window;
+  bool is_signed, count_include_pad;
+  int32_t fi, fo, lo, hi;  // average pools: exponents in and out, output range
+};
+
+}  // namespace trit::k8

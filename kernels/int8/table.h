@@ -1,0 +1,63 @@
+// The kernel table: one entry per instruction set, chosen once at run time.
+//
+// Each path lives in its own translation unit with its own -m flags (int8/scalar.cpp,
+// x86/avx2/int8.cpp, x86/avx512vnni/int8.cpp); nothing else in the build uses AVX2 or AVX-512,
+// so a machine without them never executes their instructions. select_isa() detects the CPU
+// once (CPUID, and XGETBV for the OS-enabled register state) and honours TRIT_ISA=ref|avx2|
+// avx512vnni, refusing a path the CPU lacks with trit::Error.
+//
+// Contract of every entry (layer.h describes the layouts and the arithmetic):
+//   pack_weights  W [o][k] int8 (k in (ky, kx, c) order, padded channels 0) -> layer.weights,
+//                 layer.nr, layer.blocks. Called once, at prepare.
+//   conv          rows [m0, m1) of the batch's M = N * oh * ow output rows, packed blocks
+//                 [b0, b1) (channels [b0 * nr, min(b1 * nr, o))). Disjoint ranges may run on
+//                 different threads at once. A block range that ends at `blocks` also writes
+//                 the output's padded channels [o, ocs) with 0. `scratch` holds
+//                 scratch_bytes(layer) bytes, 64-byte aligned, owned by the calling thread.
+//                 Kernels allocate nothing and use no std:: containers (a container's
+//                 out-of-line code compiled with AVX-512 flags could be what the linker keeps).
+//   add, relu     n bytes, elementwise; out may alias an input.
+//   pools         one image.
+#pragma once
+
+#include <cstdint>
+
+#include "int8/layer.h"
+
+namespace trit::k8 {
+
+struct KernelTable {
+  Isa isa;
+  const char* name;
+  int32_t mr;          // rows per micro tile: run-time tiles of rows are multiples of it
+  void (*pack_weights)(ConvLayer& layer, const int8_t* w);
+  // Bytes of scratch one conv call needs (gathered rows); the caller owns it, one per thread.
+  size_t (*scratch_bytes)(const ConvLayer& layer);
+  // Rows a conv call should get: the path's cache-sized chunk (a multiple of mr).
+  int64_t (*chunk_rows)(const ConvLayer& layer);
+  void (*conv)(const ConvLayer& layer, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0, int32_t b1,
+               void* scratch);
+  void (*add)(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
+  void (*relu_s8)(const uint8_t* in, uint8_t* out, int64_t n);
+  void (*max_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
+  void (*average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
+  void (*global_average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
+};
+
+// The entries; nullptr for a path this build or CPU cannot run.
+const KernelTable& ref_table();
+const KernelTable* avx2_table();
+const KernelTable* avx512vnni_table();
+
+const char* to_string(Isa isa);
+// Whether this CPU and OS can run a path.
+bool isa_supported(Isa isa);
+// The best supported path, or TRIT_ISA's when set. Throws trit::Error for an unknown name or a
+// path the CPU lacks.
+Isa select_isa();
+// Parses "ref", "avx2", "avx512vnni"; throws trit::Error naming the text otherwise.
+Isa parse_isa(const char* text);
+// The table of a supported path; throws trit::Error for one this CPU lacks.
+const KernelTable& table_for(Isa isa);
+
+}  // namespace trit::k8

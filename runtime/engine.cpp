@@ -1,0 +1,441 @@
+#include "trit/engine.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/blocked_range2d.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+
+#include "../kernels/int8/table.h"
+#include "trit/error.h"
+#include "trit/int_executor.h"
+
+namespace trit {
+namespace detail {
+
+enum class Kind { Conv, Add, Copy, ReluS8, MaxPool, AveragePool, GlobalAveragePool, FlattenReorder };
+
+struct Step {
+  Kind kind = Kind::Copy;
+  std::vector<int32_t> in;
+  int32_t out = 0;
+  k8::ConvLayer conv;
+  k8::AddParams add{};
+  k8::PoolParams pool{};
+  int64_t macs = 0;
+};
+
+struct EngineSteps {
+  const k8::KernelTable* table = nullptr;
+  std::vector<Step> steps;                 // one per graph node, in order
+  std::vector<int64_t> image_bytes;        // per tensor, one image's bytes in the fast layout
+  std::vector<int32_t> share;              // per tensor: the tensor whose memory it reuses in place
+  size_t scratch_bytes = 0;                // the most any conv call needs
+};
+
+struct WorkspaceState {
+  MemoryPlan plan;
+  k8::AlignedBytes arena;
+  size_t scratch_bytes = 0;
+  tbb::enumerable_thread_specific<k8::AlignedBytes> scratch;
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::Kind;
+using detail::Step;
+
+bool is_signed(const Tensor& t) { return t.type == ElementType::Int8; }
+int32_t height(const Tensor& t) { return t.shape.size() == 3 ? t.shape[1] : 1; }
+int32_t width(const Tensor& t) { return t.shape.size() == 3 ? t.shape[2] : 1; }
+
+// One image's bytes of a tensor in the fast layout (layer.h).
+int64_t layout_bytes(const Tensor& t) {
+  const int64_t pixels = int64_t{height(t)} * width(t);
+  if (t.type == ElementType::Int32) return pixels * t.shape[0] * 4;
+  return pixels * k8::channel_stride(t.shape[0]);
+}
+
+k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable& table) {
+  const Tensor& in = g.tensors[n.inputs[0]];
+  const Tensor& out = g.tensors[n.outputs[0]];
+  const PreparedLayer p = prepare_layer(g, n);  // validates codes, scales and shifts
+  k8::ConvLayer L;
+  const auto [o_n, i_n, kh, kw] = n.weights.shape;
+  L.c = in.shape[0];
+  L.cs = k8::channel_stride(L.c);
+  L.h = height(in);
+  L.w = width(in);
+  L.o = o_n;
+  L.out_int32 = out.type == ElementType::Int32;
+  L.ocs = L.out_int32 ? o_n : k8::channel_stride(o_n);
+  L.oh = height(out);
+  L.ow = width(out);
+  if (n.op == OpCode::Conv) L.window = n.window;
+  L.k = kh * kw * L.cs;
+  if (int64_t{kh} * kw * L.cs > 65536)
+    fail("cannot prepare layer '{}' for the fast kernels: {} taps per output exceed 65536", n.name, int64_t{kh} * kw * L.cs);
+  L.in_signed = is_signed(in);
+  const Window& w = L.window;
+  L.direct = kh == 1 && kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 && w.pad_left == 0 &&
+             w.pad_bottom == 0 && w.pad_right == 0 && !L.in_signed;
+  // W[o][(ky, kx, c)] from the reference's expanded [I][KH][KW][O] layout.
+  std::vector<int8_t> wk(static_cast<size_t>(o_n) * L.k, 0);
+  std::vector<int64_t> sum(o_n, 0), abs_sum(o_n, 0);
+  for (int32_t i = 0; i < i_n; ++i)
+    for (int32_t ky = 0; ky < kh; ++ky)
+      for (int32_t kx = 0; kx < kw; ++kx)
+        for (int32_t o = 0; o < o_n; ++o) {
+          const int16_t v = p.packed[((int64_t{i} * kh + ky) * kw + kx) * o_n + o];
+          if (v < -127 || v > 127)
+            fail("cannot prepare layer '{}' for the fast kernels: weight {} of output {} does not fit 8 bits", n.name, v, o);
+          wk[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] = static_cast<int8_t>(v);
+          sum[o] += v;
+          abs_sum[o] += std::abs(v);
+        }
+  table.pack_weights(L, wk.data());
+  const size_t padded = static_cast<size_t>(L.blocks) * L.nr;
+  L.mult.assign(padded, 0);
+  L.bias.assign(padded, 0);
+  L.shl.assign(padded, 0);
+  L.shr.assign(padded, 0);
+  L.vmin.assign(padded, std::numeric_limits<int64_t>::min());
+  L.vmax.assign(padded, std::numeric_limits<int64_t>::max());
+  for (int32_t o = 0; o < o_n; ++o) {
+    const int32_t s = p.shift[o];
+    L.mult[o] = p.multiplier[o];
+    // The s8 input's +128 and the rounding constant, folded (layer.h).
+    L.bias[o] = p.bias[o] - (L.in_signed ? 128 * sum[o] * p.multiplier[o] : 0) + (s > 0 ? int64_t{1} << (s - 1) : 0);
+    if (s >= 0) {
+      L.shr[o] = s;
+    } else {
+      L.shl[o] = -s;
+      L.vmin[o] = -(int64_t{1} << 33);
+      L.vmax[o] = int64_t{1} << 33;
+      L.shifts_right = false;
+    }
+  }
+  L.lo = p.lo;
+  L.hi = p.hi;
+  L.fits32 = L.shifts_right;
+  L.unit_mult = true;
+  for (int32_t o = 0; o < o_n; ++o) {
+    L.fits32 = L.fits32 && 255 * abs_sum[o] * L.mult[o] + std::abs(L.bias[o]) < (int64_t{1} << 31);
+    L.unit_mult = L.unit_mult && L.mult[o] == 1;
+  }
+  if (L.fits32) {
+    L.mult32.assign(L.mult.begin(), L.mult.end());
+    L.bias32.assign(L.bias.begin(), L.bias.end());
+    L.shr32.assign(L.shr.begin(), L.shr.end());
+  }
+  return L;
+}
+
+}  // namespace
+
+std::string Engine::unsupported_reason(const Graph& g) {
+  if (!is_integer_model(g)) return "the model is float32";
+  std::vector<bool> read(g.tensors.size(), false);
+  for (const Node& n : g.nodes) {
+    for (int32_t t : n.inputs) {
+      if (g.tensors[t].type == ElementType::Int32)
+        return fmt::format("node '{}' reads the int32 tensor '{}'", n.name, g.tensors[t].name);
+      if (g.tensors[t].type == ElementType::Float32)
+        return fmt::format("node '{}' reads the float32 tensor '{}'", n.name, g.tensors[t].name);
+    }
+    if ((n.op == OpCode::Conv || n.op == OpCode::FullyConnected) && n.weights.encoding == WeightEncoding::Float32)
+      return fmt::format("layer '{}' is kept in float32", n.name);
+  }
+  for (const Tensor& t : g.tensors)
+    if (t.type == ElementType::Float32) return fmt::format("tensor '{}' is float32", t.name);
+  return {};
+}
+
+Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
+    : graph_(std::move(graph)), steps_(std::make_unique<detail::EngineSteps>()) {
+  const Graph& g = *graph_;
+  if (const std::string why = unsupported_reason(g); !why.empty())
+    fail("cannot prepare the model for the fast kernels: {}", why);
+  detail::EngineSteps& S = *steps_;
+  S.table = &k8::table_for(isa.empty() ? k8::select_isa() : k8::parse_isa(std::string(isa).c_str()));
+  // Reuses the reference executor's checks of exponents and shifts.
+  { IntExecutor check(graph_); }
+  S.image_bytes.resize(g.tensors.size());
+  for (size_t t = 0; t < g.tensors.size(); ++t) S.image_bytes[t] = layout_bytes(g.tensors[t]);
+  S.share.resize(g.tensors.size());
+  for (size_t t = 0; t < g.tensors.size(); ++t) S.share[t] = static_cast<int32_t>(t);
+
+  for (const Node& n : g.nodes) {
+    Step st;
+    st.in = n.inputs;
+    st.out = n.outputs[0];
+    const Tensor& in = g.tensors[n.inputs[0]];
+    const Tensor& out = g.tensors[n.outputs[0]];
+    const Range r = range_of(out.type);
+    const int32_t lo = n.activation == Activation::Relu ? std::max(r.lo, 0) : r.lo;
+    switch (n.op) {
+      case OpCode::Conv:
+      case OpCode::FullyConnected:
+        st.kind = Kind::Conv;
+        st.conv = prepare_conv(g, n, *S.table);
+        st.macs = n.weights.count() * height(out) * width(out);
+        S.scratch_bytes = std::max(S.scratch_bytes, S.table->scratch_bytes(st.conv));
+        break;
+      case OpCode::Add: {
+        const Tensor& b = g.tensors[n.inputs[1]];
+        const int32_t f = std::max(in.exponent, b.exponent);
+        st.kind = Kind::Add;
+        st.add = {is_signed(in), is_signed(b), is_signed(out), f - in.exponent, f - b.exponent, f - out.exponent, lo, r.hi};
+        break;
+      }
+      case OpCode::Relu:
+        st.kind = is_signed(in) ? Kind::ReluS8 : Kind::Copy;
+        break;
+      case OpCode::Flatten:
+        st.kind = height(in) * width(in) == 1 ? Kind::Copy : Kind::FlattenReorder;
+        if (in.type != out.type) fail("cannot prepare node '{}': Flatten changes the element type", n.name);
+        break;
+      case OpCode::MaxPool:
+      case OpCode::AveragePool:
+      case OpCode::GlobalAveragePool:
+        if (n.op == OpCode::MaxPool && in.type != out.type)
+          fail("cannot prepare node '{}': MaxPool changes the element type", n.name);
+        st.kind = n.op == OpCode::MaxPool ? Kind::MaxPool
+                  : n.op == OpCode::AveragePool ? Kind::AveragePool : Kind::GlobalAveragePool;
+        st.pool = {k8::channel_stride(in.shape[0]), height(in), width(in), height(out), width(out), n.window,
+                   is_signed(in), n.count_include_pad, in.exponent, out.exponent, r.lo, r.hi};
+        break;
+    }
+    S.steps.push_back(std::move(st));
+  }
+
+  // In place: an elementwise node writes over an input that dies with it (same bytes, not a
+  // graph input or output). The memory plan then gives both one buffer.
+  std::vector<size_t> last_use(g.tensors.size(), 0);
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int32_t t : g.nodes[i].inputs) last_use[t] = i;
+  auto pinned = [&](int32_t t) {
+    return std::find(g.inputs.begin(), g.inputs.end(), t) != g.inputs.end() ||
+           std::find(g.outputs.begin(), g.outputs.end(), t) != g.outputs.end();
+  };
+  for (size_t i = 0; i < S.steps.size(); ++i) {
+    const Step& st = S.steps[i];
+    if (st.kind != Kind::Add && st.kind != Kind::Copy && st.kind != Kind::ReluS8) continue;
+    if (pinned(st.out)) continue;
+    for (int32_t t : st.in)
+      if (last_use[t] == i && !pinned(t) && S.image_bytes[t] == S.image_bytes[st.out]) {
+        S.share[st.out] = S.share[t];
+        break;
+      }
+  }
+}
+
+Engine::~Engine() = default;
+
+const char* Engine::isa() const { return steps_->table->name; }
+
+std::vector<int64_t> Engine::macs() const {
+  std::vector<int64_t> m;
+  for (const Step& st : steps_->steps) m.push_back(st.macs);
+  return m;
+}
+
+int64_t Engine::weight_bytes() const {
+  int64_t total = 0;
+  for (const Step& st : steps_->steps) total += static_cast<int64_t>(st.conv.weights.size());
+  return total;
+}
+
+MemoryPlan Engine::plan(int32_t batch) const {
+  const Graph& g = *graph_;
+  const detail::EngineSteps& S = *steps_;
+  if (batch < 1) fail("cannot plan memory for a batch of {}", batch);
+  const size_t nt = g.tensors.size();
+  const int64_t end = static_cast<int64_t>(S.steps.size());
+  // Lifetimes of buffers (a tensor and those written in place over it): [first, last] steps.
+  std::vector<int64_t> first(nt, std::numeric_limits<int64_t>::max()), last(nt, -1), size(nt, 0);
+  auto touch = [&](int32_t t, int64_t step) {
+    const int32_t b = S.share[t];
+    first[b] = std::min(first[b], step);
+    last[b] = std::max(last[b], step);
+    size[b] = std::max(size[b], (S.image_bytes[t] * batch + 63) / 64 * 64);
+  };
+  for (int32_t t : g.inputs) touch(t, -1);
+  for (int64_t i = 0; i < end; ++i) {
+    for (int32_t t : S.steps[i].in) touch(t, i);
+    touch(S.steps[i].out, i);
+  }
+  for (int32_t t : g.outputs) touch(t, end);
+
+  MemoryPlan plan;
+  plan.batch = batch;
+  plan.offset.assign(nt, -1);
+  plan.bytes.resize(nt);
+  for (size_t t = 0; t < nt; ++t) plan.bytes[t] = S.image_bytes[t] * batch;
+  // Greedy by size (TensorFlow Lite's): largest first, each at the lowest offset that no
+  // buffer alive at the same time overlaps.
+  std::vector<int32_t> order;
+  for (size_t b = 0; b < nt; ++b)
+    if (last[b] >= 0) order.push_back(static_cast<int32_t>(b));
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return size[a] > size[b]; });
+  std::vector<int64_t> offset(nt, -1);
+  std::vector<int32_t> placed;
+  for (int32_t b : order) {
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (int32_t p : placed)
+      if (first[p] <= last[b] && first[b] <= last[p]) busy.emplace_back(offset[p], offset[p] + size[p]);
+    std::sort(busy.begin(), busy.end());
+    int64_t at = 0;
+    for (const auto& [lo, hi] : busy) {
+      if (at + size[b] <= lo) break;
+      at = std::max(at, hi);
+    }
+    offset[b] = at;
+    placed.push_back(b);
+    plan.arena_bytes = std::max(plan.arena_bytes, at + size[b]);
+  }
+  for (size_t t = 0; t < nt; ++t)
+    if (last[S.share[t]] >= 0) plan.offset[t] = offset[S.share[t]];
+  for (int64_t i = -1; i <= end; ++i) {
+    int64_t alive = 0;
+    for (int32_t b : order)
+      if (first[b] <= i && i <= last[b]) alive += size[b];
+    plan.lower_bound = std::max(plan.lower_bound, alive);
+  }
+  return plan;
+}
+
+Workspace::Workspace(const Engine& engine, int32_t batch) : state_(std::make_unique<detail::WorkspaceState>()) {
+  state_->plan = engine.plan(batch);
+  state_->arena = k8::AlignedBytes(static_cast<size_t>(state_->plan.arena_bytes));
+  state_->scratch_bytes = engine.steps_->scratch_bytes;
+}
+Workspace::~Workspace() = default;
+Workspace::Workspace(Workspace&&) noexcept = default;
+Workspace& Workspace::operator=(Workspace&&) noexcept = default;
+int32_t Workspace::batch() const { return state_->plan.batch; }
+const MemoryPlan& Workspace::plan() const { return state_->plan; }
+
+namespace {
+
+// Tasks are tiles of rows x weight blocks: rows by the path's cache-sized chunk, blocks split
+// as far as one (a chunk's gather is then repeated per block group, cheap next to the dot
+// products), so that layers with few rows still spread over the threads.
+void run_conv(const k8::KernelTable& table, const k8::ConvLayer& L, const uint8_t* in, void* out, int32_t batch,
+              detail::WorkspaceState& ws) {
+  const int64_t rows = int64_t{batch} * L.oh * L.ow;
+  const int64_t row_grain = table.chunk_rows(L);
+  tbb::parallel_for(tbb::blocked_range2d<int64_t, int32_t>(0, rows, row_grain, 0, L.blocks, 1),
+                    [&](const tbb::blocked_range2d<int64_t, int32_t>& r) {
+                      k8::AlignedBytes& scratch = ws.scratch.local();
+                      if (scratch.size() < ws.scratch_bytes) scratch = k8::AlignedBytes(ws.scratch_bytes);
+                      table.conv(L, in, out, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end(),
+                                 scratch.data());
+                    });
+}
+
+}  // namespace
+
+std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> input,
+                                 std::vector<double>* step_seconds) const {
+  const Graph& g = *graph_;
+  const detail::EngineSteps& S = *steps_;
+  detail::WorkspaceState& ws = *workspace.state_;
+  const MemoryPlan& plan = ws.plan;
+  const int32_t batch = plan.batch;
+  const k8::KernelTable& table = *S.table;
+  uint8_t* arena = reinterpret_cast<uint8_t*>(ws.arena.data());
+  auto at = [&](int32_t t) { return arena + plan.offset[t]; };
+
+  // The input, [N][C][H][W] integers, to NHWC bytes with padded channels 0.
+  const Tensor& in_t = g.input();
+  const int64_t in_n = in_t.elements();
+  if (static_cast<int64_t>(input.size()) != in_n * batch)
+    fail("cannot run model: {} input values for a batch of {} images of {} values", input.size(), batch, in_n);
+  const Range in_r = range_of(in_t.type);
+  {
+    const int32_t c_n = in_t.shape[0], cs = k8::channel_stride(c_n);
+    const int64_t plane = int64_t{height(in_t)} * width(in_t);
+    uint8_t* dst = at(g.inputs[0]);
+    std::memset(dst, 0, static_cast<size_t>(S.image_bytes[g.inputs[0]] * batch));
+    for (int64_t im = 0; im < batch; ++im)
+      for (int32_t c = 0; c < c_n; ++c)
+        for (int64_t p = 0; p < plane; ++p) {
+          const int32_t v = input[(im * c_n + c) * plane + p];
+          if (v < in_r.lo || v > in_r.hi)
+            fail("cannot run model: input value {} lies outside [{}, {}]", v, in_r.lo, in_r.hi);
+          dst[(im * plane + p) * cs + c] = static_cast<uint8_t>(v);
+        }
+  }
+  if (step_seconds) step_seconds->assign(S.steps.size(), 0.0);
+  for (size_t i = 0; i < S.steps.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Step& st = S.steps[i];
+    const uint8_t* src = at(st.in[0]);
+    uint8_t* dst = at(st.out);
+    const int64_t out_bytes = S.image_bytes[st.out] * batch;
+    switch (st.kind) {
+      case Kind::Conv: run_conv(table, st.conv, src, dst, batch, ws); break;
+      case Kind::Add:
+        tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_bytes, 65536), [&](const tbb::blocked_range<int64_t>& r) {
+          table.add(st.add, src + r.begin(), at(st.in[1]) + r.begin(), dst + r.begin(), r.size());
+        });
+        break;
+      case Kind::Copy:
+        if (src != dst) std::memcpy(dst, src, static_cast<size_t>(out_bytes));
+        break;
+      case Kind::ReluS8: table.relu_s8(src, dst, out_bytes); break;
+      case Kind::MaxPool:
+      case Kind::AveragePool:
+      case Kind::GlobalAveragePool: {
+        const int64_t in_img = S.image_bytes[st.in[0]], out_img = S.image_bytes[st.out];
+        auto fn = st.kind == Kind::MaxPool ? table.max_pool
+                  : st.kind == Kind::AveragePool ? table.average_pool : table.global_average_pool;
+        tbb::parallel_for(0, batch, [&](int32_t im) { fn(st.pool, src + im * in_img, dst + im * out_img); });
+        break;
+      }
+      case Kind::FlattenReorder: {
+        // NHWC (padded channels) to the [C * H * W] order of the reference.
+        const Tensor& t = g.tensors[st.in[0]];
+        const int32_t c_n = t.shape[0], cs = k8::channel_stride(c_n);
+        const int64_t plane = int64_t{height(t)} * width(t), in_img = S.image_bytes[st.in[0]];
+        const int64_t out_img = S.image_bytes[st.out];
+        std::memset(dst, 0, static_cast<size_t>(out_bytes));
+        for (int64_t im = 0; im < batch; ++im)
+          for (int32_t c = 0; c < c_n; ++c)
+            for (int64_t p = 0; p < plane; ++p) dst[im * out_img + c * plane + p] = src[im * in_img + p * cs + c];
+        break;
+      }
+    }
+    if (step_seconds) (*step_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  // The first output, back to [N][C][H][W] integers.
+  const int32_t o = g.outputs[0];
+  const Tensor& out_t = g.tensors[o];
+  const int32_t c_n = out_t.shape[0];
+  const int64_t plane = int64_t{height(out_t)} * width(out_t);
+  std::vector<int32_t> result(static_cast<size_t>(out_t.elements() * batch));
+  const uint8_t* src = at(o);
+  for (int64_t im = 0; im < batch; ++im)
+    for (int32_t c = 0; c < c_n; ++c)
+      for (int64_t p = 0; p < plane; ++p) {
+        int32_t v;
+        if (out_t.type == ElementType::Int32) {
+          std::memcpy(&v, src + ((im * plane + p) * c_n + c) * 4, 4);
+        } else {
+          const uint8_t byte = src[(im * plane + p) * k8::channel_stride(c_n) + c];
+          v = is_signed(out_t) ? int32_t{static_cast<int8_t>(byte)} : int32_t{byte};
+        }
+        result[(im * c_n + c) * plane + p] = v;
+      }
+  return result;
+}
+
+}  // namespace trit

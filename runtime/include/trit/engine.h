@@ -1,0 +1,99 @@
+// Engine: an integer model prepared for the fast kernels (kernels/int8/), and the Workspace a
+// thread runs it in.
+//
+// It computes exactly what IntExecutor (the integer reference) computes, for every kernel path:
+// the same int32 outputs, bit for bit. What differs is speed: 8-bit NHWC activations, weights
+// expanded once to int8 and repacked for the chosen instruction set, one arena planned per
+// batch size, and tiles of rows x output channels spread over oneTBB.
+//
+// Load, prepare, run:
+//   - the constructor validates the graph for these kernels and packs every layer (all the
+//     expensive work, once);
+//   - a Workspace owns the memory of runs: the arena planned for its batch size and per-thread
+//     scratch. It is created once and reused; run() then allocates nothing but its result.
+//   - run() is const: one Engine may serve many threads at once, each with its own Workspace.
+// Work is split over oneTBB tasks in the caller's task_arena; results are identical for any
+// thread count.
+//
+// Not supported here (the constructor says so, and the caller runs IntExecutor instead): layers
+// kept in float32 (trit-convert --layer NAME=float), dynamic exponents, int32 tensors read by
+// another node.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trit/graph.h"
+
+namespace trit {
+
+namespace detail {
+struct EngineSteps;
+struct WorkspaceState;
+}  // namespace detail
+
+// Where each tensor of a batch lives in one arena (offsets are 64-byte aligned).
+struct MemoryPlan {
+  int32_t batch = 0;
+  std::vector<int64_t> offset;  // per tensor; -1 for tensors never stored (none today)
+  std::vector<int64_t> bytes;   // per tensor, for the batch
+  int64_t arena_bytes = 0;      // the arena's size
+  int64_t lower_bound = 0;      // the largest total of tensors alive at one step
+};
+
+class Workspace;
+
+class Engine {
+ public:
+  // isa: "ref", "avx2", "avx512vnni", or empty for the best this CPU runs (or TRIT_ISA when
+  // set). Throws trit::Error when the graph or the path is unsupported.
+  explicit Engine(std::shared_ptr<const Graph> graph, std::string_view isa = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Why this graph cannot run here, or an empty string.
+  static std::string unsupported_reason(const Graph& graph);
+
+  // Quantized inputs [N][C][H][W] (quantize_images) in; the first graph output out, as
+  // IntExecutor::run returns it ([N][C][H][W] integers of the output's exponent).
+  // step_seconds, when given, receives each node's wall time of this run (size = nodes).
+  std::vector<int32_t> run(Workspace& workspace, std::span<const int32_t> input,
+                           std::vector<double>* step_seconds = nullptr) const;
+
+  const Graph& graph() const { return *graph_; }
+  const char* isa() const;
+  // Multiply-accumulates of one image, per node (0 for nodes that are not layers).
+  std::vector<int64_t> macs() const;
+  // Bytes of packed weights this engine holds.
+  int64_t weight_bytes() const;
+  MemoryPlan plan(int32_t batch) const;
+
+ private:
+  friend class Workspace;
+  std::shared_ptr<const Graph> graph_;
+  std::unique_ptr<detail::EngineSteps> steps_;
+};
+
+// The memory one thread runs an Engine in, for one batch size. Not thread-safe: one per
+// thread. Holds no reference to the Engine beyond the plan's sizes; it must be used with the
+// Engine it was made for, which must outlive it.
+class Workspace {
+ public:
+  Workspace(const Engine& engine, int32_t batch);
+  ~Workspace();
+  Workspace(Workspace&&) noexcept;
+  Workspace& operator=(Workspace&&) noexcept;
+
+  int32_t batch() const;
+  const MemoryPlan& plan() const;
+
+ private:
+  friend class Engine;
+  std::unique_ptr<detail::WorkspaceState> state_;
+};
+
+}  // namespace trit

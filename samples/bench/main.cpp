@@ -1,0 +1,135 @@
+// trit-bench: how fast an integer model runs on the fast kernels, and how much memory it takes.
+//
+//   trit-bench MODEL [--threads T] [--batch B] [--iters I] [--warmup W] [--isa ISA]
+//              [--peak-gmacs G] [--json]
+//
+// Times whole runs of a batch of seeded random inputs (the input type's full range) and prints
+// the median, min and p90 time per image, each layer's median time with its multiply-adds and,
+// given the machine's int8 ceiling (--peak-gmacs, e.g. from ../shared/bench/peak.cpp, for the
+// thread count used), its share of that ceiling; then the peak resident memory of the process.
+// --json prints one object instead. Speed lives here, never in a test.
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "trit/engine.h"
+#include "trit/error.h"
+#include "trit/int_executor.h"
+#include "trit/json.h"
+#include "trit/model_file.h"
+
+namespace {
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5));
+  return v[i];
+}
+
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return int64_t{u.ru_maxrss} * 1024;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"trit-bench: time an integer model on the fast kernels"};
+  std::string model_path, isa;
+  int threads = 1, batch = 1, iters = 20, warmup = 3;
+  double peak_gmacs = 0;
+  bool json = false;
+  app.add_option("model", model_path, "integer trit model")->required();
+  app.add_option("-t,--threads", threads, "threads")->check(CLI::Range(1, 1024));
+  app.add_option("-b,--batch", batch, "images per run")->check(CLI::Range(1, 4096));
+  app.add_option("-n,--iters", iters, "timed runs")->check(CLI::Range(1, 1000000));
+  app.add_option("-w,--warmup", warmup, "untimed runs first")->check(CLI::Range(0, 1000000));
+  app.add_option("--isa", isa, "ref, avx2 or avx512vnni (default: the best this CPU runs, or TRIT_ISA)");
+  app.add_option("--peak-gmacs", peak_gmacs, "the machine's int8 ceiling at this thread count, in G multiply-adds/s")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", json, "print one JSON object");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    auto graph = std::make_shared<const trit::Graph>(trit::load_model(model_path));
+    tbb::task_arena arena(threads);
+    std::unique_ptr<trit::Engine> engine;
+    arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, isa); });
+    const trit::Graph& g = *graph;
+    const trit::Range r = trit::range_of(g.input().type);
+    std::mt19937 rng(1);
+    std::uniform_int_distribution<int32_t> d(r.lo, r.hi);
+    std::vector<int32_t> input(static_cast<size_t>(g.input().elements() * batch));
+    for (auto& v : input) v = d(rng);
+    trit::Workspace ws(*engine, batch);
+
+    std::vector<double> per_image_ms;
+    std::vector<std::vector<double>> layer_s(g.nodes.size());
+    arena.execute([&] {
+      for (int i = 0; i < warmup; ++i) engine->run(ws, input);
+      for (int i = 0; i < iters; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        engine->run(ws, input);
+        per_image_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / batch);
+      }
+      // Per-layer times, from separate runs (timing each step adds a little).
+      std::vector<double> steps;
+      for (int i = 0; i < std::max(3, iters / 2); ++i) {
+        engine->run(ws, input, &steps);
+        for (size_t s = 0; s < steps.size(); ++s) layer_s[s].push_back(steps[s]);
+      }
+    });
+    const auto macs = engine->macs();
+    int64_t total_macs = 0;
+    for (int64_t m : macs) total_macs += m;
+    const double median = percentile(per_image_ms, 0.5), lo = percentile(per_image_ms, 0.0),
+                 p90 = percentile(per_image_ms, 0.9);
+    const trit::MemoryPlan& plan = ws.plan();
+    const int64_t rss = peak_rss_bytes();
+    auto share = [&](int64_t m, double seconds_per_batch) {
+      return peak_gmacs > 0 && seconds_per_batch > 0 ? m * batch / seconds_per_batch / (peak_gmacs * 1e9) : 0.0;
+    };
+    if (json) {
+      std::string layers;
+      for (size_t s = 0; s < g.nodes.size(); ++s) {
+        const double t = percentile(layer_s[s], 0.5);
+        layers += fmt::format("{}{{\"name\":{},\"op\":\"{}\",\"macs\":{},\"ms\":{:.4f}{}}}", s ? "," : "",
+                              trit::json_quote(g.nodes[s].name), trit::to_string(g.nodes[s].op), macs[s], t * 1e3,
+                              peak_gmacs > 0 && macs[s] ? fmt::format(",\"ceiling_share\":{:.3f}", share(macs[s], t)) : "");
+      }
+      fmt::print(
+          "{{\"model\":{},\"isa\":\"{}\",\"threads\":{},\"batch\":{},\"iters\":{},\"ms_per_image\":{:.4f},"
+          "\"min_ms_per_image\":{:.4f},\"p90_ms_per_image\":{:.4f},\"gmacs_per_image\":{:.4f},{}"
+          "\"peak_rss_bytes\":{},\"arena_bytes\":{},\"arena_lower_bound\":{},\"weight_bytes\":{},\"layers\":[{}]}}\n",
+          trit::json_quote(model_path), engine->isa(), threads, batch, iters, median, lo, p90, total_macs / 1e9,
+          peak_gmacs > 0 ? fmt::format("\"ceiling_share\":{:.3f},", share(total_macs, median * batch / 1e3)) : "", rss,
+          plan.arena_bytes, plan.lower_bound, engine->weight_bytes(), layers);
+      return 0;
+    }
+    fmt::print("{}: {} path, {} thread(s), batch {}, {} runs\n", model_path, engine->isa(), threads, batch, iters);
+    fmt::print("{:<40} {:>18} {:>10} {:>9}{}\n", "layer", "op", "MMACs", "ms", peak_gmacs > 0 ? "  ceiling" : "");
+    for (size_t s = 0; s < g.nodes.size(); ++s) {
+      const double t = percentile(layer_s[s], 0.5);
+      fmt::print("{:<40} {:>18} {:>10.1f} {:>9.3f}{}\n", g.nodes[s].name, trit::to_string(g.nodes[s].op), macs[s] / 1e6,
+                 t * 1e3, peak_gmacs > 0 && macs[s] ? fmt::format("  {:>6.1f} %", 100 * share(macs[s], t)) : "");
+    }
+    fmt::print("time per image: median {:.3f} ms, min {:.3f} ms, p90 {:.3f} ms ({:.2f} G multiply-adds per image{})\n",
+               median, lo, p90, total_macs / 1e9,
+               peak_gmacs > 0 ? fmt::format(", {:.1f} % of the ceiling", 100 * share(total_macs, median * batch / 1e3)) : "");
+    fmt::print("memory: arena {:.2f} MB (lower bound {:.2f} MB), packed weights {:.2f} MB, peak resident {:.1f} MB\n",
+               plan.arena_bytes / 1e6, plan.lower_bound / 1e6, engine->weight_bytes() / 1e6, rss / 1e6);
+    return 0;
+  } catch (const trit::Error& e) {
+    fmt::print(stderr, "trit-bench: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "trit-bench: {}\n", e.what());
+    return 1;
+  }
+}

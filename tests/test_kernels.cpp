@@ -1,0 +1,272 @@
+// The fast integer kernels (kernels/int8/, through trit::Engine) against the integer reference
+// (IntExecutor), bit for bit, on every path this CPU runs.
+#include <doctest/doctest.h>
+
+#include <tbb/task_arena.h>
+
+#include <cstdlib>
+#include <random>
+
+#include "helpers.h"
+#include "int8/table.h"
+#include "weight_quant.h"
+#include "trit/engine.h"
+#include "trit/error.h"
+#include "trit/int_executor.h"
+#include "trit/weight_codes.h"
+
+using namespace trit;
+
+namespace {
+
+std::vector<std::string> paths() {
+  std::vector<std::string> out;
+  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
+    if (k8::isa_supported(isa)) out.push_back(k8::to_string(isa));
+    else MESSAGE("skipped: this CPU cannot run the " << k8::to_string(isa) << " path");
+  }
+  return out;
+}
+
+Tensor tensor(std::string name, std::vector<int32_t> shape, ElementType type, int32_t exponent) {
+  return Tensor{std::move(name), std::move(shape), type, exponent};
+}
+
+// A layer's integer weights, random codes and scales of an encoding, as a file holds them.
+void random_weights(Node& n, WeightEncoding enc, int32_t cluster, ClusterShape shape, std::array<int32_t, 4> s,
+                    std::mt19937& rng) {
+  Weights& w = n.weights;
+  w.encoding = enc;
+  w.shape = s;
+  w.cluster_size = enc == WeightEncoding::Int8PerChannel ? 0 : cluster;
+  w.cluster_shape = shape;
+  std::uniform_int_distribution<int> code(-max_code(enc), max_code(enc));
+  std::vector<int8_t> codes(static_cast<size_t>(w.count()));
+  for (auto& c : codes) c = static_cast<int8_t>(code(rng));
+  w.codes = Blob::from_vector(pack_codes(enc, codes));
+  int64_t clusters = s[0];
+  if (enc != WeightEncoding::Int8PerChannel) {
+    const int64_t per = (s[1] + cluster - 1) / cluster;
+    clusters = shape == ClusterShape::Kernels ? s[0] * per : int64_t{s[0]} * s[2] * s[3] * per;
+  }
+  std::uniform_int_distribution<int> mant(1, quant::max_mantissa(enc));
+  std::vector<uint8_t> scales(clusters);
+  for (auto& m : scales) m = static_cast<uint8_t>(mant(rng));
+  w.scales = Blob::from_vector(std::move(scales));
+  std::uniform_int_distribution<int> e(4, 9);
+  std::vector<int8_t> exps(s[0]);
+  for (auto& x : exps) x = static_cast<int8_t>(e(rng));
+  w.scale_exponents = Blob::from_vector(std::move(exps));
+  std::uniform_int_distribution<int32_t> b(-(1 << 20), 1 << 20);
+  std::vector<int32_t> bias(s[0]);
+  for (auto& x : bias) x = b(rng);
+  n.bias = Blob::from_vector(std::move(bias));
+}
+
+std::vector<int32_t> random_input(const Tensor& t, int32_t batch, std::mt19937& rng) {
+  const Range r = range_of(t.type);
+  std::uniform_int_distribution<int32_t> d(r.lo, r.hi);
+  std::vector<int32_t> v(static_cast<size_t>(t.elements() * batch));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// The reference's output and each path's, for one graph and one input.
+void check_paths(const std::shared_ptr<const Graph>& g, int32_t batch, std::mt19937& rng) {
+  const auto input = random_input(g->input(), batch, rng);
+  const auto want = IntExecutor(g).run(input, batch);
+  for (const std::string& isa : paths()) {
+    CAPTURE(isa);
+    const Engine engine(g, isa);
+    Workspace ws(engine, batch);
+    const auto got = engine.run(ws, input);
+    REQUIRE(got.size() == want.size());
+    for (size_t j = 0; j < want.size(); ++j)
+      if (got[j] != want[j]) FAIL("output " << j << ": the reference gives " << want[j] << ", " << isa << " gives " << got[j]);
+    // A second run on the same workspace gives the same bits.
+    CHECK(engine.run(ws, input) == want);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every kernel path equals the integer reference on a sweep of layer shapes") {
+  std::mt19937 rng(2024);
+  const std::vector<int32_t> channels{1, 3, 4, 13, 16, 17, 64, 67};
+  const std::vector<int32_t> outputs{1, 10, 16, 17, 48, 64, 65, 130};
+  const std::vector<Window> windows{
+      {1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 2, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1},
+      {3, 3, 2, 2, 0, 0, 1, 1}, {3, 3, 2, 2, 1, 1, 1, 1}, {7, 7, 2, 2, 3, 3, 3, 3}, {3, 3, 1, 1, 0, 2, 1, 0}};
+  const std::vector<ElementType> in_types{ElementType::UInt8, ElementType::Int8};
+  const std::vector<ElementType> out_types{ElementType::UInt8, ElementType::Int8, ElementType::Int32};
+  const std::vector<WeightEncoding> encodings{WeightEncoding::Int8PerChannel, WeightEncoding::TernaryClustered,
+                                              WeightEncoding::Int4Clustered};
+  auto pick = [&](const auto& v) { return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)]; };
+  for (int trial = 0; trial < 120; ++trial) {
+    const int32_t c = pick(channels), o = pick(outputs);
+    const Window win = pick(windows);
+    const bool fc = trial % 10 == 9;
+    const int32_t h = fc ? 1 : std::uniform_int_distribution<int32_t>(std::max(1, win.kernel_h - 3), 11)(rng);
+    const int32_t w = fc ? 1 : std::uniform_int_distribution<int32_t>(std::max(1, win.kernel_w - 3), 12)(rng);
+    const Window used = fc ? Window{} : win;
+    if (used.out_h(h) < 1 || used.out_w(w) < 1) continue;
+    const ElementType it = pick(in_types), ot = pick(out_types);
+    const bool relu = ot == ElementType::UInt8 || (ot == ElementType::Int8 && trial % 3 == 0);
+    const WeightEncoding enc = pick(encodings);
+    const int32_t cluster = pick(std::vector<int32_t>{1, 2, 3, 4, 16});
+    const ClusterShape shape = trial % 2 ? ClusterShape::Kernels : ClusterShape::Channels;
+    // Output exponents that make shifts from -3 (left shifts) to about 20.
+    const int32_t fi = std::uniform_int_distribution<int32_t>(0, 6)(rng);
+    const int32_t fo = std::uniform_int_distribution<int32_t>(-2, 16)(rng);
+    auto g = std::make_shared<Graph>();
+    g->tensors.push_back(fc ? tensor("in", {c}, it, fi) : tensor("in", {c, h, w}, it, fi));
+    g->tensors.push_back(fc ? tensor("out", {o}, ot, fo) : tensor("out", {o, used.out_h(h), used.out_w(w)}, ot, fo));
+    Node n;
+    n.name = "layer";
+    n.op = fc ? OpCode::FullyConnected : OpCode::Conv;
+    n.inputs = {0};
+    n.outputs = {1};
+    n.window = used;
+    n.activation = relu ? Activation::Relu : Activation::None;
+    random_weights(n, enc, cluster, shape, {o, c, used.kernel_h, used.kernel_w}, rng);
+    g->nodes.push_back(std::move(n));
+    g->inputs = {0};
+    g->outputs = {1};
+    CAPTURE(trial);
+    CAPTURE(c);
+    CAPTURE(o);
+    CAPTURE(h);
+    CAPTURE(w);
+    CAPTURE(win.kernel_h);
+    CAPTURE(win.stride_h);
+    check_paths(g, 1 + trial % 3, rng);
+  }
+}
+
+TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU and Flatten") {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 24; ++trial) {
+    CAPTURE(trial);
+    auto exp = [&](int lo, int hi) { return std::uniform_int_distribution<int32_t>(lo, hi)(rng); };
+    const int32_t c = trial % 2 ? 6 : 5;
+    const bool flat_spatial = trial % 4 == 3;  // Flatten of a 2x2 map instead of the pooled vector
+    auto g = std::make_shared<Graph>();
+    auto& t = g->tensors;
+    const ElementType in_type = trial % 3 ? ElementType::Int8 : ElementType::UInt8;
+    t.push_back(tensor("x", {3, 11, 9}, in_type, exp(4, 7)));                          // 0
+    t.push_back(tensor("a", {c, 11, 9}, ElementType::UInt8, exp(3, 6)));                // 1 conv 3x3 ReLU
+    t.push_back(tensor("p", {c, 6, 5}, ElementType::UInt8, t[1].exponent));             // 2 max pool 3x3 s2
+    t.push_back(tensor("q", {c, 6, 5}, ElementType::UInt8, exp(3, 7)));                 // 3 average pool 3x3
+    t.push_back(tensor("b", {c, 6, 5}, ElementType::Int8, exp(3, 7)));                  // 4 conv 1x1, s8
+    t.push_back(tensor("r", {c, 6, 5}, ElementType::UInt8, t[4].exponent));             // 5 ReLU of s8
+    t.push_back(tensor("s", {c, 6, 5}, ElementType::UInt8, exp(2, 6)));                 // 6 add + ReLU
+    t.push_back(tensor("d", {c, 6, 5}, ElementType::Int8, exp(2, 6)));                  // 7 add, s8
+    t.push_back(tensor("g", {c, 1, 1}, ElementType::Int8, exp(2, 8)));                  // 8 global average
+    const Window pool3{3, 3, 2, 2, 1, 1, 1, 1}, avg3{3, 3, 1, 1, 1, 1, 1, 1};
+    auto node = [&](OpCode op, std::vector<int32_t> in, int32_t out) {
+      Node n;
+      n.name = fmt::format("n{}", g->nodes.size());
+      n.op = op;
+      n.inputs = std::move(in);
+      n.outputs = {out};
+      g->nodes.push_back(std::move(n));
+      return &g->nodes.back();
+    };
+    Node* conv = node(OpCode::Conv, {0}, 1);
+    conv->window = {3, 3, 1, 1, 1, 1, 1, 1};
+    conv->activation = Activation::Relu;
+    random_weights(*conv, WeightEncoding::TernaryClustered, 4, ClusterShape::Kernels, {c, 3, 3, 3}, rng);
+    node(OpCode::MaxPool, {1}, 2)->window = pool3;
+    Node* avg = node(OpCode::AveragePool, {2}, 3);
+    avg->window = avg3;
+    avg->count_include_pad = trial % 2 == 0;
+    random_weights(*node(OpCode::Conv, {3}, 4), WeightEncoding::Int8PerChannel, 0, ClusterShape::Kernels, {c, c, 1, 1}, rng);
+    node(OpCode::Relu, {4}, 5);
+    node(OpCode::Add, {5, 3}, 6)->activation = Activation::Relu;
+    node(OpCode::Add, {6, 4}, 7);
+    int32_t fc_in;
+    if (flat_spatial) {
+      t.push_back(tensor("f", {c * 30}, ElementType::Int8, t[7].exponent));  // 9 Flatten of [c, 6, 5]
+      node(OpCode::Flatten, {7}, 9);
+      fc_in = c * 30;
+    } else {
+      node(OpCode::GlobalAveragePool, {7}, 8);
+      t.push_back(tensor("f", {c}, ElementType::Int8, t[8].exponent));  // 9
+      node(OpCode::Flatten, {8}, 9);
+      fc_in = c;
+    }
+    t.push_back(tensor("logits", {7}, ElementType::Int32, exp(4, 10)));  // 10
+    random_weights(*node(OpCode::FullyConnected, {9}, 10), WeightEncoding::Int4Clustered, 4, ClusterShape::Channels,
+                   {7, fc_in, 1, 1}, rng);
+    g->inputs = {0};
+    g->outputs = {10};
+    check_paths(g, 1 + trial % 2, rng);
+  }
+}
+
+TEST_CASE("TRIT_ISA names a path; an unknown or unavailable one is refused") {
+  CHECK(k8::parse_isa("ref") == k8::Isa::Ref);
+  CHECK(k8::parse_isa("avx512vnni") == k8::Isa::Avx512Vnni);
+  CHECK_THROWS_WITH_AS(k8::parse_isa("sse9"), "unknown instruction set 'sse9': expected ref, avx2 or avx512vnni", Error);
+  const char* old = std::getenv("TRIT_ISA");
+  const std::string saved = old ? old : "";
+  setenv("TRIT_ISA", "ref", 1);
+  CHECK(k8::select_isa() == k8::Isa::Ref);
+  setenv("TRIT_ISA", "nonsense", 1);
+  CHECK_THROWS_AS(k8::select_isa(), Error);
+  if (old) setenv("TRIT_ISA", saved.c_str(), 1);
+  else unsetenv("TRIT_ISA");
+  for (k8::Isa isa : {k8::Isa::Avx2, k8::Isa::Avx512Vnni})
+    if (!k8::isa_supported(isa)) CHECK_THROWS_AS(k8::table_for(isa), Error);
+}
+
+TEST_CASE("the memory plan keeps tensors that are alive together apart, within 1.2x of its bound") {
+  std::mt19937 rng(5);
+  // A residual chain: every add can run in place.
+  auto g = std::make_shared<Graph>();
+  g->tensors.push_back(tensor("x", {16, 10, 10}, ElementType::UInt8, 5));
+  int32_t prev = 0;
+  for (int i = 0; i < 4; ++i) {
+    g->tensors.push_back(tensor(fmt::format("c{}", i), {16, 10, 10}, ElementType::UInt8, 5));
+    g->tensors.push_back(tensor(fmt::format("a{}", i), {16, 10, 10}, ElementType::UInt8, 5));
+    Node c;
+    c.name = fmt::format("conv{}", i);
+    c.inputs = {prev};
+    c.outputs = {static_cast<int32_t>(g->tensors.size() - 2)};
+    c.window = {3, 3, 1, 1, 1, 1, 1, 1};
+    c.activation = Activation::Relu;
+    random_weights(c, WeightEncoding::TernaryClustered, 4, ClusterShape::Kernels, {16, 16, 3, 3}, rng);
+    g->nodes.push_back(std::move(c));
+    Node a;
+    a.name = fmt::format("add{}", i);
+    a.op = OpCode::Add;
+    a.inputs = {static_cast<int32_t>(g->tensors.size() - 2), prev};
+    a.outputs = {static_cast<int32_t>(g->tensors.size() - 1)};
+    a.activation = Activation::Relu;
+    g->nodes.push_back(std::move(a));
+    prev = static_cast<int32_t>(g->tensors.size() - 1);
+  }
+  g->inputs = {0};
+  g->outputs = {prev};
+  const Engine engine(g, "ref");
+  for (int32_t batch : {1, 3}) {
+    const MemoryPlan plan = engine.plan(batch);
+    CHECK(plan.arena_bytes >= plan.lower_bound);
+    CHECK(plan.arena_bytes <= plan.lower_bound * 12 / 10);
+    // Tensors alive at once never overlap: check pairs by the steps that use them.
+    const size_t steps = g->nodes.size();
+    std::vector<int64_t> first(g->tensors.size(), 0), last(g->tensors.size(), 0);
+    for (size_t i = 0; i < steps; ++i) {
+      first[g->nodes[i].outputs[0]] = static_cast<int64_t>(i);
+      for (int32_t t : g->nodes[i].inputs) last[t] = static_cast<int64_t>(i);
+    }
+    last[prev] = static_cast<int64_t>(steps);
+    for (size_t a = 0; a < g->tensors.size(); ++a)
+      for (size_t b = a + 1; b < g->tensors.size(); ++b) {
+        const bool together = first[a] < last[b] && first[b] < last[a];  // strictly: in place is allowed
+        const bool apart = plan.offset[a] + plan.bytes[a] <= plan.offset[b] || plan.offset[b] + plan.bytes[b] <= plan.offset[a];
+        if (together) CHECK_MESSAGE(apart, g->tensors[a].name << " and " << g->tensors[b].name << " overlap");
+      }
+  }
+  check_paths(g, 2, rng);
+}
