@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -35,6 +36,7 @@ struct EngineSteps {
   std::vector<int64_t> image_bytes;        // per tensor, one image's bytes in the fast layout
   std::vector<int32_t> share;              // per tensor: the tensor whose memory it reuses in place
   size_t scratch_bytes = 0;                // the most any conv call needs
+  bool input_biased = false;               // the s8 graph input is stored as value + 128
 };
 
 struct WorkspaceState {
@@ -62,7 +64,8 @@ int64_t layout_bytes(const Tensor& t) {
   return pixels * k8::channel_stride(t.shape[0]);
 }
 
-k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable& table) {
+// in_biased: the input is an s8 tensor stored as value + 128 (layer.h).
+k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased) {
   const Tensor& in = g.tensors[n.inputs[0]];
   const Tensor& out = g.tensors[n.outputs[0]];
   const PreparedLayer p = prepare_layer(g, n);  // validates codes, scales and shifts
@@ -82,9 +85,13 @@ k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable&
   if (int64_t{kh} * kw * L.cs > 65536)
     fail("cannot prepare layer '{}' for the fast kernels: {} taps per output exceed 65536", n.name, int64_t{kh} * kw * L.cs);
   L.in_signed = is_signed(in);
+  L.in_xor = L.in_signed && !in_biased ? 0x80 : 0;
+  L.in_zero = L.in_signed ? 0x80 : 0;
   const Window& w = L.window;
   L.direct = kh == 1 && kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 && w.pad_left == 0 &&
-             w.pad_bottom == 0 && w.pad_right == 0 && !L.in_signed;
+             w.pad_bottom == 0 && w.pad_right == 0 && L.in_xor == 0;
+  L.tap_lda = int64_t{w.stride_w} * L.cs;
+  for (int32_t ky = 0; ky < kh; ++ky) L.tap_offsets.push_back(int64_t{ky} * L.w * L.cs);
   // W[o][(ky, kx, c)] from the reference's expanded [I][KH][KW][O] layout.
   std::vector<int8_t> wk(static_cast<size_t>(o_n) * L.k, 0);
   std::vector<int64_t> sum(o_n, 0), abs_sum(o_n, 0);
@@ -164,12 +171,21 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
     fail("cannot prepare the model for the fast kernels: {}", why);
   detail::EngineSteps& S = *steps_;
   S.table = &k8::table_for(isa.empty() ? k8::select_isa() : k8::parse_isa(std::string(isa).c_str()));
-  // Reuses the reference executor's checks of exponents and shifts.
-  { IntExecutor check(graph_); }
+  check_integer_graph(g);
   S.image_bytes.resize(g.tensors.size());
   for (size_t t = 0; t < g.tensors.size(); ++t) S.image_bytes[t] = layout_bytes(g.tensors[t]);
   S.share.resize(g.tensors.size());
   for (size_t t = 0; t < g.tensors.size(); ++t) S.share[t] = static_cast<int32_t>(t);
+
+  // An s8 input that only layers read is stored biased, so that they read it in place.
+  const int32_t input = g.inputs[0];
+  S.input_biased = g.tensors[input].type == ElementType::Int8;
+  for (const Node& n : g.nodes)
+    if (std::find(n.inputs.begin(), n.inputs.end(), input) != n.inputs.end() && n.op != OpCode::Conv &&
+        n.op != OpCode::FullyConnected)
+      S.input_biased = false;
+  for (int32_t t : g.outputs)
+    if (t == input) S.input_biased = false;
 
   for (const Node& n : g.nodes) {
     Step st;
@@ -183,7 +199,7 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
       case OpCode::Conv:
       case OpCode::FullyConnected:
         st.kind = Kind::Conv;
-        st.conv = prepare_conv(g, n, *S.table);
+        st.conv = prepare_conv(g, n, *S.table, S.input_biased && n.inputs[0] == input);
         st.macs = n.weights.count() * height(out) * width(out);
         S.scratch_bytes = std::max(S.scratch_bytes, S.table->scratch_bytes(st.conv));
         break;
@@ -348,7 +364,6 @@ std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> 
   const detail::EngineSteps& S = *steps_;
   detail::WorkspaceState& ws = *workspace.state_;
   const MemoryPlan& plan = ws.plan;
-  const int32_t batch = plan.batch;
   const k8::KernelTable& table = *S.table;
   uint8_t* arena = reinterpret_cast<uint8_t*>(ws.arena.data());
   auto at = [&](int32_t t) { return arena + plan.offset[t]; };
@@ -356,22 +371,28 @@ std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> 
   // The input, [N][C][H][W] integers, to NHWC bytes with padded channels 0.
   const Tensor& in_t = g.input();
   const int64_t in_n = in_t.elements();
-  if (static_cast<int64_t>(input.size()) != in_n * batch)
-    fail("cannot run model: {} input values for a batch of {} images of {} values", input.size(), batch, in_n);
+  // A plan for B images holds any batch up to B: each tensor's region only shrinks.
+  const auto batch = static_cast<int32_t>(static_cast<int64_t>(input.size()) / in_n);
+  if (static_cast<int64_t>(input.size()) != in_n * batch || batch < 1 || batch > plan.batch)
+    fail("cannot run model: {} input values are not 1 to {} images of {} values", input.size(), plan.batch, in_n);
   const Range in_r = range_of(in_t.type);
   {
+    const auto [lo, hi] = std::minmax_element(input.begin(), input.end());
+    if (*lo < in_r.lo || *hi > in_r.hi)
+      fail("cannot run model: input value {} lies outside [{}, {}]", *lo < in_r.lo ? *lo : *hi, in_r.lo, in_r.hi);
     const int32_t c_n = in_t.shape[0], cs = k8::channel_stride(c_n);
     const int64_t plane = int64_t{height(in_t)} * width(in_t);
+    const uint8_t bias = S.input_biased ? 128 : 0;
     uint8_t* dst = at(g.inputs[0]);
-    std::memset(dst, 0, static_cast<size_t>(S.image_bytes[g.inputs[0]] * batch));
-    for (int64_t im = 0; im < batch; ++im)
-      for (int32_t c = 0; c < c_n; ++c)
-        for (int64_t p = 0; p < plane; ++p) {
-          const int32_t v = input[(im * c_n + c) * plane + p];
-          if (v < in_r.lo || v > in_r.hi)
-            fail("cannot run model: input value {} lies outside [{}, {}]", v, in_r.lo, in_r.hi);
-          dst[(im * plane + p) * cs + c] = static_cast<uint8_t>(v);
-        }
+    for (int64_t im = 0; im < batch; ++im) {
+      const int32_t* src = input.data() + im * c_n * plane;
+      uint8_t* out = dst + im * plane * cs;
+      for (int64_t p = 0; p < plane; ++p, out += cs) {
+        int32_t c = 0;
+        for (; c < c_n; ++c) out[c] = static_cast<uint8_t>(src[c * plane + p] + bias);
+        for (; c < cs; ++c) out[c] = bias;  // padded channels: 0 (stored biased when the input is)
+      }
+    }
   }
   if (step_seconds) step_seconds->assign(S.steps.size(), 0.0);
   for (size_t i = 0; i < S.steps.size(); ++i) {
@@ -436,6 +457,14 @@ std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> 
         result[(im * c_n + c) * plane + p] = v;
       }
   return result;
+}
+
+std::vector<float> Engine::classify(Workspace& workspace, std::span<const Image> images) const {
+  const auto out = run(workspace, quantize_images(*graph_, images));
+  const int32_t f = graph_->output().exponent;
+  std::vector<float> logits(out.size());
+  for (size_t j = 0; j < out.size(); ++j) logits[j] = static_cast<float>(std::ldexp(static_cast<double>(out[j]), -f));
+  return logits;
 }
 
 }  // namespace trit

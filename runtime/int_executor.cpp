@@ -129,20 +129,16 @@ void run_int_node(const Graph& g, const Node& n, const PreparedLayer* layer, int
   }
 }
 
-IntExecutor::IntExecutor(std::shared_ptr<const Graph> graph, bool dynamic_exponents)
-    : graph_(std::move(graph)), dynamic_(dynamic_exponents) {
-  const Graph& g = *graph_;
+void check_integer_graph(const Graph& g) {
   if (!is_integer_model(g)) fail("cannot prepare an integer executor: the model's input is float32");
   for (const Tensor& t : g.tensors)
     if (t.type == ElementType::Float32)
       fail("cannot prepare the integer model: tensor '{}' is float32", t.name);
-  layers_.resize(g.nodes.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& n = g.nodes[i];
+  for (const Node& n : g.nodes) {
     const Tensor& in = g.tensors[n.inputs[0]];
     const Tensor& out = g.tensors[n.outputs[0]];
     if (n.op == OpCode::Conv || n.op == OpCode::FullyConnected) {
-      layers_[i] = prepare_layer(g, n);
+      continue;  // prepare_layer checks layers
     } else if (n.op == OpCode::MaxPool || n.op == OpCode::Flatten || n.op == OpCode::Relu) {
       if (in.exponent != out.exponent)
         fail("cannot prepare the integer model: node '{}' ({}) must keep its input's exponent", n.name, to_string(n.op));
@@ -154,6 +150,15 @@ IntExecutor::IntExecutor(std::shared_ptr<const Graph> graph, bool dynamic_expone
       fail("cannot prepare the integer model: node '{}' rescales by more than 2^24", n.name);
     }
   }
+}
+
+IntExecutor::IntExecutor(std::shared_ptr<const Graph> graph, bool dynamic_exponents)
+    : graph_(std::move(graph)), dynamic_(dynamic_exponents) {
+  const Graph& g = *graph_;
+  check_integer_graph(g);
+  layers_.resize(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (g.nodes[i].op == OpCode::Conv || g.nodes[i].op == OpCode::FullyConnected) layers_[i] = prepare_layer(g, g.nodes[i]);
   last_use_.assign(g.tensors.size(), g.nodes.size());
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (int32_t t : g.nodes[i].inputs) last_use_[t] = i;

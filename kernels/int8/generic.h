@@ -43,7 +43,7 @@ inline void store_row(const ConvLayer& L, const int32_t* acc, int64_t m, int32_t
 }
 
 // Writes output row m's K input taps (ky, kx, c) as T (uint8_t, or int16_t for vpmaddwd),
-// reading s8 inputs as byte ^ 0x80 and window padding as the input's zero. The taps of one
+// reading bytes ^ in_xor and window padding as in_zero. The taps of one
 // kernel row that fall inside the input are contiguous in NHWC: one run of bytes each.
 template <typename T>
 void gather_row(const ConvLayer& L, const uint8_t* in, int64_t m, T* a) {
@@ -52,7 +52,7 @@ void gather_row(const ConvLayer& L, const uint8_t* in, int64_t m, T* a) {
   const int64_t plane = int64_t{L.oh} * L.ow;
   const int64_t n = m / plane;
   const int32_t oy = static_cast<int32_t>(m % plane / L.ow), ox = static_cast<int32_t>(m % L.ow);
-  const uint8_t flip = L.in_signed ? 0x80 : 0;
+  const uint8_t flip = L.in_xor, zero = L.in_zero;
   const int32_t x0 = ox * w.stride_w - w.pad_left;
   // Kernel columns [kx0, kx1) read inside the input.
   const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + w.kernel_w > iw ? iw - x0 : w.kernel_w;
@@ -60,10 +60,10 @@ void gather_row(const ConvLayer& L, const uint8_t* in, int64_t m, T* a) {
   for (int32_t ky = 0; ky < w.kernel_h; ++ky, a += row_len) {
     const int32_t iy = oy * w.stride_h - w.pad_top + ky;
     if (iy < 0 || iy >= h || kx1 <= kx0) {
-      for (int64_t j = 0; j < row_len; ++j) a[j] = T(flip);
+      for (int64_t j = 0; j < row_len; ++j) a[j] = T(zero);
       continue;
     }
-    for (int64_t j = 0; j < int64_t{kx0} * cs; ++j) a[j] = T(flip);
+    for (int64_t j = 0; j < int64_t{kx0} * cs; ++j) a[j] = T(zero);
     const uint8_t* src = in + ((n * h + iy) * iw + x0 + kx0) * cs;
     T* dst = a + int64_t{kx0} * cs;
     const int64_t len = int64_t{kx1 - kx0} * cs;
@@ -83,8 +83,24 @@ void gather_row(const ConvLayer& L, const uint8_t* in, int64_t m, T* a) {
     } else {
       for (int64_t j = 0; j < len; ++j) dst[j] = T(src[j] ^ flip);
     }
-    for (int64_t j = int64_t{kx1} * cs; j < row_len; ++j) a[j] = T(flip);
+    for (int64_t j = int64_t{kx1} * cs; j < row_len; ++j) a[j] = T(zero);
   }
+}
+
+// In place (layer.h): the input address of row m's tap (0, 0) when rows [m, m + rows) can be
+// read there, else nullptr.
+inline const uint8_t* in_place_base(const ConvLayer& L, const uint8_t* in, int64_t m, int64_t rows) {
+  if (L.in_xor != 0) return nullptr;
+  if (L.direct) return in + m * L.cs;
+  const Window& w = L.window;
+  const int64_t plane = int64_t{L.oh} * L.ow;
+  const int64_t n = m / plane;
+  const int32_t oy = static_cast<int32_t>(m % plane / L.ow), ox = static_cast<int32_t>(m % L.ow);
+  if (ox + rows > L.ow) return nullptr;  // the tile wraps to the next output row
+  const int32_t iy = oy * w.stride_h - w.pad_top, ix = ox * w.stride_w - w.pad_left;
+  const int64_t ix_last = int64_t{ox + rows - 1} * w.stride_w - w.pad_left + w.kernel_w - 1;
+  if (iy < 0 || iy + w.kernel_h > L.h || ix < 0 || ix_last >= L.w) return nullptr;
+  return in + ((n * L.h + iy) * L.w + ix) * L.cs;
 }
 
 inline int32_t value(uint8_t byte, bool is_signed) {

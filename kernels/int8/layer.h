@@ -7,8 +7,9 @@
 // Activation layout: a batch of 8-bit tensors is NHWC bytes with a channel stride
 // cs = round_up(C, 4): element (n, y, x, c) lives at ((n * H + y) * W + x) * cs + c. Channels
 // [C, cs) are padding and hold 0 (every kernel that writes a tensor writes them). u8 tensors
-// hold their value; s8 tensors hold the int8 value's two's-complement byte. The graph's int32
-// outputs are NHWC int32 with stride C (no padding).
+// hold their value; s8 tensors hold the int8 value's two's-complement byte, except an s8 graph
+// input that only convolutions read, which holds value + 128 ("biased", so that kernels read
+// it in place). The graph's int32 outputs are NHWC int32 with stride C (no padding).
 //
 // A convolution or fully connected layer is a GEMM over rows m = (n, oy, ox) of the output and
 // columns o, with K = KH * KW * cs taps in the order (ky, kx, c). Weights are int8: every
@@ -17,6 +18,12 @@
 // byte XOR 0x80), and the offset's contribution, -128 * sum_k W[o][k], is folded into the
 // bias at prepare time, so the inner loop never sees it. Zero padding of the window reads the
 // input's zero: 0 for u8, 128 for a shifted s8.
+//
+// Rows reach the dot products two ways. Gathered: a tile's rows are copied (im2col) into
+// scratch, K contiguous bytes each. In place (implicit GEMM): when a tile's rows lie in one
+// output row, every tap of theirs falls inside the input, and the input needs no XOR, row r's
+// taps of kernel row ky are kw * cs contiguous bytes at base + tap_offsets[ky] + r * tap_lda,
+// already in K order; the kernels then read the input itself.
 //
 // Bounds: accumulators are exact in int32: sum_k W * a' with |W| <= 127, a' <= 255 and
 // K <= 2^16 (checked at prepare) stays below 127 * 255 * 2^16 < 2^31.
@@ -68,7 +75,11 @@ struct ConvLayer {
   int32_t o = 0, ocs = 0, oh = 0, ow = 0;
   Window window;
   int32_t k = 0;            // KH * KW * cs, a multiple of 4
-  bool in_signed = false;   // the input is s8: kernels read byte ^ 0x80
+  bool in_signed = false;   // the input is s8: kernels read value + 128 (bias folded)
+  uint8_t in_xor = 0;       // 0x80 when the s8 input is stored unbiased: byte ^ 0x80 = value + 128
+  uint8_t in_zero = 0;      // the byte a padded tap reads: 0, or 0x80 for s8
+  int64_t tap_lda = 0;      // in place: bytes from one row's input to the next row's (stride_w * cs)
+  std::vector<int64_t> tap_offsets;  // in place: per kernel row ky, ky * w * cs
   bool out_int32 = false;   // writes int32 (a graph output), else bytes
   bool direct = false;      // 1x1, stride 1, no pads, u8 input: A rows are the input itself
   bool shifts_right = true; // every channel has shl == 0 and the whole-range clamp

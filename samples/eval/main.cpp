@@ -21,6 +21,7 @@
 #include <numeric>
 
 #include "trit/error.h"
+#include "trit/engine.h"
 #include "trit/float_executor.h"
 #include "trit/image.h"
 #include "trit/int_executor.h"
@@ -69,12 +70,19 @@ struct Runner {
   std::string path;
   std::shared_ptr<const trit::Graph> graph;
   std::unique_ptr<trit::FloatExecutor> fexec;
-  std::unique_ptr<trit::IntExecutor> iexec;
+  std::unique_ptr<trit::IntExecutor> iexec;  // integer models the fast kernels do not take
+  std::unique_ptr<trit::Engine> engine;      // the other integer models
+  std::unique_ptr<trit::Workspace> workspace;
   std::map<std::string, int> class_of;  // label -> class index
   int top1 = 0, top5 = 0, agree = 0;
   std::vector<int> predictions;
 
-  std::vector<float> logits(const std::vector<trit::Image>& images) const {
+  std::vector<float> logits(const std::vector<trit::Image>& images) {
+    if (engine) {
+      if (!workspace || workspace->batch() < static_cast<int32_t>(images.size()))
+        workspace = std::make_unique<trit::Workspace>(*engine, static_cast<int32_t>(images.size()));
+      return engine->classify(*workspace, images);
+    }
     if (iexec) return iexec->classify(images);
     const int64_t n = graph->input().elements();
     std::vector<float> x(images.size() * n);
@@ -130,8 +138,10 @@ int main(int argc, char** argv) {
       Runner& r = runners[m];
       r.path = models[m];
       r.graph = std::make_shared<const trit::Graph>(trit::load_model(models[m]));
-      if (trit::is_integer_model(*r.graph)) r.iexec = std::make_unique<trit::IntExecutor>(r.graph, dynamic);
-      else r.fexec = std::make_unique<trit::FloatExecutor>(r.graph);
+      if (!trit::is_integer_model(*r.graph)) r.fexec = std::make_unique<trit::FloatExecutor>(r.graph);
+      else if (dynamic || !trit::Engine::unsupported_reason(*r.graph).empty())
+        r.iexec = std::make_unique<trit::IntExecutor>(r.graph, dynamic);
+      else r.engine = std::make_unique<trit::Engine>(r.graph);
       const auto& labels = r.graph->metadata.labels;
       for (size_t c = 0; c < labels.size(); ++c) {
         if (!labels[c].wnid.empty()) r.class_of[labels[c].wnid] = static_cast<int>(c);

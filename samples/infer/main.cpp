@@ -17,6 +17,7 @@
 
 #include "trit/error.h"
 #include "trit/json.h"
+#include "trit/engine.h"
 #include "trit/float_executor.h"
 #include "trit/image.h"
 #include "trit/int_executor.h"
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
   std::shared_ptr<const trit::Graph> graph;
   std::unique_ptr<trit::FloatExecutor> float_exec;
   std::unique_ptr<trit::IntExecutor> int_exec;
+  std::unique_ptr<trit::Engine> engine;
+  std::unique_ptr<trit::Workspace> workspace;
   try {
     if (model_path.empty()) {
       model_path = default_model();
@@ -72,8 +75,15 @@ int main(int argc, char** argv) {
         trit::fail("no --model given and the demo model '{}' does not exist (run scripts/demo.sh)", model_path);
     }
     graph = std::make_shared<const trit::Graph>(trit::load_model(model_path));
-    if (trit::is_integer_model(*graph)) int_exec = std::make_unique<trit::IntExecutor>(graph, dynamic);
-    else float_exec = std::make_unique<trit::FloatExecutor>(graph);
+    // Integer models run on the fast kernels; the reference executor takes what they do not
+    // (dynamic exponents, layers kept in float).
+    if (!trit::is_integer_model(*graph)) float_exec = std::make_unique<trit::FloatExecutor>(graph);
+    else if (dynamic || !trit::Engine::unsupported_reason(*graph).empty())
+      int_exec = std::make_unique<trit::IntExecutor>(graph, dynamic);
+    else {
+      engine = std::make_unique<trit::Engine>(graph);
+      workspace = std::make_unique<trit::Workspace>(*engine, 1);
+    }
   } catch (const trit::Error& e) {
     std::fprintf(stderr, "infer: %s\n", e.what());
     return 1;
@@ -88,7 +98,9 @@ int main(int argc, char** argv) {
       const trit::Image fitted = trit::fit_to_input(image, graph->metadata, input.shape[1], input.shape[2]);
       std::vector<float> logits;
       arena.execute([&] {
-        if (int_exec) {
+        if (engine) {
+          logits = engine->classify(*workspace, std::span(&fitted, 1));
+        } else if (int_exec) {
           logits = int_exec->classify(std::span(&fitted, 1));
         } else {
           std::vector<float> x(input.elements());

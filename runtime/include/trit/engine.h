@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "trit/graph.h"
+#include "trit/image.h"
 
 namespace trit {
 
@@ -58,11 +59,14 @@ class Engine {
   // Why this graph cannot run here, or an empty string.
   static std::string unsupported_reason(const Graph& graph);
 
-  // Quantized inputs [N][C][H][W] (quantize_images) in; the first graph output out, as
-  // IntExecutor::run returns it ([N][C][H][W] integers of the output's exponent).
-  // step_seconds, when given, receives each node's wall time of this run (size = nodes).
+  // Quantized inputs [N][C][H][W] (quantize_images) of 1 to workspace.batch() images in; the
+  // first graph output out, as IntExecutor::run returns it ([N][C][H][W] integers of the
+  // output's exponent). step_seconds, when given, receives each node's wall time (one per node).
   std::vector<int32_t> run(Workspace& workspace, std::span<const int32_t> input,
                            std::vector<double>* step_seconds = nullptr) const;
+  // Fitted images (the input's size) in, dequantized logits out ([N][classes]), as
+  // IntExecutor::classify.
+  std::vector<float> classify(Workspace& workspace, std::span<const Image> images) const;
 
   const Graph& graph() const { return *graph_; }
   const char* isa() const;

@@ -29,6 +29,9 @@ struct Range {
 Range range_of(ElementType type);
 // Whether a graph holds an integer model (its input is quantized).
 bool is_integer_model(const Graph& graph);
+// Throws trit::Error unless every tensor is an integer one and every node that is not a layer
+// keeps its exponents within what the integer kernels rescale (layers: prepare_layer).
+void check_integer_graph(const Graph& graph);
 
 // One Conv or fully connected layer, prepared: weights expanded to W = code * cluster scale in
 // the layout the kernel reads, and per-channel requantization parameters. A layer left in float
