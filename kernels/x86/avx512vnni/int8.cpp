@@ -70,8 +70,16 @@ inline void store16_32(const ConvLayer& L, __m512i acc, int32_t o, int32_t limit
   v = _mm512_add_epi32(v, _mm512_loadu_si512(L.bias32.data() + o));
   v = _mm512_srav_epi32(v, _mm512_loadu_si512(L.shr32.data() + o));
   v = _mm512_max_epi32(_mm512_min_epi32(v, _mm512_set1_epi32(L.hi)), _mm512_set1_epi32(L.lo));
-  if (L.out_int32) _mm512_mask_storeu_epi32(static_cast<int32_t*>(row) + o, keep, v);
-  else _mm_mask_storeu_epi8(static_cast<uint8_t*>(row) + o, keep, _mm512_cvtepi32_epi8(v));
+  // Plain stores where all 16 lanes are kept (masked stores are slower on some cores).
+  if (L.out_int32) {
+    int32_t* dst = static_cast<int32_t*>(row) + o;
+    if (keep == 0xffff) _mm512_storeu_si512(dst, v);
+    else _mm512_mask_storeu_epi32(dst, keep, v);
+  } else {
+    uint8_t* dst = static_cast<uint8_t*>(row) + o;
+    if (keep == 0xffff) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtepi32_epi8(v));
+    else _mm_mask_storeu_epi8(dst, keep, _mm512_cvtepi32_epi8(v));
+  }
 }
 
 // Requantizes and stores rows [0, rows) of acc ([6][64] int32), channels o0 + [0, 16 * nv).
@@ -90,457 +98,132 @@ void store_tile(const ConvLayer& L, const int32_t* acc, int rows, int nv, int64_
   }
 }
 
-// The R x 64 micro tiles' loops (R = 1..6 rows, 4 vectors of 16 channels), in assembly: GCC 12
-// shuffles intrinsic accumulators between registers and the stack here (measured: 27 % of
-// the ceiling against about 70 % for these). zmm(4r + j) accumulates row r, vector j;
-// zmm24-27 hold the k-step's weights; zmm28-31 the broadcast inputs. For each of ntaps taps t,
-// rows start at a + taps[t] and lie lda apart; each tap runs ksteps k-steps of 4 bytes.
-// acc receives [R][64] int32 (rows 64 int32 apart). Generated; one body per R.
-#define TRIT_KERNEL_ARGS \
-  const uint8_t *a, int64_t lda, const int8_t *w, const int64_t *taps, int64_t ntaps, int64_t ksteps, int32_t *acc
+// The micro tiles' loops, in assembly: GCC 12 shuffles intrinsic accumulators between
+// registers and the stack here (measured: 27 % of the ceiling against 70-95 % for these).
+//
+// Registers: zmm(4r + j) accumulates row r (r < R <= 6), vector j of 16 channels; zmm24-27
+// hold a k-step's weights (one 256-byte step of the packed block); zmm28-31 the broadcast
+// inputs. For each of ntaps taps t, rows start at a + taps[t] and lie lda apart; each tap
+// runs ksteps k-steps of 4 bytes. Then one of three endings:
+//   kStore:     out receives [R][64] int32, the accumulators;
+//   kFused:     (layer.h, fits32; 8-bit output; a whole block of 64 channels inside the
+//               stride) zmm24-27 take the block's biases and zmm28-31 its shifts, and each
+//               accumulator is biased, shifted, clamped to [lo, hi] and narrowed to bytes
+//               straight into output row r at out + r * ocs, never leaving the registers;
+//   kFusedMult: the same with each accumulator first multiplied by its channel's multiplier.
+struct Epilogue32 {
+  const int32_t* bias;  // the block's 64 channels each
+  const int32_t* shr;
+  const int32_t* mult;
+  int32_t lo, hi;
+};
+enum Ending { kStore, kFused, kFusedMult };
 
-void kernel_1x64(TRIT_KERNEL_ARGS) {
+#define TRIT_ZERO(z0, z1, z2, z3)                                                                 \
+  "vpxord %%zmm" #z0 ", %%zmm" #z0 ", %%zmm" #z0 "\n\tvpxord %%zmm" #z1 ", %%zmm" #z1 ", %%zmm" #z1 \
+  "\n\tvpxord %%zmm" #z2 ", %%zmm" #z2 ", %%zmm" #z2 "\n\tvpxord %%zmm" #z3 ", %%zmm" #z3 ", %%zmm" #z3 "\n\t"
+#define TRIT_HEAD                                                                                   \
+  "2:\n\tmov (%[taps]), %[a0]\n\tadd %[a], %[a0]\n\tlea (%[a0],%[lda3],1), %[a3]\n\tmov %[ks], %[k]\n\t" \
+  "1:\n\tvmovdqa64 0(%[w]), %%zmm24\n\tvmovdqa64 64(%[w]), %%zmm25\n\t"                            \
+  "vmovdqa64 128(%[w]), %%zmm26\n\tvmovdqa64 192(%[w]), %%zmm27\n\t"
+#define TRIT_ROW(addr, b, z0, z1, z2, z3)                                                                  \
+  "vpbroadcastd " addr ", %%zmm" #b "\n\tvpdpbusd %%zmm24, %%zmm" #b ", %%zmm" #z0                         \
+  "\n\tvpdpbusd %%zmm25, %%zmm" #b ", %%zmm" #z1 "\n\tvpdpbusd %%zmm26, %%zmm" #b ", %%zmm" #z2 "\n\t"     \
+  "vpdpbusd %%zmm27, %%zmm" #b ", %%zmm" #z3 "\n\t"
+#define TRIT_TAIL                                                                              \
+  "add $4, %[a0]\n\tadd $4, %[a3]\n\tadd $256, %[w]\n\tdec %[k]\n\tjnz 1b\n\t"                 \
+  "add $8, %[taps]\n\tdec %[nt]\n\tjnz 2b\n\t"
+#define TRIT_STORE(z0, z1, z2, z3, off)                                                      \
+  "vmovdqu32 %%zmm" #z0 ", " #off "+0(%[out])\n\tvmovdqu32 %%zmm" #z1 ", " #off "+64(%[out])\n\t" \
+  "vmovdqu32 %%zmm" #z2 ", " #off "+128(%[out])\n\tvmovdqu32 %%zmm" #z3 ", " #off "+192(%[out])\n\t"
+#define TRIT_EPILOGUE                                                                              \
+  "mov (%[epi]), %[k]\n\tvmovdqu32 0(%[k]), %%zmm24\n\tvmovdqu32 64(%[k]), %%zmm25\n\t"            \
+  "vmovdqu32 128(%[k]), %%zmm26\n\tvmovdqu32 192(%[k]), %%zmm27\n\tmov 8(%[epi]), %[k]\n\t"       \
+  "vmovdqu32 0(%[k]), %%zmm28\n\tvmovdqu32 64(%[k]), %%zmm29\n\tvmovdqu32 128(%[k]), %%zmm30\n\t" \
+  "vmovdqu32 192(%[k]), %%zmm31\n\tmov 16(%[epi]), %[taps]\n\tmov %[out], %[a0]\n\t"               \
+  "lea (%[ocs],%[ocs],2), %[k]\n\tlea (%[a0],%[k],1), %[a3]\n\t"
+// One accumulator z of vector j (bias zmm b, shift zmm s) into 16 bytes at dst.
+#define TRIT_Q(mul, z, b, s, dst)                                                                    \
+  mul "vpaddd %%zmm" #b ", %%zmm" #z ", %%zmm" #z "\n\tvpsravd %%zmm" #s ", %%zmm" #z ", %%zmm" #z    \
+  "\n\tvpmaxsd 24(%[epi])%{1to16%}, %%zmm" #z ", %%zmm" #z "\n\tvpminsd 28(%[epi])%{1to16%}, %%zmm" #z \
+  ", %%zmm" #z "\n\tvpmovdb %%zmm" #z ", " dst "\n\t"
+#define TRIT_M(z, off) "vpmulld " #off "(%[taps]), %%zmm" #z ", %%zmm" #z "\n\t"
+#define TRIT_QROW(z0, z1, z2, z3, row)                                                      \
+  TRIT_Q("", z0, 24, 28, "0" row) TRIT_Q("", z1, 25, 29, "16" row) TRIT_Q("", z2, 26, 30, "32" row) \
+  TRIT_Q("", z3, 27, 31, "48" row)
+#define TRIT_QMROW(z0, z1, z2, z3, row)                                                                    \
+  TRIT_Q(TRIT_M(z0, 0), z0, 24, 28, "0" row) TRIT_Q(TRIT_M(z1, 64), z1, 25, 29, "16" row)                \
+  TRIT_Q(TRIT_M(z2, 128), z2, 26, 30, "32" row) TRIT_Q(TRIT_M(z3, 192), z3, 27, 31, "48" row)
+
+// Row r's input and output addresses.
+#define TRIT_R0(x) "(%[a0])"
+#define TRIT_R1(x) "(%[a0],%[" x "],1)"
+#define TRIT_R2(x) "(%[a0],%[" x "],2)"
+#define TRIT_R3(x) "(%[a3])"
+#define TRIT_R4(x) "(%[a3],%[" x "],1)"
+#define TRIT_R5(x) "(%[a3],%[" x "],2)"
+// Rows [0, R), cumulatively.
+#define TRIT_ZEROS1 TRIT_ZERO(0, 1, 2, 3)
+#define TRIT_ZEROS2 TRIT_ZEROS1 TRIT_ZERO(4, 5, 6, 7)
+#define TRIT_ZEROS3 TRIT_ZEROS2 TRIT_ZERO(8, 9, 10, 11)
+#define TRIT_ZEROS4 TRIT_ZEROS3 TRIT_ZERO(12, 13, 14, 15)
+#define TRIT_ZEROS5 TRIT_ZEROS4 TRIT_ZERO(16, 17, 18, 19)
+#define TRIT_ZEROS6 TRIT_ZEROS5 TRIT_ZERO(20, 21, 22, 23)
+#define TRIT_ROWS1 TRIT_ROW(TRIT_R0("lda"), 28, 0, 1, 2, 3)
+#define TRIT_ROWS2 TRIT_ROWS1 TRIT_ROW(TRIT_R1("lda"), 29, 4, 5, 6, 7)
+#define TRIT_ROWS3 TRIT_ROWS2 TRIT_ROW(TRIT_R2("lda"), 30, 8, 9, 10, 11)
+#define TRIT_ROWS4 TRIT_ROWS3 TRIT_ROW(TRIT_R3("lda"), 31, 12, 13, 14, 15)
+#define TRIT_ROWS5 TRIT_ROWS4 TRIT_ROW(TRIT_R4("lda"), 28, 16, 17, 18, 19)
+#define TRIT_ROWS6 TRIT_ROWS5 TRIT_ROW(TRIT_R5("lda"), 29, 20, 21, 22, 23)
+#define TRIT_STORES1 TRIT_STORE(0, 1, 2, 3, 0)
+#define TRIT_STORES2 TRIT_STORES1 TRIT_STORE(4, 5, 6, 7, 256)
+#define TRIT_STORES3 TRIT_STORES2 TRIT_STORE(8, 9, 10, 11, 512)
+#define TRIT_STORES4 TRIT_STORES3 TRIT_STORE(12, 13, 14, 15, 768)
+#define TRIT_STORES5 TRIT_STORES4 TRIT_STORE(16, 17, 18, 19, 1024)
+#define TRIT_STORES6 TRIT_STORES5 TRIT_STORE(20, 21, 22, 23, 1280)
+#define TRIT_QS1 TRIT_QROW(0, 1, 2, 3, TRIT_R0("ocs"))
+#define TRIT_QS2 TRIT_QS1 TRIT_QROW(4, 5, 6, 7, TRIT_R1("ocs"))
+#define TRIT_QS3 TRIT_QS2 TRIT_QROW(8, 9, 10, 11, TRIT_R2("ocs"))
+#define TRIT_QS4 TRIT_QS3 TRIT_QROW(12, 13, 14, 15, TRIT_R3("ocs"))
+#define TRIT_QS5 TRIT_QS4 TRIT_QROW(16, 17, 18, 19, TRIT_R4("ocs"))
+#define TRIT_QS6 TRIT_QS5 TRIT_QROW(20, 21, 22, 23, TRIT_R5("ocs"))
+#define TRIT_QMS1 TRIT_QMROW(0, 1, 2, 3, TRIT_R0("ocs"))
+#define TRIT_QMS2 TRIT_QMS1 TRIT_QMROW(4, 5, 6, 7, TRIT_R1("ocs"))
+#define TRIT_QMS3 TRIT_QMS2 TRIT_QMROW(8, 9, 10, 11, TRIT_R2("ocs"))
+#define TRIT_QMS4 TRIT_QMS3 TRIT_QMROW(12, 13, 14, 15, TRIT_R3("ocs"))
+#define TRIT_QMS5 TRIT_QMS4 TRIT_QMROW(16, 17, 18, 19, TRIT_R4("ocs"))
+#define TRIT_QMS6 TRIT_QMS5 TRIT_QMROW(20, 21, 22, 23, TRIT_R5("ocs"))
+
+#define TRIT_TILE_ASM(body)                                                                                     \
+  __asm__ volatile(body                                                                                         \
+                   : [w] "+r"(w), [taps] "+r"(taps), [nt] "+r"(ntaps), [a0] "=&r"(a0), [a3] "=&r"(a3), [k] "=&r"(k) \
+                   : [a] "r"(a), [lda] "r"(lda), [lda3] "r"(lda3), [ks] "r"(ksteps), [epi] "r"(epi), [out] "r"(out), \
+                     [ocs] "r"(ocs)                                                                             \
+                   : "memory", "cc", "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", \
+                     "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19",   \
+                     "zmm20", "zmm21", "zmm22", "zmm23", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29",   \
+                     "zmm30", "zmm31")
+#define TRIT_TILE(n)                                                                   \
+  if constexpr (R == n && E == kStore) TRIT_TILE_ASM(TRIT_ZEROS##n TRIT_HEAD TRIT_ROWS##n TRIT_TAIL TRIT_STORES##n); \
+  if constexpr (R == n && E == kFused) TRIT_TILE_ASM(TRIT_ZEROS##n TRIT_HEAD TRIT_ROWS##n TRIT_TAIL TRIT_EPILOGUE TRIT_QS##n); \
+  if constexpr (R == n && E == kFusedMult)                                             \
+    TRIT_TILE_ASM(TRIT_ZEROS##n TRIT_HEAD TRIT_ROWS##n TRIT_TAIL TRIT_EPILOGUE TRIT_QMS##n);
+
+// R rows x 64 channels. kStore writes int32 to out ([R][64]); the fused endings write bytes
+// to out + r * ocs using *epi.
+template <int R, Ending E>
+void micro_tile(const uint8_t* a, int64_t lda, const int8_t* w, const int64_t* taps, int64_t ntaps, int64_t ksteps,
+                const Epilogue32* epi, void* out, int64_t ocs) {
   const int64_t lda3 = 3 * lda;
   const uint8_t *a0, *a3;
   int64_t k;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-      "2:\n\t"
-      "mov (%[taps]), %[a0]\n\t"
-      "add %[a], %[a0]\n\t"
-      "lea (%[a0],%[lda3],1), %[a3]\n\t"
-      "mov %[ks], %[k]\n\t"
-      "1:\n\t"
-      "vmovdqa64 0(%[w]), %%zmm24\n\t"
-      "vmovdqa64 64(%[w]), %%zmm25\n\t"
-      "vmovdqa64 128(%[w]), %%zmm26\n\t"
-      "vmovdqa64 192(%[w]), %%zmm27\n\t"
-      "vpbroadcastd (%[a0]), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm0\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm1\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm2\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm3\n\t"
-      "add $4, %[a0]\n\t"
-      "add $4, %[a3]\n\t"
-      "add $256, %[w]\n\t"
-      "dec %[k]\n\t"
-      "jnz 1b\n\t"
-      "add $8, %[taps]\n\t"
-      "dec %[nt]\n\t"
-      "jnz 2b\n\t"
-      "vmovdqu32 %%zmm0, 0(%[acc])\n\t"
-      "vmovdqu32 %%zmm1, 64(%[acc])\n\t"
-      "vmovdqu32 %%zmm2, 128(%[acc])\n\t"
-      "vmovdqu32 %%zmm3, 192(%[acc])\n\t"
-      : [w] "+r"(w), [taps] "+r"(taps), [nt] "+r"(ntaps), [a0] "=&r"(a0), [a3] "=&r"(a3), [k] "=&r"(k)
-      : [a] "r"(a), [lda] "r"(lda), [lda3] "r"(lda3), [ks] "r"(ksteps), [acc] "r"(acc)
-      : "memory", "cc", "zmm0", "zmm1", "zmm2", "zmm3", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31");
+  TRIT_TILE(1)
+  TRIT_TILE(2)
+  TRIT_TILE(3)
+  TRIT_TILE(4)
+  TRIT_TILE(5)
+  TRIT_TILE(6)
 }
-
-void kernel_2x64(TRIT_KERNEL_ARGS) {
-  const int64_t lda3 = 3 * lda;
-  const uint8_t *a0, *a3;
-  int64_t k;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
-      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
-      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
-      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
-      "2:\n\t"
-      "mov (%[taps]), %[a0]\n\t"
-      "add %[a], %[a0]\n\t"
-      "lea (%[a0],%[lda3],1), %[a3]\n\t"
-      "mov %[ks], %[k]\n\t"
-      "1:\n\t"
-      "vmovdqa64 0(%[w]), %%zmm24\n\t"
-      "vmovdqa64 64(%[w]), %%zmm25\n\t"
-      "vmovdqa64 128(%[w]), %%zmm26\n\t"
-      "vmovdqa64 192(%[w]), %%zmm27\n\t"
-      "vpbroadcastd (%[a0]), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm0\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm1\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm2\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm3\n\t"
-      "vpbroadcastd (%[a0],%[lda],1), %%zmm29\n\t"
-      "vpdpbusd %%zmm24, %%zmm29, %%zmm4\n\t"
-      "vpdpbusd %%zmm25, %%zmm29, %%zmm5\n\t"
-      "vpdpbusd %%zmm26, %%zmm29, %%zmm6\n\t"
-      "vpdpbusd %%zmm27, %%zmm29, %%zmm7\n\t"
-      "add $4, %[a0]\n\t"
-      "add $4, %[a3]\n\t"
-      "add $256, %[w]\n\t"
-      "dec %[k]\n\t"
-      "jnz 1b\n\t"
-      "add $8, %[taps]\n\t"
-      "dec %[nt]\n\t"
-      "jnz 2b\n\t"
-      "vmovdqu32 %%zmm0, 0(%[acc])\n\t"
-      "vmovdqu32 %%zmm1, 64(%[acc])\n\t"
-      "vmovdqu32 %%zmm2, 128(%[acc])\n\t"
-      "vmovdqu32 %%zmm3, 192(%[acc])\n\t"
-      "vmovdqu32 %%zmm4, 256(%[acc])\n\t"
-      "vmovdqu32 %%zmm5, 320(%[acc])\n\t"
-      "vmovdqu32 %%zmm6, 384(%[acc])\n\t"
-      "vmovdqu32 %%zmm7, 448(%[acc])\n\t"
-      : [w] "+r"(w), [taps] "+r"(taps), [nt] "+r"(ntaps), [a0] "=&r"(a0), [a3] "=&r"(a3), [k] "=&r"(k)
-      : [a] "r"(a), [lda] "r"(lda), [lda3] "r"(lda3), [ks] "r"(ksteps), [acc] "r"(acc)
-      : "memory", "cc", "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31");
-}
-
-void kernel_3x64(TRIT_KERNEL_ARGS) {
-  const int64_t lda3 = 3 * lda;
-  const uint8_t *a0, *a3;
-  int64_t k;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
-      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
-      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
-      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
-      "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
-      "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
-      "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
-      "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
-      "2:\n\t"
-      "mov (%[taps]), %[a0]\n\t"
-      "add %[a], %[a0]\n\t"
-      "lea (%[a0],%[lda3],1), %[a3]\n\t"
-      "mov %[ks], %[k]\n\t"
-      "1:\n\t"
-      "vmovdqa64 0(%[w]), %%zmm24\n\t"
-      "vmovdqa64 64(%[w]), %%zmm25\n\t"
-      "vmovdqa64 128(%[w]), %%zmm26\n\t"
-      "vmovdqa64 192(%[w]), %%zmm27\n\t"
-      "vpbroadcastd (%[a0]), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm0\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm1\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm2\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm3\n\t"
-      "vpbroadcastd (%[a0],%[lda],1), %%zmm29\n\t"
-      "vpdpbusd %%zmm24, %%zmm29, %%zmm4\n\t"
-      "vpdpbusd %%zmm25, %%zmm29, %%zmm5\n\t"
-      "vpdpbusd %%zmm26, %%zmm29, %%zmm6\n\t"
-      "vpdpbusd %%zmm27, %%zmm29, %%zmm7\n\t"
-      "vpbroadcastd (%[a0],%[lda],2), %%zmm30\n\t"
-      "vpdpbusd %%zmm24, %%zmm30, %%zmm8\n\t"
-      "vpdpbusd %%zmm25, %%zmm30, %%zmm9\n\t"
-      "vpdpbusd %%zmm26, %%zmm30, %%zmm10\n\t"
-      "vpdpbusd %%zmm27, %%zmm30, %%zmm11\n\t"
-      "add $4, %[a0]\n\t"
-      "add $4, %[a3]\n\t"
-      "add $256, %[w]\n\t"
-      "dec %[k]\n\t"
-      "jnz 1b\n\t"
-      "add $8, %[taps]\n\t"
-      "dec %[nt]\n\t"
-      "jnz 2b\n\t"
-      "vmovdqu32 %%zmm0, 0(%[acc])\n\t"
-      "vmovdqu32 %%zmm1, 64(%[acc])\n\t"
-      "vmovdqu32 %%zmm2, 128(%[acc])\n\t"
-      "vmovdqu32 %%zmm3, 192(%[acc])\n\t"
-      "vmovdqu32 %%zmm4, 256(%[acc])\n\t"
-      "vmovdqu32 %%zmm5, 320(%[acc])\n\t"
-      "vmovdqu32 %%zmm6, 384(%[acc])\n\t"
-      "vmovdqu32 %%zmm7, 448(%[acc])\n\t"
-      "vmovdqu32 %%zmm8, 512(%[acc])\n\t"
-      "vmovdqu32 %%zmm9, 576(%[acc])\n\t"
-      "vmovdqu32 %%zmm10, 640(%[acc])\n\t"
-      "vmovdqu32 %%zmm11, 704(%[acc])\n\t"
-      : [w] "+r"(w), [taps] "+r"(taps), [nt] "+r"(ntaps), [a0] "=&r"(a0), [a3] "=&r"(a3), [k] "=&r"(k)
-      : [a] "r"(a), [lda] "r"(lda), [lda3] "r"(lda3), [ks] "r"(ksteps), [acc] "r"(acc)
-      : "memory", "cc", "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31");
-}
-
-void kernel_4x64(TRIT_KERNEL_ARGS) {
-  const int64_t lda3 = 3 * lda;
-  const uint8_t *a0, *a3;
-  int64_t k;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
-      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
-      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
-      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
-      "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
-      "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
-      "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
-      "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
-      "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
-      "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
-      "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
-      "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
-      "2:\n\t"
-      "mov (%[taps]), %[a0]\n\t"
-      "add %[a], %[a0]\n\t"
-      "lea (%[a0],%[lda3],1), %[a3]\n\t"
-      "mov %[ks], %[k]\n\t"
-      "1:\n\t"
-      "vmovdqa64 0(%[w]), %%zmm24\n\t"
-      "vmovdqa64 64(%[w]), %%zmm25\n\t"
-      "vmovdqa64 128(%[w]), %%zmm26\n\t"
-      "vmovdqa64 192(%[w]), %%zmm27\n\t"
-      "vpbroadcastd (%[a0]), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm0\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm1\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm2\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm3\n\t"
-      "vpbroadcastd (%[a0],%[lda],1), %%zmm29\n\t"
-      "vpdpbusd %%zmm24, %%zmm29, %%zmm4\n\t"
-      "vpdpbusd %%zmm25, %%zmm29, %%zmm5\n\t"
-      "vpdpbusd %%zmm26, %%zmm29, %%zmm6\n\t"
-      "vpdpbusd %%zmm27, %%zmm29, %%zmm7\n\t"
-      "vpbroadcastd (%[a0],%[lda],2), %%zmm30\n\t"
-      "vpdpbusd %%zmm24, %%zmm30, %%zmm8\n\t"
-      "vpdpbusd %%zmm25, %%zmm30, %%zmm9\n\t"
-      "vpdpbusd %%zmm26, %%zmm30, %%zmm10\n\t"
-      "vpdpbusd %%zmm27, %%zmm30, %%zmm11\n\t"
-      "vpbroadcastd (%[a3]), %%zmm31\n\t"
-      "vpdpbusd %%zmm24, %%zmm31, %%zmm12\n\t"
-      "vpdpbusd %%zmm25, %%zmm31, %%zmm13\n\t"
-      "vpdpbusd %%zmm26, %%zmm31, %%zmm14\n\t"
-      "vpdpbusd %%zmm27, %%zmm31, %%zmm15\n\t"
-      "add $4, %[a0]\n\t"
-      "add $4, %[a3]\n\t"
-      "add $256, %[w]\n\t"
-      "dec %[k]\n\t"
-      "jnz 1b\n\t"
-      "add $8, %[taps]\n\t"
-      "dec %[nt]\n\t"
-      "jnz 2b\n\t"
-      "vmovdqu32 %%zmm0, 0(%[acc])\n\t"
-      "vmovdqu32 %%zmm1, 64(%[acc])\n\t"
-      "vmovdqu32 %%zmm2, 128(%[acc])\n\t"
-      "vmovdqu32 %%zmm3, 192(%[acc])\n\t"
-      "vmovdqu32 %%zmm4, 256(%[acc])\n\t"
-      "vmovdqu32 %%zmm5, 320(%[acc])\n\t"
-      "vmovdqu32 %%zmm6, 384(%[acc])\n\t"
-      "vmovdqu32 %%zmm7, 448(%[acc])\n\t"
-      "vmovdqu32 %%zmm8, 512(%[acc])\n\t"
-      "vmovdqu32 %%zmm9, 576(%[acc])\n\t"
-      "vmovdqu32 %%zmm10, 640(%[acc])\n\t"
-      "vmovdqu32 %%zmm11, 704(%[acc])\n\t"
-      "vmovdqu32 %%zmm12, 768(%[acc])\n\t"
-      "vmovdqu32 %%zmm13, 832(%[acc])\n\t"
-      "vmovdqu32 %%zmm14, 896(%[acc])\n\t"
-      "vmovdqu32 %%zmm15, 960(%[acc])\n\t"
-      : [w] "+r"(w), [taps] "+r"(taps), [nt] "+r"(ntaps), [a0] "=&r"(a0), [a3] "=&r"(a3), [k] "=&r"(k)
-      : [a] "r"(a), [lda] "r"(lda), [lda3] "r"(lda3), [ks] "r"(ksteps), [acc] "r"(acc)
-      : "memory", "cc", "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31");
-}
-
-void kernel_5x64(TRIT_KERNEL_ARGS) {
-  const int64_t lda3 = 3 * lda;
-  const uint8_t *a0, *a3;
-  int64_t k;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
-      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
-      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
-      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
-      "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
-      "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
-      "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
-      "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
-      "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
-      "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
-      "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
-      "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
-      "vpxord %%zmm16, %%zmm16, %%zmm16\n\t"
-      "vpxord %%zmm17, %%zmm17, %%zmm17\n\t"
-      "vpxord %%zmm18, %%zmm18, %%zmm18\n\t"
-      "vpxord %%zmm19, %%zmm19, %%zmm19\n\t"
-      "2:\n\t"
-      "mov (%[taps]), %[a0]\n\t"
-      "add %[a], %[a0]\n\t"
-      "lea (%[a0],%[lda3],1), %[a3]\n\t"
-      "mov %[ks], %[k]\n\t"
-      "1:\n\t"
-      "vmovdqa64 0(%[w]), %%zmm24\n\t"
-      "vmovdqa64 64(%[w]), %%zmm25\n\t"
-      "vmovdqa64 128(%[w]), %%zmm26\n\t"
-      "vmovdqa64 192(%[w]), %%zmm27\n\t"
-      "vpbroadcastd (%[a0]), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm0\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm1\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm2\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm3\n\t"
-      "vpbroadcastd (%[a0],%[lda],1), %%zmm29\n\t"
-      "vpdpbusd %%zmm24, %%zmm29, %%zmm4\n\t"
-      "vpdpbusd %%zmm25, %%zmm29, %%zmm5\n\t"
-      "vpdpbusd %%zmm26, %%zmm29, %%zmm6\n\t"
-      "vpdpbusd %%zmm27, %%zmm29, %%zmm7\n\t"
-      "vpbroadcastd (%[a0],%[lda],2), %%zmm30\n\t"
-      "vpdpbusd %%zmm24, %%zmm30, %%zmm8\n\t"
-      "vpdpbusd %%zmm25, %%zmm30, %%zmm9\n\t"
-      "vpdpbusd %%zmm26, %%zmm30, %%zmm10\n\t"
-      "vpdpbusd %%zmm27, %%zmm30, %%zmm11\n\t"
-      "vpbroadcastd (%[a3]), %%zmm31\n\t"
-      "vpdpbusd %%zmm24, %%zmm31, %%zmm12\n\t"
-      "vpdpbusd %%zmm25, %%zmm31, %%zmm13\n\t"
-      "vpdpbusd %%zmm26, %%zmm31, %%zmm14\n\t"
-      "vpdpbusd %%zmm27, %%zmm31, %%zmm15\n\t"
-      "vpbroadcastd (%[a3],%[lda],1), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm16\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm17\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm18\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm19\n\t"
-      "add $4, %[a0]\n\t"
-      "add $4, %[a3]\n\t"
-      "add $256, %[w]\n\t"
-      "dec %[k]\n\t"
-      "jnz 1b\n\t"
-      "add $8, %[taps]\n\t"
-      "dec %[nt]\n\t"
-      "jnz 2b\n\t"
-      "vmovdqu32 %%zmm0, 0(%[acc])\n\t"
-      "vmovdqu32 %%zmm1, 64(%[acc])\n\t"
-      "vmovdqu32 %%zmm2, 128(%[acc])\n\t"
-      "vmovdqu32 %%zmm3, 192(%[acc])\n\t"
-      "vmovdqu32 %%zmm4, 256(%[acc])\n\t"
-      "vmovdqu32 %%zmm5, 320(%[acc])\n\t"
-      "vmovdqu32 %%zmm6, 384(%[acc])\n\t"
-      "vmovdqu32 %%zmm7, 448(%[acc])\n\t"
-      "vmovdqu32 %%zmm8, 512(%[acc])\n\t"
-      "vmovdqu32 %%zmm9, 576(%[acc])\n\t"
-      "vmovdqu32 %%zmm10, 640(%[acc])\n\t"
-      "vmovdqu32 %%zmm11, 704(%[acc])\n\t"
-      "vmovdqu32 %%zmm12, 768(%[acc])\n\t"
-      "vmovdqu32 %%zmm13, 832(%[acc])\n\t"
-      "vmovdqu32 %%zmm14, 896(%[acc])\n\t"
-      "vmovdqu32 %%zmm15, 960(%[acc])\n\t"
-      "vmovdqu32 %%zmm16, 1024(%[acc])\n\t"
-      "vmovdqu32 %%zmm17, 1088(%[acc])\n\t"
-      "vmovdqu32 %%zmm18, 1152(%[acc])\n\t"
-      "vmovdqu32 %%zmm19, 1216(%[acc])\n\t"
-      : [w] "+r"(w), [taps] "+r"(taps), [nt] "+r"(ntaps), [a0] "=&r"(a0), [a3] "=&r"(a3), [k] "=&r"(k)
-      : [a] "r"(a), [lda] "r"(lda), [lda3] "r"(lda3), [ks] "r"(ksteps), [acc] "r"(acc)
-      : "memory", "cc", "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31");
-}
-
-void kernel_6x64(TRIT_KERNEL_ARGS) {
-  const int64_t lda3 = 3 * lda;
-  const uint8_t *a0, *a3;
-  int64_t k;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
-      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
-      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
-      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
-      "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
-      "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
-      "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
-      "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
-      "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
-      "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
-      "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
-      "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
-      "vpxord %%zmm16, %%zmm16, %%zmm16\n\t"
-      "vpxord %%zmm17, %%zmm17, %%zmm17\n\t"
-      "vpxord %%zmm18, %%zmm18, %%zmm18\n\t"
-      "vpxord %%zmm19, %%zmm19, %%zmm19\n\t"
-      "vpxord %%zmm20, %%zmm20, %%zmm20\n\t"
-      "vpxord %%zmm21, %%zmm21, %%zmm21\n\t"
-      "vpxord %%zmm22, %%zmm22, %%zmm22\n\t"
-      "vpxord %%zmm23, %%zmm23, %%zmm23\n\t"
-      "2:\n\t"
-      "mov (%[taps]), %[a0]\n\t"
-      "add %[a], %[a0]\n\t"
-      "lea (%[a0],%[lda3],1), %[a3]\n\t"
-      "mov %[ks], %[k]\n\t"
-      "1:\n\t"
-      "vmovdqa64 0(%[w]), %%zmm24\n\t"
-      "vmovdqa64 64(%[w]), %%zmm25\n\t"
-      "vmovdqa64 128(%[w]), %%zmm26\n\t"
-      "vmovdqa64 192(%[w]), %%zmm27\n\t"
-      "vpbroadcastd (%[a0]), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm0\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm1\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm2\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm3\n\t"
-      "vpbroadcastd (%[a0],%[lda],1), %%zmm29\n\t"
-      "vpdpbusd %%zmm24, %%zmm29, %%zmm4\n\t"
-      "vpdpbusd %%zmm25, %%zmm29, %%zmm5\n\t"
-      "vpdpbusd %%zmm26, %%zmm29, %%zmm6\n\t"
-      "vpdpbusd %%zmm27, %%zmm29, %%zmm7\n\t"
-      "vpbroadcastd (%[a0],%[lda],2), %%zmm30\n\t"
-      "vpdpbusd %%zmm24, %%zmm30, %%zmm8\n\t"
-      "vpdpbusd %%zmm25, %%zmm30, %%zmm9\n\t"
-      "vpdpbusd %%zmm26, %%zmm30, %%zmm10\n\t"
-      "vpdpbusd %%zmm27, %%zmm30, %%zmm11\n\t"
-      "vpbroadcastd (%[a3]), %%zmm31\n\t"
-      "vpdpbusd %%zmm24, %%zmm31, %%zmm12\n\t"
-      "vpdpbusd %%zmm25, %%zmm31, %%zmm13\n\t"
-      "vpdpbusd %%zmm26, %%zmm31, %%zmm14\n\t"
-      "vpdpbusd %%zmm27, %%zmm31, %%zmm15\n\t"
-      "vpbroadcastd (%[a3],%[lda],1), %%zmm28\n\t"
-      "vpdpbusd %%zmm24, %%zmm28, %%zmm16\n\t"
-      "vpdpbusd %%zmm25, %%zmm28, %%zmm17\n\t"
-      "vpdpbusd %%zmm26, %%zmm28, %%zmm18\n\t"
-      "vpdpbusd %%zmm27, %%zmm28, %%zmm19\n\t"
-      "vpbroadcastd (%[a3],%[lda],2), %%zmm29\n\t"
-      "vpdpbusd %%zmm24, %%zmm29, %%zmm20\n\t"
-      "vpdpbusd %%zmm25, %%zmm29, %%zmm21\n\t"
-      "vpdpbusd %%zmm26, %%zmm29, %%zmm22\n\t"
-      "vpdpbusd %%zmm27, %%zmm29, %%zmm23\n\t"
-      "add $4, %[a0]\n\t"
-      "add $4, %[a3]\n\t"
-      "add $256, %[w]\n\t"
-      "dec %[k]\n\t"
-      "jnz 1b\n\t"
-      "add $8, %[taps]\n\t"
-      "dec %[nt]\n\t"
-      "jnz 2b\n\t"
-      "vmovdqu32 %%zmm0, 0(%[acc])\n\t"
-      "vmovdqu32 %%zmm1, 64(%[acc])\n\t"
-      "vmovdqu32 %%zmm2, 128(%[acc])\n\t"
-      "vmovdqu32 %%zmm3, 192(%[acc])\n\t"
-      "vmovdqu32 %%zmm4, 256(%[acc])\n\t"
-      "vmovdqu32 %%zmm5, 320(%[acc])\n\t"
-      "vmovdqu32 %%zmm6, 384(%[acc])\n\t"
-      "vmovdqu32 %%zmm7, 448(%[acc])\n\t"
-      "vmovdqu32 %%zmm8, 512(%[acc])\n\t"
-      "vmovdqu32 %%zmm9, 576(%[acc])\n\t"
-      "vmovdqu32 %%zmm10, 640(%[acc])\n\t"
-      "vmovdqu32 %%zmm11, 704(%[acc])\n\t"
-      "vmovdqu32 %%zmm12, 768(%[acc])\n\t"
-      "vmovdqu32 %%zmm13, 832(%[acc])\n\t"
-      "vmovdqu32 %%zmm14, 896(%[acc])\n\t"
-      "vmovdqu32 %%zmm15, 960(%[acc])\n\t"
-      "vmovdqu32 %%zmm16, 1024(%[acc])\n\t"
-      "vmovdqu32 %%zmm17, 1088(%[acc])\n\t"
-      "vmovdqu32 %%zmm18, 1152(%[acc])\n\t"
-      "vmovdqu32 %%zmm19, 1216(%[acc])\n\t"
-      "vmovdqu32 %%zmm20, 1280(%[acc])\n\t"
-      "vmovdqu32 %%zmm21, 1344(%[acc])\n\t"
-      "vmovdqu32 %%zmm22, 1408(%[acc])\n\t"
-      "vmovdqu32 %%zmm23, 1472(%[acc])\n\t"
-      : [w] "+r"(w), [taps] "+r"(taps), [nt] "+r"(ntaps), [a0] "=&r"(a0), [a3] "=&r"(a3), [k] "=&r"(k)
-      : [a] "r"(a), [lda] "r"(lda), [lda3] "r"(lda3), [ks] "r"(ksteps), [acc] "r"(acc)
-      : "memory", "cc", "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "zmm30", "zmm31");
-}
-
-#undef TRIT_KERNEL_ARGS
 
 // Any tile: the assembly above for 64 channels, intrinsics for narrow layers; the same loops.
 template <int MR, int NV>
@@ -548,12 +231,14 @@ void tile(const ConvLayer& L, const uint8_t* a, int64_t lda, const int8_t* wb, c
           int64_t ksteps, int64_t m, int32_t o0, void* out) {
   alignas(64) int32_t sums[6 * 64];
   if constexpr (NV == 4) {
-    if constexpr (MR == 6) kernel_6x64(a, lda, wb, taps, ntaps, ksteps, sums);
-    if constexpr (MR == 5) kernel_5x64(a, lda, wb, taps, ntaps, ksteps, sums);
-    if constexpr (MR == 4) kernel_4x64(a, lda, wb, taps, ntaps, ksteps, sums);
-    if constexpr (MR == 3) kernel_3x64(a, lda, wb, taps, ntaps, ksteps, sums);
-    if constexpr (MR == 2) kernel_2x64(a, lda, wb, taps, ntaps, ksteps, sums);
-    if constexpr (MR == 1) kernel_1x64(a, lda, wb, taps, ntaps, ksteps, sums);
+    if (L.fits32 && !L.out_int32 && o0 + 64 <= L.ocs) {
+      const Epilogue32 epi{L.bias32.data() + o0, L.shr32.data() + o0, L.mult32.data() + o0, L.lo, L.hi};
+      uint8_t* dst = static_cast<uint8_t*>(out) + m * L.ocs + o0;
+      if (L.unit_mult) micro_tile<MR, kFused>(a, lda, wb, taps, ntaps, ksteps, &epi, dst, L.ocs);
+      else micro_tile<MR, kFusedMult>(a, lda, wb, taps, ntaps, ksteps, &epi, dst, L.ocs);
+      return;
+    }
+    micro_tile<MR, kStore>(a, lda, wb, taps, ntaps, ksteps, nullptr, sums, 0);
   } else {
     __m512i acc[MR][NV];
     for (int r = 0; r < MR; ++r)
