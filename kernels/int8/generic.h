@@ -193,11 +193,22 @@ void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
 }
 
 void global_average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
+  // Sums (int64) pixel after pixel, so that the channel loop vectorizes.
   const int64_t plane = int64_t{p.h} * p.w;
-  for (int32_t c = 0; c < p.cs; ++c) {
-    int64_t sum = 0;
-    for (int64_t j = 0; j < plane; ++j) sum += value(in[j * p.cs + c], p.is_signed);
-    out[c] = static_cast<uint8_t>(rq::saturate(rescaled_mean(sum, plane, p.fi, p.fo), p.lo, p.hi));
+  const int32_t cs = p.cs;
+  int64_t sums[4096];
+  for (int32_t c0 = 0; c0 < cs; c0 += 4096) {
+    const int32_t n = cs - c0 < 4096 ? cs - c0 : 4096;
+    for (int32_t c = 0; c < n; ++c) sums[c] = 0;
+    for (int64_t j = 0; j < plane; ++j) {
+      const uint8_t* px = in + j * cs + c0;
+      if (p.is_signed)
+        for (int32_t c = 0; c < n; ++c) sums[c] += static_cast<int8_t>(px[c]);
+      else
+        for (int32_t c = 0; c < n; ++c) sums[c] += px[c];
+    }
+    for (int32_t c = 0; c < n; ++c)
+      out[c0 + c] = static_cast<uint8_t>(rq::saturate(rescaled_mean(sums[c], plane, p.fi, p.fo), p.lo, p.hi));
   }
 }
 

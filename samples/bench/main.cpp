@@ -119,6 +119,10 @@ int main(int argc, char** argv) {
       fmt::print("{:<40} {:>18} {:>10.1f} {:>9.3f}{}\n", g.nodes[s].name, trit::to_string(g.nodes[s].op), macs[s] / 1e6,
                  t * 1e3, peak_gmacs > 0 && macs[s] ? fmt::format("  {:>6.1f} %", 100 * share(macs[s], t)) : "");
     }
+    double layers_ms = 0;
+    for (const auto& t : layer_s) layers_ms += percentile(t, 0.5) * 1e3;
+    fmt::print("layers: {:.3f} ms per run; the rest (input conversion, scheduling): {:.3f} ms\n", layers_ms,
+               median * batch - layers_ms);
     fmt::print("time per image: median {:.3f} ms, min {:.3f} ms, p90 {:.3f} ms ({:.2f} G multiply-adds per image{})\n",
                median, lo, p90, total_macs / 1e9,
                peak_gmacs > 0 ? fmt::format(", {:.1f} % of the ceiling", 100 * share(total_macs, median * batch / 1e3)) : "");

@@ -273,11 +273,13 @@ void tile_rows(int rows, const ConvLayer& L, const uint8_t* a, int64_t lda, cons
   }
 }
 
-// Rows per gathered chunk: about 192 KB of taps, a multiple of the micro tile, so that a
-// chunk and one weight block (<= 64 * k bytes) share the L2 cache and each block streams once
-// per chunk.
+// Rows per chunk, a multiple of the micro tile. Gathered: about 192 KB of taps, so that a chunk
+// and one weight block (<= 64 * k bytes) share the L2 cache and each block streams once per
+// chunk. Direct (read in place, nothing gathered): about 24 KB, so that the chunk's rows stay
+// in L1 beside the block (measured: 1x1 layers of stages 3-4 went from 67 % to 87 % of the
+// ceiling against 192 KB).
 int64_t chunk_rows(const ConvLayer& L) {
-  const int64_t rows = 196608 / L.k / kMr * kMr;
+  const int64_t rows = (L.direct ? 24576 : 196608) / L.k / kMr * kMr;
   return rows < kMr ? kMr : rows > kMaxTiles * kMr ? kMaxTiles * kMr : rows;
 }
 
