@@ -60,7 +60,9 @@ int main(int argc, char** argv) {
     auto graph = std::make_shared<const trit::Graph>(trit::load_model(model_path));
     tbb::task_arena arena(threads);
     std::unique_ptr<trit::Engine> engine;
+    const auto p0 = std::chrono::steady_clock::now();
     arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, isa); });
+    const double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count();
     const trit::Graph& g = *graph;
     const trit::Range r = trit::range_of(g.input().type);
     std::mt19937 rng(1);
@@ -106,10 +108,11 @@ int main(int argc, char** argv) {
       fmt::print(
           "{{\"model\":{},\"isa\":\"{}\",\"threads\":{},\"batch\":{},\"iters\":{},\"ms_per_image\":{:.4f},"
           "\"min_ms_per_image\":{:.4f},\"p90_ms_per_image\":{:.4f},\"gmacs_per_image\":{:.4f},{}"
-          "\"peak_rss_bytes\":{},\"arena_bytes\":{},\"arena_lower_bound\":{},\"weight_bytes\":{},\"layers\":[{}]}}\n",
+          "\"peak_rss_bytes\":{},\"arena_bytes\":{},\"arena_lower_bound\":{},\"weight_bytes\":{},\"prepare_ms\":{:.1f},"
+          "\"layers\":[{}]}}\n",
           trit::json_quote(model_path), engine->isa(), threads, batch, iters, median, lo, p90, total_macs / 1e9,
           peak_gmacs > 0 ? fmt::format("\"ceiling_share\":{:.3f},", share(total_macs, median * batch / 1e3)) : "", rss,
-          plan.arena_bytes, plan.lower_bound, engine->weight_bytes(), layers);
+          plan.arena_bytes, plan.lower_bound, engine->weight_bytes(), prepare_ms, layers);
       return 0;
     }
     fmt::print("{}: {} path, {} thread(s), batch {}, {} runs\n", model_path, engine->isa(), threads, batch, iters);
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
                peak_gmacs > 0 ? fmt::format(", {:.1f} % of the ceiling", 100 * share(total_macs, median * batch / 1e3)) : "");
     fmt::print("memory: arena {:.2f} MB (lower bound {:.2f} MB), packed weights {:.2f} MB, peak resident {:.1f} MB\n",
                plan.arena_bytes / 1e6, plan.lower_bound / 1e6, engine->weight_bytes() / 1e6, rss / 1e6);
+    fmt::print("prepare (unpack, expand and repack the weights): {:.1f} ms\n", prepare_ms);
     return 0;
   } catch (const trit::Error& e) {
     fmt::print(stderr, "trit-bench: {}\n", e.what());
