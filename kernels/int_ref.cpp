@@ -133,13 +133,6 @@ void max_pool(const int32_t* in, Shape3 is, const Window& w, int32_t* out, Shape
       }
 }
 
-namespace {
-// round(sum * 2^(fo - fi) / count), exactly.
-int64_t rescaled_mean(int64_t sum, int64_t count, int32_t fi, int32_t fo) {
-  return fo >= fi ? rq::round_div(sum * (int64_t{1} << (fo - fi)), count)
-                  : rq::round_div(sum, count * (int64_t{1} << (fi - fo)));
-}
-}  // namespace
 
 void average_pool(const int32_t* in, Shape3 is, int32_t fi, const Window& w, bool count_include_pad, int32_t* out,
                   Shape3 os, int32_t fo, int32_t lo, int32_t hi) {
@@ -160,7 +153,7 @@ void average_pool(const int32_t* in, Shape3 is, int32_t fi, const Window& w, boo
             ++count;
           }
         }
-        out[(int64_t{c} * os.h + y) * os.w + x] = rq::saturate(rescaled_mean(sum, count, fi, fo), lo, hi);
+        out[(int64_t{c} * os.h + y) * os.w + x] = rq::saturate(rq::rescaled_mean(sum, count, fi, fo), lo, hi);
       }
 }
 
@@ -170,7 +163,7 @@ void global_average_pool(const int32_t* in, Shape3 is, int32_t fi, int32_t* out,
   for (int32_t c = 0; c < is.c; ++c) {
     int64_t sum = 0;
     for (int64_t j = 0; j < plane; ++j) sum += in[c * plane + j];
-    out[c] = rq::saturate(rescaled_mean(sum, plane, fi, fo), lo, hi);
+    out[c] = rq::saturate(rq::rescaled_mean(sum, plane, fi, fo), lo, hi);
   }
 }
 

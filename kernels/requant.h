@@ -56,4 +56,9 @@ TRIT_INLINE constexpr int64_t round_div(int64_t num, int64_t den) {
   return -2 * r > den ? q - 1 : q;
 }
 
+// An average, rescaled: round(sum * 2^(fo - fi) / count), exactly, count > 0, |fo - fi| <= 24.
+TRIT_INLINE constexpr int64_t rescaled_mean(int64_t sum, int64_t count, int32_t fi, int32_t fo) {
+  return fo >= fi ? round_div(sum * (int64_t{1} << (fo - fi)), count) : round_div(sum, count * (int64_t{1} << (fi - fo)));
+}
+
 }  // namespace trit::rq

@@ -163,11 +163,6 @@ void max_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
   else max_pool_typed(p, in, out);
 }
 
-// round(sum * 2^(fo - fi) / count), exactly (int_ref.cpp's rescaled_mean).
-inline int64_t rescaled_mean(int64_t sum, int64_t count, int32_t fi, int32_t fo) {
-  return fo >= fi ? rq::round_div(sum * (int64_t{1} << (fo - fi)), count)
-                  : rq::round_div(sum, count * (int64_t{1} << (fi - fo)));
-}
 
 void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
   const Window& w = p.window;
@@ -188,7 +183,7 @@ void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
           }
         }
         out[(int64_t{y} * p.ow + x) * p.cs + c] =
-            static_cast<uint8_t>(rq::saturate(rescaled_mean(sum, count, p.fi, p.fo), p.lo, p.hi));
+            static_cast<uint8_t>(rq::saturate(rq::rescaled_mean(sum, count, p.fi, p.fo), p.lo, p.hi));
       }
 }
 
@@ -208,7 +203,7 @@ void global_average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* 
         for (int32_t c = 0; c < n; ++c) sums[c] += px[c];
     }
     for (int32_t c = 0; c < n; ++c)
-      out[c0 + c] = static_cast<uint8_t>(rq::saturate(rescaled_mean(sums[c], plane, p.fi, p.fo), p.lo, p.hi));
+      out[c0 + c] = static_cast<uint8_t>(rq::saturate(rq::rescaled_mean(sums[c], plane, p.fi, p.fo), p.lo, p.hi));
   }
 }
 
