@@ -360,6 +360,14 @@ void run_conv(const k8::KernelTable& table, const k8::ConvLayer& L, const uint8_
 
 std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> input,
                                  std::vector<double>* step_seconds) const {
+  const int64_t in_n = graph_->input().elements();
+  std::vector<int32_t> out(static_cast<size_t>(static_cast<int64_t>(input.size()) / in_n * graph_->output().elements()));
+  run_into(workspace, input, out, step_seconds);
+  return out;
+}
+
+void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std::span<int32_t> result,
+                      std::vector<double>* step_seconds) const {
   const Graph& g = *graph_;
   const detail::EngineSteps& S = *steps_;
   detail::WorkspaceState& ws = *workspace.state_;
@@ -455,7 +463,8 @@ std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> 
   const Tensor& out_t = g.tensors[o];
   const int32_t c_n = out_t.shape[0];
   const int64_t plane = int64_t{height(out_t)} * width(out_t);
-  std::vector<int32_t> result(static_cast<size_t>(out_t.elements() * batch));
+  if (static_cast<int64_t>(result.size()) != out_t.elements() * batch)
+    fail("cannot run model: room for {} outputs, {} images need {}", result.size(), batch, out_t.elements() * batch);
   const uint8_t* src = at(o);
   for (int64_t im = 0; im < batch; ++im)
     for (int32_t c = 0; c < c_n; ++c)
@@ -469,7 +478,6 @@ std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> 
         }
         result[(im * c_n + c) * plane + p] = v;
       }
-  return result;
 }
 
 std::vector<float> Engine::classify(Workspace& workspace, std::span<const Image> images) const {

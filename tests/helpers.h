@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <memory>
 
 #include "trit/graph.h"
 
@@ -58,5 +59,19 @@ inline std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = 
 // -> AveragePool -> Conv 1x1 stride 2 -> Add(with itself, ReLU) -> Relu -> GlobalAveragePool
 // -> Flatten -> FullyConnected [10]. Float32 weights, seeded.
 Graph tiny_graph(uint32_t seed = 1);
+
+// An integer tensor, by hand.
+Tensor tensor(std::string name, std::vector<int32_t> shape, ElementType type, int32_t exponent);
+// Random integer weights of an encoding (codes, cluster scales, exponents 4-9, int32 biases
+// within 2^20) for node n, as a file holds them.
+void random_weights(Node& n, WeightEncoding enc, int32_t cluster, ClusterShape shape, std::array<int32_t, 4> s,
+                    std::mt19937& rng);
+// Random inputs over the whole range of t's type, for a batch.
+std::vector<int32_t> random_input(const Tensor& t, int32_t batch, std::mt19937& rng);
+// An integer graph with every op, random exponents and weights: input [3, 11, 9] (u8 or s8)
+// -> Conv 3x3 ReLU (ternary) -> MaxPool -> AveragePool -> Conv 1x1 s8 (int8) -> Relu -> Add
+// ReLU -> Add -> GlobalAveragePool + Flatten (or Flatten of the 6x5 map) -> FullyConnected
+// int32 [7] (int4). The variant picks channel counts, types and the flatten.
+std::shared_ptr<Graph> integer_graph(std::mt19937& rng, int variant);
 
 }  // namespace trit::test

@@ -28,52 +28,9 @@ std::vector<std::string> paths() {
   return out;
 }
 
-Tensor tensor(std::string name, std::vector<int32_t> shape, ElementType type, int32_t exponent) {
-  return Tensor{std::move(name), std::move(shape), type, exponent};
-}
-
-// A layer's integer weights, random codes and scales of an encoding, as a file holds them.
-void random_weights(Node& n, WeightEncoding enc, int32_t cluster, ClusterShape shape, std::array<int32_t, 4> s,
-                    std::mt19937& rng) {
-  Weights& w = n.weights;
-  w.encoding = enc;
-  w.shape = s;
-  w.cluster_size = enc == WeightEncoding::Int8PerChannel ? 0 : cluster;
-  w.cluster_shape = shape;
-  std::uniform_int_distribution<int> code(-max_code(enc), max_code(enc));
-  std::vector<int8_t> codes(static_cast<size_t>(w.count()));
-  for (auto& c : codes) c = static_cast<int8_t>(code(rng));
-  w.codes = Blob::from_vector(pack_codes(enc, codes));
-  int64_t clusters = s[0];
-  if (enc != WeightEncoding::Int8PerChannel) {
-    const int64_t per = (s[1] + cluster - 1) / cluster;
-    clusters = shape == ClusterShape::Kernels ? s[0] * per : int64_t{s[0]} * s[2] * s[3] * per;
-  }
-  std::uniform_int_distribution<int> mant(1, quant::max_mantissa(enc));
-  std::vector<uint8_t> scales(clusters);
-  for (auto& m : scales) m = static_cast<uint8_t>(mant(rng));
-  w.scales = Blob::from_vector(std::move(scales));
-  std::uniform_int_distribution<int> e(4, 9);
-  std::vector<int8_t> exps(s[0]);
-  for (auto& x : exps) x = static_cast<int8_t>(e(rng));
-  w.scale_exponents = Blob::from_vector(std::move(exps));
-  std::uniform_int_distribution<int32_t> b(-(1 << 20), 1 << 20);
-  std::vector<int32_t> bias(s[0]);
-  for (auto& x : bias) x = b(rng);
-  n.bias = Blob::from_vector(std::move(bias));
-}
-
-std::vector<int32_t> random_input(const Tensor& t, int32_t batch, std::mt19937& rng) {
-  const Range r = range_of(t.type);
-  std::uniform_int_distribution<int32_t> d(r.lo, r.hi);
-  std::vector<int32_t> v(static_cast<size_t>(t.elements() * batch));
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
 // The reference's output and each path's, for one graph and one input.
 void check_paths(const std::shared_ptr<const Graph>& g, int32_t batch, std::mt19937& rng) {
-  const auto input = random_input(g->input(), batch, rng);
+  const auto input = test::random_input(g->input(), batch, rng);
   const auto want = IntExecutor(g).run(input, batch);
   for (const std::string& isa : paths()) {
     CAPTURE(isa);
@@ -121,8 +78,8 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
     const int32_t fi = std::uniform_int_distribution<int32_t>(0, 6)(rng);
     const int32_t fo = std::uniform_int_distribution<int32_t>(-2, 16)(rng);
     auto g = std::make_shared<Graph>();
-    g->tensors.push_back(fc ? tensor("in", {c}, it, fi) : tensor("in", {c, h, w}, it, fi));
-    g->tensors.push_back(fc ? tensor("out", {o}, ot, fo) : tensor("out", {o, used.out_h(h), used.out_w(w)}, ot, fo));
+    g->tensors.push_back(fc ? test::tensor("in", {c}, it, fi) : test::tensor("in", {c, h, w}, it, fi));
+    g->tensors.push_back(fc ? test::tensor("out", {o}, ot, fo) : test::tensor("out", {o, used.out_h(h), used.out_w(w)}, ot, fo));
     Node n;
     n.name = "layer";
     n.op = fc ? OpCode::FullyConnected : OpCode::Conv;
@@ -130,7 +87,7 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
     n.outputs = {1};
     n.window = used;
     n.activation = relu ? Activation::Relu : Activation::None;
-    random_weights(n, enc, cluster, shape, {o, c, used.kernel_h, used.kernel_w}, rng);
+    test::random_weights(n, enc, cluster, shape, {o, c, used.kernel_h, used.kernel_w}, rng);
     g->nodes.push_back(std::move(n));
     g->inputs = {0};
     g->outputs = {1};
@@ -149,60 +106,7 @@ TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU a
   std::mt19937 rng(7);
   for (int trial = 0; trial < 24; ++trial) {
     CAPTURE(trial);
-    auto exp = [&](int lo, int hi) { return std::uniform_int_distribution<int32_t>(lo, hi)(rng); };
-    const int32_t c = trial % 2 ? 6 : 5;
-    const bool flat_spatial = trial % 4 == 3;  // Flatten of a 2x2 map instead of the pooled vector
-    auto g = std::make_shared<Graph>();
-    auto& t = g->tensors;
-    const ElementType in_type = trial % 3 ? ElementType::Int8 : ElementType::UInt8;
-    t.push_back(tensor("x", {3, 11, 9}, in_type, exp(4, 7)));                          // 0
-    t.push_back(tensor("a", {c, 11, 9}, ElementType::UInt8, exp(3, 6)));                // 1 conv 3x3 ReLU
-    t.push_back(tensor("p", {c, 6, 5}, ElementType::UInt8, t[1].exponent));             // 2 max pool 3x3 s2
-    t.push_back(tensor("q", {c, 6, 5}, ElementType::UInt8, exp(3, 7)));                 // 3 average pool 3x3
-    t.push_back(tensor("b", {c, 6, 5}, ElementType::Int8, exp(3, 7)));                  // 4 conv 1x1, s8
-    t.push_back(tensor("r", {c, 6, 5}, ElementType::UInt8, t[4].exponent));             // 5 ReLU of s8
-    t.push_back(tensor("s", {c, 6, 5}, ElementType::UInt8, exp(2, 6)));                 // 6 add + ReLU
-    t.push_back(tensor("d", {c, 6, 5}, ElementType::Int8, exp(2, 6)));                  // 7 add, s8
-    t.push_back(tensor("g", {c, 1, 1}, ElementType::Int8, exp(2, 8)));                  // 8 global average
-    const Window pool3{3, 3, 2, 2, 1, 1, 1, 1}, avg3{3, 3, 1, 1, 1, 1, 1, 1};
-    auto node = [&](OpCode op, std::vector<int32_t> in, int32_t out) {
-      Node n;
-      n.name = fmt::format("n{}", g->nodes.size());
-      n.op = op;
-      n.inputs = std::move(in);
-      n.outputs = {out};
-      g->nodes.push_back(std::move(n));
-      return &g->nodes.back();
-    };
-    Node* conv = node(OpCode::Conv, {0}, 1);
-    conv->window = {3, 3, 1, 1, 1, 1, 1, 1};
-    conv->activation = Activation::Relu;
-    random_weights(*conv, WeightEncoding::TernaryClustered, 4, ClusterShape::Kernels, {c, 3, 3, 3}, rng);
-    node(OpCode::MaxPool, {1}, 2)->window = pool3;
-    Node* avg = node(OpCode::AveragePool, {2}, 3);
-    avg->window = avg3;
-    avg->count_include_pad = trial % 2 == 0;
-    random_weights(*node(OpCode::Conv, {3}, 4), WeightEncoding::Int8PerChannel, 0, ClusterShape::Kernels, {c, c, 1, 1}, rng);
-    node(OpCode::Relu, {4}, 5);
-    node(OpCode::Add, {5, 3}, 6)->activation = Activation::Relu;
-    node(OpCode::Add, {6, 4}, 7);
-    int32_t fc_in;
-    if (flat_spatial) {
-      t.push_back(tensor("f", {c * 30}, ElementType::Int8, t[7].exponent));  // 9 Flatten of [c, 6, 5]
-      node(OpCode::Flatten, {7}, 9);
-      fc_in = c * 30;
-    } else {
-      node(OpCode::GlobalAveragePool, {7}, 8);
-      t.push_back(tensor("f", {c}, ElementType::Int8, t[8].exponent));  // 9
-      node(OpCode::Flatten, {8}, 9);
-      fc_in = c;
-    }
-    t.push_back(tensor("logits", {7}, ElementType::Int32, exp(4, 10)));  // 10
-    random_weights(*node(OpCode::FullyConnected, {9}, 10), WeightEncoding::Int4Clustered, 4, ClusterShape::Channels,
-                   {7, fc_in, 1, 1}, rng);
-    g->inputs = {0};
-    g->outputs = {10};
-    check_paths(g, 1 + trial % 2, rng);
+    check_paths(test::integer_graph(rng, trial), 1 + trial % 2, rng);
   }
 }
 
@@ -226,18 +130,18 @@ TEST_CASE("the memory plan keeps tensors that are alive together apart, within 1
   std::mt19937 rng(5);
   // A residual chain: every add can run in place.
   auto g = std::make_shared<Graph>();
-  g->tensors.push_back(tensor("x", {16, 10, 10}, ElementType::UInt8, 5));
+  g->tensors.push_back(test::tensor("x", {16, 10, 10}, ElementType::UInt8, 5));
   int32_t prev = 0;
   for (int i = 0; i < 4; ++i) {
-    g->tensors.push_back(tensor(fmt::format("c{}", i), {16, 10, 10}, ElementType::UInt8, 5));
-    g->tensors.push_back(tensor(fmt::format("a{}", i), {16, 10, 10}, ElementType::UInt8, 5));
+    g->tensors.push_back(test::tensor(fmt::format("c{}", i), {16, 10, 10}, ElementType::UInt8, 5));
+    g->tensors.push_back(test::tensor(fmt::format("a{}", i), {16, 10, 10}, ElementType::UInt8, 5));
     Node c;
     c.name = fmt::format("conv{}", i);
     c.inputs = {prev};
     c.outputs = {static_cast<int32_t>(g->tensors.size() - 2)};
     c.window = {3, 3, 1, 1, 1, 1, 1, 1};
     c.activation = Activation::Relu;
-    random_weights(c, WeightEncoding::TernaryClustered, 4, ClusterShape::Kernels, {16, 16, 3, 3}, rng);
+    test::random_weights(c, WeightEncoding::TernaryClustered, 4, ClusterShape::Kernels, {16, 16, 3, 3}, rng);
     g->nodes.push_back(std::move(c));
     Node a;
     a.name = fmt::format("add{}", i);

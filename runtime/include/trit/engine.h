@@ -64,6 +64,10 @@ class Engine {
   // output's exponent). step_seconds, when given, receives each node's wall time (one per node).
   std::vector<int32_t> run(Workspace& workspace, std::span<const int32_t> input,
                            std::vector<double>* step_seconds = nullptr) const;
+  // The same into the caller's memory (out.size() == N * the first output's elements): with a
+  // warm workspace (one run done on each thread) this allocates nothing.
+  void run_into(Workspace& workspace, std::span<const int32_t> input, std::span<int32_t> out,
+                std::vector<double>* step_seconds = nullptr) const;
   // Fitted images (the input's size) in, dequantized logits out ([N][classes]), as
   // IntExecutor::classify.
   std::vector<float> classify(Workspace& workspace, std::span<const Image> images) const;

@@ -1,0 +1,152 @@
+#include "trit/session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "trit/engine.h"
+#include "trit/error.h"
+#include "trit/float_executor.h"
+#include "trit/int_executor.h"
+#include "trit/model_file.h"
+
+namespace trit {
+
+std::shared_ptr<const Model> Model::from_graph(std::shared_ptr<const Graph> graph, const Options& options) {
+  if (!graph) fail("cannot make a model: no graph");
+  auto model = std::shared_ptr<Model>(new Model());
+  model->graph_ = std::move(graph);
+  const Graph& g = *model->graph_;
+  if (g.input().shape.size() != 3) fail("cannot make a model: its input is not an image [C, H, W]");
+  if (!is_integer_model(g)) {
+    model->float_ = std::make_unique<FloatExecutor>(model->graph_);
+  } else if (options.dynamic_exponents || !Engine::unsupported_reason(g).empty()) {
+    model->reference_ = std::make_unique<IntExecutor>(model->graph_, options.dynamic_exponents);
+  } else {
+    model->engine_ = std::make_unique<Engine>(model->graph_, options.isa);
+  }
+  return model;
+}
+
+std::shared_ptr<const Model> Model::load(const std::string& path, const Options& options) {
+  return from_graph(std::make_shared<const Graph>(load_model(path)), options);
+}
+
+Model::~Model() = default;
+
+int32_t Model::channels() const { return graph_->input().shape[0]; }
+int32_t Model::height() const { return graph_->input().shape[1]; }
+int32_t Model::width() const { return graph_->input().shape[2]; }
+int32_t Model::classes() const { return static_cast<int32_t>(graph_->output().elements()); }
+bool Model::is_integer() const { return is_integer_model(*graph_); }
+
+std::string Model::engine_name() const {
+  if (float_) return "float32 reference";
+  if (reference_) return "integer reference";
+  return engine_->isa();
+}
+
+Session::Session(std::shared_ptr<const Model> model, int32_t max_batch) : model_(std::move(model)), max_batch_(max_batch) {
+  if (!model_) fail("cannot make a session: no model");
+  if (max_batch < 1) fail("cannot make a session for a batch of {} images", max_batch);
+  if (model_->engine_) workspace_ = std::make_unique<Workspace>(*model_->engine_, max_batch);
+}
+
+Session::~Session() = default;
+
+const MemoryPlan* Session::memory_plan() const { return workspace_ ? &workspace_->plan() : nullptr; }
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+std::vector<float> Session::logits(std::span<const Image> images) {
+  if (images.empty() || static_cast<int64_t>(images.size()) > max_batch_)
+    fail("cannot run {} images in a session for at most {}", images.size(), max_batch_);
+  const Model& m = *model_;
+  std::vector<Image> fitted;
+  fitted.reserve(images.size());
+  for (const Image& im : images) fitted.push_back(fit_to_input(im, m.graph().metadata, m.height(), m.width()));
+  return logits_fitted(fitted);
+}
+
+std::vector<float> Session::logits_fitted(std::span<const Image> fitted) {
+  if (fitted.empty() || static_cast<int64_t>(fitted.size()) > max_batch_)
+    fail("cannot run {} images in a session for at most {}", fitted.size(), max_batch_);
+  const Model& m = *model_;
+  for (const Image& im : fitted)
+    if (im.width != m.width() || im.height != m.height())
+      fail("cannot run a {}x{} image: the model takes {}x{}", im.width, im.height, m.width(), m.height());
+  if (m.engine_) return m.engine_->classify(*workspace_, fitted);
+  if (m.reference_) return m.reference_->classify(fitted);
+  const int64_t n = m.graph().input().elements();
+  std::vector<float> x(fitted.size() * n);
+  for (size_t i = 0; i < fitted.size(); ++i) normalize(fitted[i], m.graph().metadata, std::span(x).subspan(i * n, n));
+  return m.float_->run(x, static_cast<int32_t>(fitted.size()));
+}
+
+std::vector<float> Session::logits_from_tensor(std::span<const float> input) {
+  const Model& m = *model_;
+  const Tensor& in = m.graph().input();
+  const int64_t n = in.elements();
+  const auto batch = static_cast<int64_t>(input.size()) / n;
+  if (batch < 1 || batch * n != static_cast<int64_t>(input.size()) || batch > max_batch_)
+    fail("cannot run {} input values: not 1 to {} tensors of {} values", input.size(), max_batch_, n);
+  if (m.float_) return m.float_->run(input, static_cast<int32_t>(batch));
+  // To the input's exponent: floor(x * 2^f + 0.5), saturated; a NaN is refused.
+  const Range r = range_of(in.type);
+  std::vector<int32_t> q(input.size());
+  for (size_t j = 0; j < input.size(); ++j) {
+    if (std::isnan(input[j])) fail("cannot run model: input value {} is NaN", j);
+    q[j] = static_cast<int32_t>(std::clamp(std::floor(std::ldexp(static_cast<double>(input[j]), in.exponent) + 0.5),
+                                           double(r.lo), double(r.hi)));
+  }
+  const std::vector<int32_t> out = m.engine_ ? m.engine_->run(*workspace_, q) : m.reference_->run(q, static_cast<int32_t>(batch));
+  const int32_t f = m.graph().output().exponent;
+  std::vector<float> logits(out.size());
+  for (size_t j = 0; j < out.size(); ++j) logits[j] = static_cast<float>(std::ldexp(static_cast<double>(out[j]), -f));
+  return logits;
+}
+
+void Session::run_into(std::span<const int32_t> input, std::span<int32_t> out) {
+  const Model& m = *model_;
+  if (m.float_) fail("cannot run integers through a float32 model");
+  if (m.engine_) return m.engine_->run_into(*workspace_, input, out);
+  const int64_t n = m.graph().input().elements();
+  const auto batch = static_cast<int32_t>(static_cast<int64_t>(input.size()) / n);
+  const auto result = m.reference_->run(input, batch);
+  if (result.size() != out.size()) fail("cannot run model: room for {} outputs, the model gives {}", out.size(), result.size());
+  std::copy(result.begin(), result.end(), out.begin());
+}
+
+std::vector<Prediction> Session::classify(const Image& image, int32_t k) { return top_k(*model_, logits(image), k); }
+
+std::vector<Prediction> top_k(const Model& model, std::span<const float> logits, int32_t k) {
+  if (k < 1) fail("cannot take the top {} classes", k);
+  const float top = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double sum = 0;
+  for (size_t i = 0; i < p.size(); ++i) sum += p[i] = std::exp(static_cast<double>(logits[i]) - top);
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  const auto n = std::min<size_t>(static_cast<size_t>(k), order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  const auto& labels = model.graph().metadata.labels;
+  std::vector<Prediction> out;
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t c = order[i];
+    Prediction pr;
+    pr.index = c;
+    pr.logit = logits[c];
+    pr.probability = static_cast<float>(p[c] / sum);
+    if (static_cast<size_t>(c) < labels.size()) {
+      pr.wnid = labels[c].wnid;
+      pr.label = labels[c].name;
+    } else {
+      pr.label = std::to_string(c);
+    }
+    out.push_back(std::move(pr));
+  }
+  return out;
+}
+
+}  // namespace trit
