@@ -14,6 +14,7 @@
 #include "../kernels/int8/table.h"
 #include "trit/error.h"
 #include "trit/int_executor.h"
+#include "trit/weight_codes.h"
 
 namespace trit {
 namespace detail {
@@ -68,7 +69,7 @@ int64_t layout_bytes(const Tensor& t) {
 k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased) {
   const Tensor& in = g.tensors[n.inputs[0]];
   const Tensor& out = g.tensors[n.outputs[0]];
-  const PreparedLayer p = prepare_layer(g, n);  // validates codes, scales and shifts
+  const PreparedLayer p = prepare_requant(g, n);  // validates exponents and shifts
   k8::ConvLayer L;
   const auto [o_n, i_n, kh, kw] = n.weights.shape;
   L.c = in.shape[0];
@@ -92,20 +93,28 @@ k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable&
              w.pad_bottom == 0 && w.pad_right == 0 && L.in_xor == 0;
   L.tap_lda = int64_t{w.stride_w} * L.cs;
   for (int32_t ky = 0; ky < kh; ++ky) L.tap_offsets.push_back(int64_t{ky} * L.w * L.cs);
-  // W[o][(ky, kx, c)] from the reference's expanded [I][KH][KW][O] layout.
+  // W[o][(ky, kx, c)] = code * cluster scale (1 for int8 per channel), straight from the codes
+  // (no intermediate copy of the whole layer: prepare's peak memory is the codes and W).
   std::vector<int8_t> wk(static_cast<size_t>(o_n) * L.k, 0);
   std::vector<int64_t> sum(o_n, 0), abs_sum(o_n, 0);
-  for (int32_t i = 0; i < i_n; ++i)
-    for (int32_t ky = 0; ky < kh; ++ky)
-      for (int32_t kx = 0; kx < kw; ++kx)
-        for (int32_t o = 0; o < o_n; ++o) {
-          const int16_t v = p.packed[((int64_t{i} * kh + ky) * kw + kx) * o_n + o];
-          if (v < -127 || v > 127)
-            fail("cannot prepare layer '{}' for the fast kernels: weight {} of output {} does not fit 8 bits", n.name, v, o);
-          wk[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] = static_cast<int8_t>(v);
-          sum[o] += v;
-          abs_sum[o] += std::abs(v);
-        }
+  {
+    const Weights& wt = n.weights;
+    const std::vector<int8_t> codes = unpack_codes(wt, n.name);  // validates the codes
+    const auto scales = wt.scales.as<uint8_t>();
+    const bool per_channel = wt.encoding == WeightEncoding::Int8PerChannel;
+    for (int32_t o = 0; o < o_n; ++o)
+      for (int32_t i = 0; i < i_n; ++i)
+        for (int32_t ky = 0; ky < kh; ++ky)
+          for (int32_t kx = 0; kx < kw; ++kx) {
+            const int32_t code = codes[((int64_t{o} * i_n + i) * kh + ky) * kw + kx];
+            const int32_t v = per_channel ? code : code * int32_t{scales[cluster_of(wt, o, i, ky, kx)]};
+            if (v < -127 || v > 127)
+              fail("cannot prepare layer '{}' for the fast kernels: weight {} of output {} does not fit 8 bits", n.name, v, o);
+            wk[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] = static_cast<int8_t>(v);
+            sum[o] += v;
+            abs_sum[o] += std::abs(v);
+          }
+  }
   table.pack_weights(L, wk.data());
   const size_t padded = static_cast<size_t>(L.blocks) * L.nr;
   L.mult.assign(padded, 0);

@@ -34,6 +34,15 @@ Range range_of(ElementType type) {
 bool is_integer_model(const Graph& g) { return g.input().type != ElementType::Float32; }
 
 PreparedLayer prepare_layer(const Graph& g, const Node& n) {
+  PreparedLayer p = prepare_requant(g, n);
+  if (!p.is_float) {
+    const Weights& w = n.weights;
+    p.packed = iref::expand_weights({&w, unpack_codes(w, n.name), w.scales.as<uint8_t>()});
+  }
+  return p;
+}
+
+PreparedLayer prepare_requant(const Graph& g, const Node& n) {
   const Weights& w = n.weights;
   const Tensor& in = g.tensors[n.inputs[0]];
   const Tensor& out = g.tensors[n.outputs[0]];
@@ -48,13 +57,11 @@ PreparedLayer prepare_layer(const Graph& g, const Node& n) {
     p.hi = r.hi;
     return p;
   }
-  const std::vector<int8_t> codes = unpack_codes(w, n.name);
   const auto scales = w.scales.as<uint8_t>();
   const auto exponents = w.scale_exponents.as<int8_t>();
   const auto bias = n.bias.as<int32_t>();
   const int32_t o_n = w.shape[0];
   PreparedLayer p;
-  p.packed = iref::expand_weights({&w, codes, scales});
   p.multiplier.resize(o_n);
   p.shift.resize(o_n);
   p.bias.resize(o_n);

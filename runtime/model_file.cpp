@@ -298,6 +298,11 @@ struct Reader {
       bad("the model has no metadata");
     }
     check_graph(g, ctx);
+    if (file->owned.empty() && file->data != nullptr) {
+      g.file.owner = file;
+      g.file.data = file->data;
+      g.file.size = file->size;
+    }
     return g;
   }
 };
@@ -370,6 +375,15 @@ Graph load_model_bytes(std::vector<std::byte> bytes, const std::string& name) {
   mapping->data = base + shift;
   mapping->size = bytes.size();
   return Reader{mapping, fmt::format("cannot load model '{}'", name)}.read();
+}
+
+void release_file_pages(const Graph& graph) {
+  if (graph.file.empty()) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(graph.file.data);
+  const auto end = (begin + graph.file.size + page - 1) / page * page;
+  // A read-only private mapping never written: dropped pages are read again from the file.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 }  // namespace trit

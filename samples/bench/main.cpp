@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     const auto p0 = std::chrono::steady_clock::now();
     arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, isa); });
     const double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count();
+    trit::release_file_pages(*graph);  // as trit::Model does: the engine holds its own weights
     const trit::Graph& g = *graph;
     const trit::Range r = trit::range_of(g.input().type);
     std::mt19937 rng(1);

@@ -86,8 +86,9 @@ int main(int argc, char** argv) {
   trit::Session session(model);
   tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
 
-  // A pipeline over the images: decoding and resizing run in parallel, a few images ahead of
-  // the one being classified; results print in the order given.
+  // A pipeline over the images: decoding and resizing run in parallel, up to one image per
+  // thread ahead of the one being classified (more would hold more decoded images in memory
+  // for no gain); results print in the order given.
   struct Item {
     std::string path;
     trit::Image fitted;
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
   int failures = 0;
   arena.execute([&] {
     tbb::parallel_pipeline(
-        static_cast<size_t>(2 * arena.max_concurrency()),
+        static_cast<size_t>(arena.max_concurrency() + 1),
         tbb::make_filter<void, std::shared_ptr<Item>>(tbb::filter_mode::serial_in_order,
                                                       [&](tbb::flow_control& fc) -> std::shared_ptr<Item> {
                                                         if (next == images.size()) {

@@ -146,6 +146,7 @@ struct Graph {
   std::vector<int32_t> inputs;
   std::vector<int32_t> outputs;
   Metadata metadata;
+  Blob file;  // the whole memory-mapped file a loaded graph's blobs point into; empty otherwise
 
   const Tensor& input() const { return tensors[inputs.at(0)]; }
   const Tensor& output() const { return tensors[outputs.at(0)]; }

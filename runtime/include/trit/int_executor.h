@@ -46,8 +46,10 @@ struct PreparedLayer {
   std::vector<int64_t> bias;
   int32_t lo = 0, hi = 255;
 };
-// Throws trit::Error naming the layer when its encoding, exponents or shifts are unusable.
+// Throws trit::Error naming the layer when its encoding, codes, exponents or shifts are unusable.
 PreparedLayer prepare_layer(const Graph& graph, const Node& node);
+// The same without the expanded weights (packed stays empty; float layers are complete).
+PreparedLayer prepare_requant(const Graph& graph, const Node& node);
 
 // Runs one node on `batch` images: inputs[k] points at the node's k-th input for the batch,
 // out at its output. `layer` is the node's PreparedLayer (Conv and fully connected only).

@@ -26,6 +26,11 @@ Graph load_model(const std::string& path);
 // Same checks, on bytes in memory (copied). `name` is used in messages.
 Graph load_model_bytes(std::vector<std::byte> bytes, const std::string& name);
 
+// Gives the pages of the file a graph was loaded from back to the OS (madvise DONTNEED): a
+// prepared Engine holds its own copy of the weights, so they sit unused. Touching a blob again
+// reads it from the file. No effect on graphs not loaded from a file.
+void release_file_pages(const Graph& graph);
+
 // Serializes a graph (check_graph first). Deterministic: equal graphs give equal bytes.
 std::vector<std::byte> serialize_model(const Graph& graph);
 // Writes serialize_model(graph) to path. Refuses to replace an existing file unless overwrite.
