@@ -3,7 +3,9 @@
 #include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/enumerable_thread_specific.h>
+#include <tbb/task_group.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <chrono>
@@ -38,6 +40,24 @@ struct EngineSteps {
   std::vector<int32_t> share;              // per tensor: the tensor whose memory it reuses in place
   size_t scratch_bytes = 0;                // the most any conv call needs
   bool input_biased = false;               // the s8 graph input is stored as value + 128
+  std::vector<std::vector<int32_t>> deps;  // per step: the steps that write its inputs
+  std::vector<std::vector<bool>> reach;    // reach[i][j]: step j depends on step i, directly or not
+  // The schedule: segments in order; a segment is one chain of steps, or two independent
+  // chains that may run at the same time (a ResNet block's main path and its projection).
+  struct Segment {
+    std::vector<int32_t> a, b;
+  };
+  std::vector<Segment> segments;
+
+  // Whether step s finishes before step t starts in every schedule that respects the
+  // dependencies. -1 stands for before the run (the input is written), size() for after it.
+  bool precedes(int64_t s, int64_t t) const {
+    const auto end = static_cast<int64_t>(steps.size());
+    if (s == t) return false;
+    if (s == -1 || t == end) return true;
+    if (t == -1 || s == end) return false;
+    return reach[s][t];
+  }
 };
 
 struct WorkspaceState {
@@ -45,6 +65,9 @@ struct WorkspaceState {
   k8::AlignedBytes arena;
   size_t scratch_bytes = 0;
   tbb::enumerable_thread_specific<k8::AlignedBytes> scratch;
+  // The run in progress, for run_step.
+  int32_t batch = 0;
+  std::vector<double>* step_seconds = nullptr;
 };
 
 }  // namespace detail
@@ -240,11 +263,70 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
     S.steps.push_back(std::move(st));
   }
 
-  // In place: an elementwise node writes over an input that dies with it (same bytes, not a
-  // graph input or output). The memory plan then gives both one buffer.
-  std::vector<size_t> last_use(g.tensors.size(), 0);
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int32_t t : g.nodes[i].inputs) last_use[t] = i;
+  // Dependencies between steps, and their transitive closure.
+  const size_t ns = S.steps.size();
+  std::vector<int32_t> producer(g.tensors.size(), -1);
+  for (size_t i = 0; i < ns; ++i) producer[S.steps[i].out] = static_cast<int32_t>(i);
+  S.deps.resize(ns);
+  for (size_t i = 0; i < ns; ++i)
+    for (int32_t t : S.steps[i].in)
+      if (producer[t] >= 0 && std::find(S.deps[i].begin(), S.deps[i].end(), producer[t]) == S.deps[i].end())
+        S.deps[i].push_back(producer[t]);
+  S.reach.assign(ns, std::vector<bool>(ns, false));
+  for (size_t j = 0; j < ns; ++j)  // steps are in execution order: dependencies come first
+    for (int32_t d : S.deps[j]) {
+      S.reach[d][j] = true;
+      for (size_t i = 0; i < ns; ++i)
+        if (S.reach[i][d]) S.reach[i][j] = true;
+    }
+
+  // Segments: from each step, the longest run of steps that splits into two chains, each step
+  // depending (within the run) only on its chain's previous step, the chains independent.
+  for (size_t i = 0; i < ns;) {
+    std::vector<int32_t> chain[2];
+    size_t end = i, best = i;  // steps [i, best] form the best fork found
+    for (size_t q = i; q < ns; ++q) {
+      std::vector<int32_t> inside;
+      for (int32_t d : S.deps[q])
+        if (d >= static_cast<int32_t>(i)) inside.push_back(d);
+      int c = -1;
+      if (inside.empty()) {
+        if (chain[0].empty()) c = 0;
+        else if (chain[1].empty()) c = 1;
+      } else if (inside.size() == 1) {
+        for (int k = 0; k < 2; ++k)
+          if (!chain[k].empty() && chain[k].back() == inside[0]) c = k;
+      }
+      if (c < 0) break;
+      chain[c].push_back(static_cast<int32_t>(q));
+      end = q;
+      if (!chain[0].empty() && !chain[1].empty()) best = q;
+    }
+    detail::EngineSteps::Segment seg;
+    if (best > i) {  // a fork: keep the steps up to best, in their chains
+      for (int k = 0; k < 2; ++k)
+        for (int32_t st : chain[k])
+          if (st <= static_cast<int32_t>(best)) (k == 0 ? seg.a : seg.b).push_back(st);
+      i = best + 1;
+    } else {
+      seg.a.push_back(static_cast<int32_t>(i));
+      ++i;
+    }
+    (void)end;
+    S.segments.push_back(std::move(seg));
+  }
+
+  // In place: an elementwise node writes over an input that dies with it: every other reader
+  // of the input precedes it in every schedule, and the input is neither a graph input nor an
+  // output and has the same bytes. The memory plan then gives both one buffer.
+  std::vector<std::vector<int32_t>> readers(g.tensors.size());
+  for (size_t i = 0; i < ns; ++i)
+    for (int32_t t : S.steps[i].in) readers[t].push_back(static_cast<int32_t>(i));
+  auto dies_at = [&](int32_t t, size_t i) {
+    for (int32_t r : readers[t])
+      if (r != static_cast<int32_t>(i) && !S.precedes(r, static_cast<int64_t>(i))) return false;
+    return true;
+  };
   auto pinned = [&](int32_t t) {
     return std::find(g.inputs.begin(), g.inputs.end(), t) != g.inputs.end() ||
            std::find(g.outputs.begin(), g.outputs.end(), t) != g.outputs.end();
@@ -254,7 +336,7 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
     if (st.kind != Kind::Add && st.kind != Kind::Copy && st.kind != Kind::ReluS8) continue;
     if (pinned(st.out)) continue;
     for (int32_t t : st.in)
-      if (last_use[t] == i && !pinned(t) && S.image_bytes[t] == S.image_bytes[st.out]) {
+      if (dies_at(t, i) && !pinned(t) && S.image_bytes[t] == S.image_bytes[st.out]) {
         S.share[st.out] = S.share[t];
         break;
       }
@@ -283,13 +365,25 @@ MemoryPlan Engine::plan(int32_t batch) const {
   if (batch < 1) fail("cannot plan memory for a batch of {}", batch);
   const size_t nt = g.tensors.size();
   const int64_t end = static_cast<int64_t>(S.steps.size());
-  // Lifetimes of buffers (a tensor and those written in place over it): [first, last] steps.
+  // Buffers (a tensor and those written in place over it): their size, the steps that touch
+  // them, and their lifetime in the sequential order, [first, last].
   std::vector<int64_t> first(nt, std::numeric_limits<int64_t>::max()), last(nt, -1), size(nt, 0);
+  std::vector<std::vector<int64_t>> touches(nt);
   auto touch = [&](int32_t t, int64_t step) {
     const int32_t b = S.share[t];
     first[b] = std::min(first[b], step);
     last[b] = std::max(last[b], step);
     size[b] = std::max(size[b], (S.image_bytes[t] * batch + 63) / 64 * 64);
+    touches[b].push_back(step);
+  };
+  // Two buffers may share memory only when every step touching one precedes every step
+  // touching the other in every schedule: steps that do not depend on each other may run at
+  // the same time.
+  auto before = [&](int32_t a, int32_t b) {
+    for (int64_t sa : touches[a])
+      for (int64_t sb : touches[b])
+        if (!S.precedes(sa, sb)) return false;
+    return true;
   };
   for (int32_t t : g.inputs) touch(t, -1);
   for (int64_t i = 0; i < end; ++i) {
@@ -304,7 +398,7 @@ MemoryPlan Engine::plan(int32_t batch) const {
   plan.bytes.resize(nt);
   for (size_t t = 0; t < nt; ++t) plan.bytes[t] = S.image_bytes[t] * batch;
   // Greedy by size (TensorFlow Lite's): largest first, each at the lowest offset that no
-  // buffer alive at the same time overlaps.
+  // buffer it may be alive beside overlaps.
   std::vector<int32_t> order;
   for (size_t b = 0; b < nt; ++b)
     if (last[b] >= 0) order.push_back(static_cast<int32_t>(b));
@@ -314,7 +408,7 @@ MemoryPlan Engine::plan(int32_t batch) const {
   for (int32_t b : order) {
     std::vector<std::pair<int64_t, int64_t>> busy;
     for (int32_t p : placed)
-      if (first[p] <= last[b] && first[b] <= last[p]) busy.emplace_back(offset[p], offset[p] + size[p]);
+      if (!before(p, b) && !before(b, p)) busy.emplace_back(offset[p], offset[p] + size[p]);
     std::sort(busy.begin(), busy.end());
     int64_t at = 0;
     for (const auto& [lo, hi] : busy) {
@@ -327,6 +421,7 @@ MemoryPlan Engine::plan(int32_t batch) const {
   }
   for (size_t t = 0; t < nt; ++t)
     if (last[S.share[t]] >= 0) plan.offset[t] = offset[S.share[t]];
+  // The bound: the most bytes alive at one step of the sequential order.
   for (int64_t i = -1; i <= end; ++i) {
     int64_t alive = 0;
     for (int32_t b : order)
@@ -337,9 +432,10 @@ MemoryPlan Engine::plan(int32_t batch) const {
 }
 
 Workspace::Workspace(const Engine& engine, int32_t batch) : state_(std::make_unique<detail::WorkspaceState>()) {
-  state_->plan = engine.plan(batch);
-  state_->arena = k8::AlignedBytes(static_cast<size_t>(state_->plan.arena_bytes));
-  state_->scratch_bytes = engine.steps_->scratch_bytes;
+  detail::WorkspaceState& ws = *state_;
+  ws.plan = engine.plan(batch);
+  ws.arena = k8::AlignedBytes(static_cast<size_t>(ws.plan.arena_bytes));
+  ws.scratch_bytes = engine.steps_->scratch_bytes;
 }
 Workspace::~Workspace() = default;
 Workspace::Workspace(Workspace&&) noexcept = default;
@@ -375,13 +471,62 @@ std::vector<int32_t> Engine::run(Workspace& workspace, std::span<const int32_t> 
   return out;
 }
 
+// One step of a run (Workspace holds the run's batch and timing).
+void Engine::run_step(size_t i, detail::WorkspaceState& ws) const {
+  const Graph& g = *graph_;
+  const detail::EngineSteps& S = *steps_;
+  const MemoryPlan& plan = ws.plan;
+  const k8::KernelTable& table = *S.table;
+  const int32_t batch = ws.batch;
+  uint8_t* arena = reinterpret_cast<uint8_t*>(ws.arena.data());
+  auto at = [&](int32_t t) { return arena + plan.offset[t]; };
+  const auto t0 = std::chrono::steady_clock::now();
+  const Step& st = S.steps[i];
+  const uint8_t* src = at(st.in[0]);
+  uint8_t* dst = at(st.out);
+  const int64_t out_bytes = S.image_bytes[st.out] * batch;
+  switch (st.kind) {
+    case Kind::Conv: run_conv(table, st.conv, src, dst, batch, ws); break;
+    case Kind::Add:
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_bytes, 65536), [&](const tbb::blocked_range<int64_t>& r) {
+        table.add(st.add, src + r.begin(), at(st.in[1]) + r.begin(), dst + r.begin(), r.size());
+      });
+      break;
+    case Kind::Copy:
+      if (src != dst) std::memcpy(dst, src, static_cast<size_t>(out_bytes));
+      break;
+    case Kind::ReluS8: table.relu_s8(src, dst, out_bytes); break;
+    case Kind::MaxPool:
+    case Kind::AveragePool:
+    case Kind::GlobalAveragePool: {
+      const int64_t in_img = S.image_bytes[st.in[0]], out_img = S.image_bytes[st.out];
+      auto fn = st.kind == Kind::MaxPool ? table.max_pool
+                : st.kind == Kind::AveragePool ? table.average_pool : table.global_average_pool;
+      tbb::parallel_for(0, batch, [&](int32_t im) { fn(st.pool, src + im * in_img, dst + im * out_img); });
+      break;
+    }
+    case Kind::FlattenReorder: {
+      // NHWC (padded channels) to the [C * H * W] order of the reference.
+      const Tensor& t = g.tensors[st.in[0]];
+      const int32_t c_n = t.shape[0], cs = k8::channel_stride(c_n);
+      const int64_t plane = int64_t{height(t)} * width(t), in_img = S.image_bytes[st.in[0]];
+      const int64_t out_img = S.image_bytes[st.out];
+      std::memset(dst, 0, static_cast<size_t>(out_bytes));
+      for (int64_t im = 0; im < batch; ++im)
+        for (int32_t c = 0; c < c_n; ++c)
+          for (int64_t p = 0; p < plane; ++p) dst[im * out_img + c * plane + p] = src[im * in_img + p * cs + c];
+      break;
+    }
+  }
+  if (ws.step_seconds) (*ws.step_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std::span<int32_t> result,
                       std::vector<double>* step_seconds) const {
   const Graph& g = *graph_;
   const detail::EngineSteps& S = *steps_;
   detail::WorkspaceState& ws = *workspace.state_;
   const MemoryPlan& plan = ws.plan;
-  const k8::KernelTable& table = *S.table;
   uint8_t* arena = reinterpret_cast<uint8_t*>(ws.arena.data());
   auto at = [&](int32_t t) { return arena + plan.offset[t]; };
 
@@ -392,6 +537,9 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
   const auto batch = static_cast<int32_t>(static_cast<int64_t>(input.size()) / in_n);
   if (static_cast<int64_t>(input.size()) != in_n * batch || batch < 1 || batch > plan.batch)
     fail("cannot run model: {} input values are not 1 to {} images of {} values", input.size(), plan.batch, in_n);
+  if (static_cast<int64_t>(result.size()) != graph_->output().elements() * batch)
+    fail("cannot run model: room for {} outputs, {} images need {}", result.size(), batch,
+         graph_->output().elements() * batch);
   const Range in_r = range_of(in_t.type);
   {
     int32_t lo = in_r.lo, hi = in_r.hi;  // a branch-free pass (minmax_element's is not)
@@ -425,46 +573,21 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
     });
   }
   if (step_seconds) step_seconds->assign(S.steps.size(), 0.0);
-  for (size_t i = 0; i < S.steps.size(); ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const Step& st = S.steps[i];
-    const uint8_t* src = at(st.in[0]);
-    uint8_t* dst = at(st.out);
-    const int64_t out_bytes = S.image_bytes[st.out] * batch;
-    switch (st.kind) {
-      case Kind::Conv: run_conv(table, st.conv, src, dst, batch, ws); break;
-      case Kind::Add:
-        tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_bytes, 65536), [&](const tbb::blocked_range<int64_t>& r) {
-          table.add(st.add, src + r.begin(), at(st.in[1]) + r.begin(), dst + r.begin(), r.size());
-        });
-        break;
-      case Kind::Copy:
-        if (src != dst) std::memcpy(dst, src, static_cast<size_t>(out_bytes));
-        break;
-      case Kind::ReluS8: table.relu_s8(src, dst, out_bytes); break;
-      case Kind::MaxPool:
-      case Kind::AveragePool:
-      case Kind::GlobalAveragePool: {
-        const int64_t in_img = S.image_bytes[st.in[0]], out_img = S.image_bytes[st.out];
-        auto fn = st.kind == Kind::MaxPool ? table.max_pool
-                  : st.kind == Kind::AveragePool ? table.average_pool : table.global_average_pool;
-        tbb::parallel_for(0, batch, [&](int32_t im) { fn(st.pool, src + im * in_img, dst + im * out_img); });
-        break;
-      }
-      case Kind::FlattenReorder: {
-        // NHWC (padded channels) to the [C * H * W] order of the reference.
-        const Tensor& t = g.tensors[st.in[0]];
-        const int32_t c_n = t.shape[0], cs = k8::channel_stride(c_n);
-        const int64_t plane = int64_t{height(t)} * width(t), in_img = S.image_bytes[st.in[0]];
-        const int64_t out_img = S.image_bytes[st.out];
-        std::memset(dst, 0, static_cast<size_t>(out_bytes));
-        for (int64_t im = 0; im < batch; ++im)
-          for (int32_t c = 0; c < c_n; ++c)
-            for (int64_t p = 0; p < plane; ++p) dst[im * out_img + c * plane + p] = src[im * in_img + p * cs + c];
-        break;
-      }
+  ws.batch = batch;
+  ws.step_seconds = step_seconds;
+  const bool one_thread = tbb::this_task_arena::max_concurrency() == 1;
+  for (const auto& seg : S.segments) {
+    if (seg.b.empty() || one_thread) {  // in the steps' order
+      for (size_t i = 0, ia = 0, ib = 0; i < seg.a.size() + seg.b.size(); ++i)
+        run_step(ib == seg.b.size() || (ia < seg.a.size() && seg.a[ia] < seg.b[ib]) ? seg.a[ia++] : seg.b[ib++], ws);
+      continue;
     }
-    if (step_seconds) (*step_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    tbb::task_group both;
+    both.run([&] {
+      for (int32_t st : seg.b) run_step(st, ws);
+    });
+    for (int32_t st : seg.a) run_step(st, ws);
+    both.wait();
   }
 
   // The first output, back to [N][C][H][W] integers.
@@ -472,8 +595,6 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
   const Tensor& out_t = g.tensors[o];
   const int32_t c_n = out_t.shape[0];
   const int64_t plane = int64_t{height(out_t)} * width(out_t);
-  if (static_cast<int64_t>(result.size()) != out_t.elements() * batch)
-    fail("cannot run model: room for {} outputs, {} images need {}", result.size(), batch, out_t.elements() * batch);
   const uint8_t* src = at(o);
   for (int64_t im = 0; im < batch; ++im)
     for (int32_t c = 0; c < c_n; ++c)

@@ -13,7 +13,9 @@
 //     scratch. It is created once and reused; run() then allocates nothing but its result.
 //   - run() is const: one Engine may serve many threads at once, each with its own Workspace.
 // Work is split over oneTBB tasks in the caller's task_arena; results are identical for any
-// thread count.
+// thread count. With more than one thread, independent branches (a ResNet block's projection
+// shortcut beside its main path) run at the same time in a task_group; the memory plan keeps
+// apart every two tensors whose steps do not depend on each other.
 //
 // Not supported here (the constructor says so, and the caller runs IntExecutor instead): layers
 // kept in float32 (trit-convert --layer NAME=float), dynamic exponents, int32 tensors read by
@@ -82,6 +84,7 @@ class Engine {
 
  private:
   friend class Workspace;
+  void run_step(size_t step, detail::WorkspaceState& workspace) const;
   std::shared_ptr<const Graph> graph_;
   std::unique_ptr<detail::EngineSteps> steps_;
 };
