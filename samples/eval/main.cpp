@@ -9,6 +9,7 @@
 // drops the first N (e.g. the calibration images), --limit keeps at most N after that.
 #include <CLI/CLI.hpp>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -157,37 +158,62 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     constexpr size_t kChunk = 16;
     const trit::Tensor& in = runners[0].graph->input();
-    for (size_t begin = 0; begin < samples.size(); begin += kChunk) {
-      const size_t count = std::min(kChunk, samples.size() - begin);
-      std::vector<trit::Image> images(count);
-      arena.execute([&] {
-        tbb::parallel_for(size_t{0}, count, [&](size_t i) {
-          images[i] = trit::fit_to_input(trit::decode_image(samples[begin + i].path), runners[0].graph->metadata,
-                                         in.shape[1], in.shape[2]);
-        });
-      });
-      for (Runner& r : runners) {
-        std::vector<float> logits;
-        arena.execute([&] { logits = r.logits(images); });
-        const size_t classes = logits.size() / count;
-        for (size_t i = 0; i < count; ++i) {
-          std::vector<int> order(classes);
-          std::iota(order.begin(), order.end(), 0);
-          const float* l = logits.data() + i * classes;
-          std::partial_sort(order.begin(), order.begin() + std::min<size_t>(5, classes), order.end(),
-                            [&](int a, int b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
-          const int truth = r.class_of.at(samples[begin + i].label);
-          r.top1 += order[0] == truth;
-          r.top5 += std::find(order.begin(), order.begin() + std::min<size_t>(5, classes), truth) !=
-                    order.begin() + std::min<size_t>(5, classes);
-          r.predictions.push_back(order[0]);
-        }
-      }
-      const size_t done = begin + count;
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "\r[%zu/%zu] %.1f images/s, top-1 %.1f%%   ", done, samples.size(), done / seconds,
-                   100.0 * runners[0].top1 / double(done));
-    }
+    // A pipeline of batches: decoding and resizing (in parallel) run a batch or two ahead of
+    // the models, which take the batches in order.
+    struct Batch {
+      size_t begin = 0, count = 0;
+      std::vector<trit::Image> images;
+    };
+    size_t next = 0;
+    arena.execute([&] {
+      tbb::parallel_pipeline(
+          3,
+          tbb::make_filter<void, std::shared_ptr<Batch>>(tbb::filter_mode::serial_in_order,
+                                                         [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
+                                                           if (next == samples.size()) {
+                                                             fc.stop();
+                                                             return nullptr;
+                                                           }
+                                                           auto b = std::make_shared<Batch>();
+                                                           b->begin = next;
+                                                           b->count = std::min(kChunk, samples.size() - next);
+                                                           next += b->count;
+                                                           return b;
+                                                         }) &
+              tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                  tbb::filter_mode::parallel,
+                  [&](std::shared_ptr<Batch> b) {
+                    b->images.resize(b->count);
+                    tbb::parallel_for(size_t{0}, b->count, [&](size_t i) {
+                      b->images[i] = trit::fit_to_input(trit::decode_image(samples[b->begin + i].path),
+                                                        runners[0].graph->metadata, in.shape[1], in.shape[2]);
+                    });
+                    return b;
+                  }) &
+              tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
+                const size_t begin = b->begin, count = b->count;
+                for (Runner& r : runners) {
+                  const std::vector<float> logits = r.logits(b->images);
+                  const size_t classes = logits.size() / count;
+                  for (size_t i = 0; i < count; ++i) {
+                    std::vector<int> order(classes);
+                    std::iota(order.begin(), order.end(), 0);
+                    const float* l = logits.data() + i * classes;
+                    std::partial_sort(order.begin(), order.begin() + std::min<size_t>(5, classes), order.end(),
+                                      [&](int a, int c) { return l[a] > l[c] || (l[a] == l[c] && a < c); });
+                    const int truth = r.class_of.at(samples[begin + i].label);
+                    r.top1 += order[0] == truth;
+                    r.top5 += std::find(order.begin(), order.begin() + std::min<size_t>(5, classes), truth) !=
+                              order.begin() + std::min<size_t>(5, classes);
+                    r.predictions.push_back(order[0]);
+                  }
+                }
+                const size_t done = begin + count;
+                const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                std::fprintf(stderr, "\r[%zu/%zu] %.1f images/s, top-1 %.1f%%   ", done, samples.size(), done / seconds,
+                             100.0 * runners[0].top1 / double(done));
+              }));
+    });
     std::fprintf(stderr, "\n");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double n = double(samples.size());
