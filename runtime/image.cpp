@@ -75,6 +75,29 @@ Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) fail("{}: the file is larger than 2 GB", ctx);
   const auto len = static_cast<int>(bytes.size());
   int w = 0, h = 0, channels = 0;
+  // PNG: the size from the header, before stb (which refuses very large PNGs with a reason that
+  // later format probes overwrite: "unknown image type").
+  static constexpr uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() >= 24 && std::equal(kPng, kPng + 8, bytes.begin()) && std::equal(bytes.begin() + 12, bytes.begin() + 16, "IHDR")) {
+    auto be32 = [&](size_t at) {
+      return uint64_t{bytes[at]} << 24 | uint64_t{bytes[at + 1]} << 16 | uint64_t{bytes[at + 2]} << 8 | bytes[at + 3];
+    };
+    const uint64_t pw = be32(16), ph = be32(20);
+    if (pw == 0 || ph == 0) fail("{}: the image has no pixels", ctx);
+    if (pw > uint64_t{1} << 31 || ph > uint64_t{1} << 31 || pw * ph > static_cast<uint64_t>(max_pixels))
+      fail("{}: {}x{} pixels exceed the limit of {}", ctx, pw, ph, max_pixels);
+  }
+  // JPEG: stb decodes a truncated file by filling the rest; refuse a file whose last scan has
+  // no end-of-image marker after it (0xFF 0xD9 cannot occur inside entropy-coded data).
+  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) {
+    size_t last_scan = 0;
+    for (size_t i = 2; i + 1 < bytes.size(); ++i)
+      if (bytes[i] == 0xFF && bytes[i + 1] == 0xDA) last_scan = i;
+    bool end = false;
+    for (size_t i = last_scan + 2; i + 1 < bytes.size() && last_scan != 0; ++i)
+      if (bytes[i] == 0xFF && bytes[i + 1] == 0xD9) end = true;
+    if (!end) fail("{}: the JPEG data ends before its end-of-image marker (a truncated file?)", ctx);
+  }
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels))
     fail("{}: {}", ctx, stbi_failure_reason() ? stbi_failure_reason() : "unknown image format");
   if (w < 1 || h < 1) fail("{}: the image has no pixels", ctx);
