@@ -190,6 +190,25 @@ struct Checker {
       bad(fmt::format("node '{}' ({}) carries weights it cannot use", n.name, to_string(n.op)));
   }
 
+  // Names and labels end up in messages and printed results: no control characters.
+  void printable(const std::string& text, const std::string& what) const {
+    for (const char c : text)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        bad(fmt::format("{} holds a control character (byte 0x{:02x})", what, static_cast<unsigned char>(c)));
+  }
+
+  void strings() const {
+    for (size_t t = 0; t < g.tensors.size(); ++t) printable(g.tensors[t].name, fmt::format("tensor {}'s name", t));
+    for (size_t n = 0; n < g.nodes.size(); ++n) printable(g.nodes[n].name, fmt::format("node {}'s name", n));
+    for (size_t l = 0; l < g.metadata.labels.size(); ++l) {
+      printable(g.metadata.labels[l].wnid, fmt::format("label {}", l));
+      printable(g.metadata.labels[l].name, fmt::format("label {}", l));
+    }
+    printable(g.metadata.source, "the source");
+    printable(g.metadata.converter_version, "the converter version");
+    printable(g.metadata.converter_options, "the converter options");
+  }
+
   void metadata() const {
     const Metadata& m = g.metadata;
     const Tensor& in = g.input();
@@ -215,6 +234,7 @@ struct Checker {
   }
 
   void run() const {
+    strings();
     tensors();
     if (g.inputs.size() != 1) bad(fmt::format("the graph has {} inputs; trit models have 1", g.inputs.size()));
     if (g.outputs.empty()) bad("the graph has no outputs");

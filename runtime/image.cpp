@@ -125,7 +125,15 @@ Image decode_image(const std::string& path, int64_t max_pixels) {
   return decode_image_bytes(bytes, path, max_pixels);
 }
 
+// Images come from callers too (the embedding API): their size must match their pixels.
+static void check_image(const Image& im) {
+  if (im.width < 1 || im.height < 1 || im.pixels.size() != static_cast<size_t>(im.width) * im.height * 3)
+    fail("cannot use a {}x{} image with {} bytes of pixels (RGB needs {})", im.width, im.height, im.pixels.size(),
+         static_cast<int64_t>(im.width) * im.height * 3);
+}
+
 Image resize_bilinear(const Image& src, int32_t width, int32_t height) {
+  check_image(src);
   if (width < 1 || height < 1) fail("cannot resize an image to {}x{}", width, height);
   constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
   // Horizontal pass, rounded to 8 bits, then vertical pass, as PIL orders them.
@@ -171,6 +179,7 @@ Image resize_bilinear(const Image& src, int32_t width, int32_t height) {
 }
 
 Image center_crop(const Image& image, int32_t width, int32_t height) {
+  check_image(image);
   if (width > image.width || height > image.height)
     fail("cannot crop a {}x{} image to {}x{}", image.width, image.height, width, height);
   // torchvision: int(round((size - crop) / 2.0)), round half to even.
@@ -188,6 +197,7 @@ Image center_crop(const Image& image, int32_t width, int32_t height) {
 }
 
 Image fit_to_input(const Image& image, const Metadata& m, int32_t height, int32_t width) {
+  check_image(image);
   if (m.resize_shorter == 0) {
     if (image.width == width && image.height == height) return image;
     return resize_bilinear(image, width, height);
@@ -209,6 +219,7 @@ Image fit_to_input(const Image& image, const Metadata& m, int32_t height, int32_
 }
 
 void normalize(const Image& image, const Metadata& m, std::span<float> out) {
+  check_image(image);
   const size_t plane = static_cast<size_t>(image.width) * image.height;
   const size_t channels = m.mean.size();
   if (out.size() != plane * channels || (channels != 3 && channels != 1))

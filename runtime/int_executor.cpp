@@ -189,8 +189,9 @@ std::vector<int32_t> quantize_images(const Graph& g, std::span<const Image> imag
   std::vector<int32_t> out(images.size() * channels * plane);
   for (size_t im = 0; im < images.size(); ++im) {
     const Image& img = images[im];
-    if (img.width != in.shape[2] || img.height != in.shape[1])
-      fail("cannot quantize a {}x{} image for a {}x{} input", img.width, img.height, in.shape[2], in.shape[1]);
+    if (img.width != in.shape[2] || img.height != in.shape[1] || img.pixels.size() != plane * 3)
+      fail("cannot quantize a {}x{} image ({} bytes) for a {}x{} input", img.width, img.height, img.pixels.size(),
+           in.shape[2], in.shape[1]);
     for (size_t c = 0; c < channels; ++c) {
       const size_t src = m.channel_order == ChannelOrder::BGR ? 2 - c : c;
       int32_t* dst = out.data() + (im * channels + c) * plane;

@@ -169,7 +169,15 @@ struct Reader {
   static std::vector<int32_t> ints(const flatbuffers::Vector<int32_t>* v) {
     return v ? std::vector<int32_t>(v->begin(), v->end()) : std::vector<int32_t>{};
   }
-  static std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string{}; }
+  // Strings end up in messages and printed labels: control characters (a newline would split
+  // a one-line error, an escape sequence would drive a terminal) are refused, not echoed.
+  std::string str(const flatbuffers::String* s, const std::string& what) const {
+    if (s == nullptr) return {};
+    for (const char c : s->string_view())
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        bad(fmt::format("{} holds a control character (byte 0x{:02x})", what, static_cast<unsigned char>(c)));
+    return s->str();
+  }
   static std::vector<float> floats(const flatbuffers::Vector<float>* v) {
     return v ? std::vector<float>(v->begin(), v->end()) : std::vector<float>{};
   }
@@ -190,7 +198,7 @@ struct Reader {
 
   Node node(const fb::Node* f, size_t index) const {
     Node n;
-    n.name = f->name() ? f->name()->str() : fmt::format("node{}", index);
+    n.name = f->name() ? str(f->name(), fmt::format("node {}'s name", index)) : fmt::format("node{}", index);
     n.op = static_cast<OpCode>(f->op());
     n.inputs = ints(f->inputs());
     n.outputs = ints(f->outputs());
@@ -274,7 +282,7 @@ struct Reader {
     if (m->tensors())
       for (const fb::Tensor* t : *m->tensors()) {
         Tensor x;
-        x.name = str(t->name());
+        x.name = str(t->name(), fmt::format("tensor {}'s name", g.tensors.size()));
         x.shape = ints(t->shape());
         x.type = static_cast<ElementType>(t->type());
         x.exponent = t->exponent();
@@ -290,10 +298,12 @@ struct Reader {
       g.metadata.scale = floats(md->scale());
       g.metadata.resize_shorter = md->resize_shorter();
       if (md->labels())
-        for (const fb::Label* l : *md->labels()) g.metadata.labels.push_back({str(l->wnid()), str(l->name())});
-      g.metadata.source = str(md->source());
-      g.metadata.converter_version = str(md->converter_version());
-      g.metadata.converter_options = str(md->converter_options());
+        for (const fb::Label* l : *md->labels())
+          g.metadata.labels.push_back({str(l->wnid(), fmt::format("label {}", g.metadata.labels.size())),
+                                       str(l->name(), fmt::format("label {}", g.metadata.labels.size()))});
+      g.metadata.source = str(md->source(), "the source");
+      g.metadata.converter_version = str(md->converter_version(), "the converter version");
+      g.metadata.converter_options = str(md->converter_options(), "the converter options");
     } else {
       bad("the model has no metadata");
     }
@@ -371,7 +381,7 @@ Graph load_model_bytes(std::vector<std::byte> bytes, const std::string& name) {
   mapping->owned.resize(bytes.size() + kAlign);
   auto* base = mapping->owned.data();
   const auto shift = (kAlign - reinterpret_cast<uintptr_t>(base) % kAlign) % kAlign;
-  std::memcpy(base + shift, bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(base + shift, bytes.data(), bytes.size());
   mapping->data = base + shift;
   mapping->size = bytes.size();
   return Reader{mapping, fmt::format("cannot load model '{}'", name)}.read();

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test suite under sanitizers, in its own build folder:
+#
+#   scripts/sanitize.sh [address,undefined|thread] [ctest -R/-E arguments...]
+#
+# address,undefined (the default) builds everything with AddressSanitizer and
+# UndefinedBehaviorSanitizer (any report fails the test) into build-asan/ and runs the tests;
+# thread builds with ThreadSanitizer into build-tsan/ and runs the concurrency tests. The
+# kernels run on the best path this CPU has (sanitizers, unlike valgrind, run AVX-512 code).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+san=${1:-address,undefined}
+shift || true
+case $san in
+  thread) build=$root/build-tsan ;;
+  *) build=$root/build-asan ;;
+esac
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIT_SANITIZE="$san" >/dev/null
+cmake --build "$build" --parallel "${TRIT_BUILD_JOBS:-$(nproc)}"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1
+if [[ $san == thread ]]; then
+  [[ $# -gt 0 ]] || set -- -R "threads|sessions|outlives|projection|ResNet-8"
+fi
+ctest --test-dir "$build" --output-on-failure --parallel "$(nproc)" --timeout 3000 "$@"

@@ -1,0 +1,88 @@
+// Hostile inputs, one hazard at a time, through the whole path an application takes: every
+// failure is a trit::Error with its one-line message, and the process goes on.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "helpers.h"
+#include "trit/error.h"
+#include "trit/model_file.h"
+#include "trit/session.h"
+
+using namespace trit;
+
+namespace {
+
+std::vector<std::byte> seed(const std::string& name) {
+  const auto bytes = test::read_binary<char>(test::source_dir() / "tests" / "fuzz" / "model" / name);
+  std::vector<std::byte> out(bytes.size());
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+// Loads, prepares and runs a model from bytes; returns the error message, or "" when it ran.
+std::string load_and_run(std::vector<std::byte> bytes) {
+  try {
+    auto graph = std::make_shared<const Graph>(load_model_bytes(std::move(bytes), "m.trit"));
+    Session session(Model::from_graph(graph, {}));
+    std::vector<float> x(static_cast<size_t>(graph->input().elements()), 0.5f);
+    session.logits_from_tensor(x);
+    return "";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    CHECK_MESSAGE(what.find('\n') == std::string::npos, what);
+    CHECK(!what.empty());
+    return what;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every truncation of a model is refused with a one-line error") {
+  for (const char* name : {"tiny-float.trit", "tiny-int8.trit", "tiny-ternary.trit"}) {
+    CAPTURE(name);
+    const auto bytes = seed(name);
+    REQUIRE(load_and_run(bytes).empty());
+    for (size_t len = 0; len < bytes.size(); len += 7) {
+      CAPTURE(len);
+      const std::string why = load_and_run(std::vector<std::byte>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(len)));
+      CHECK(why.rfind("cannot load model 'm.trit': ", 0) == 0);
+    }
+  }
+}
+
+TEST_CASE("single-bit flips anywhere in a model are refused or run, never crash") {
+  int refused = 0, ran = 0;
+  for (const char* name : {"tiny-int8.trit", "tiny-ternary.trit", "tiny-int4.trit", "tiny-float.trit"}) {
+    const auto bytes = seed(name);
+    for (size_t bit = 0; bit < bytes.size() * 8; bit += 5) {
+      auto flipped = bytes;
+      flipped[bit / 8] ^= std::byte(1u << (bit % 8));
+      (load_and_run(std::move(flipped)).empty() ? ran : refused)++;
+    }
+  }
+  MESSAGE("single-bit flips: " << refused << " refused, " << ran << " still valid and run");
+  CHECK(refused > 0);
+  CHECK(ran > 0);  // most flips land in weights, which any value may take
+}
+
+TEST_CASE("bad image inputs: one hazard each") {
+  const Image one{1, 1, {10, 20, 30}};
+  auto model = Model::from_graph(std::make_shared<const Graph>(load_model_bytes(seed("tiny-int8.trit"), "m.trit")), {});
+  Session session(model);
+  CHECK(session.logits(one).size() == 10);  // a 1x1 image is stretched, not refused
+  const Image lying{4, 4, std::vector<uint8_t>(5)};
+  CHECK_THROWS_AS(session.logits(lying), Error);  // pixels do not match the size
+}
+
+TEST_CASE("names and labels with control characters are refused when saved and when loaded") {
+  std::mt19937 rng(1);
+  Graph g = *test::integer_graph(rng, 0);
+  g.metadata.labels.assign(7, Label{"", "ok"});
+  g.metadata.labels[3].name = "two\nlines";
+  CHECK_THROWS_WITH_AS(serialize_model(g), doctest::Contains("label 3 holds a control character (byte 0x0a)"), Error);
+  g.metadata.labels[3].name = "fine";
+  g.nodes[0].name = "esc\x1b[2J";
+  CHECK_THROWS_WITH_AS(serialize_model(g), doctest::Contains("node 0's name holds a control character (byte 0x1b)"), Error);
+}
