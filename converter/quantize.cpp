@@ -219,7 +219,8 @@ std::string QuantizeReport::json() const {
 
 Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report, const Progress& progress) {
   if (opt.encoding == WeightEncoding::Float32) fail("quantize: the target encoding is float32");
-  for (const auto& [name, enc] : opt.layers) {
+  for (const auto& entry : opt.layers) {
+    const std::string& name = entry.first;  // (clang 14 cannot capture a structured binding)
     const bool found = std::any_of(float_graph.nodes.begin(), float_graph.nodes.end(),
                                    [&](const Node& n) { return is_layer(n) && n.name == name; });
     if (!found) fail("cannot quantize: the model has no Conv or fully connected layer named '{}'", name);

@@ -17,7 +17,7 @@ targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(model image onnx)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is missing (apt-get install clang)" >&2; exit 1; }
 build=$root/build-fuzz
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIT_FUZZ=ON \
   -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link" >/dev/null
 cmake --build "$build" --parallel "${TRIT_BUILD_JOBS:-$(nproc)}" --target "${targets[@]/#/fuzz_}" >/dev/null
@@ -27,7 +27,7 @@ for t in "${targets[@]}"; do
   mkdir "$work/corpus" "$work/found"
   cp "$root/tests/fuzz/$t/"* "$work/corpus/"
   set +e
-  "$build/tests/fuzz_$t" "$work/corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  "$build/bin/fuzz_$t" "$work/corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$work/found/" -print_final_stats=1 >"$work/log" 2>&1
   rc=$?
   set -e
