@@ -67,6 +67,45 @@ uint8_t clip8(int32_t v) {
   return static_cast<uint8_t>(v >> kPrecisionBits);
 }
 
+// Walks a JPEG's marker segments before stb sees it, and refuses what Debian's stb_image (2.27)
+// mishandles: a Huffman table of more than 256 codes (stb writes past its table: found by
+// fuzzing, tests/fuzz/image/crash-9814...), and a file without an end-of-image marker (stb
+// decodes a truncated file by filling the rest). Entropy-coded data after a scan is skipped to
+// the next marker (0xFF followed by neither 0x00, a restart marker, nor another 0xFF).
+void check_jpeg(std::span<const uint8_t> b, const std::string& ctx) {
+  const size_t n = b.size();
+  size_t i = 2;
+  while (i < n) {
+    if (b[i] != 0xFF) fail("{}: corrupt JPEG (no marker at byte {})", ctx, i);
+    while (i < n && b[i] == 0xFF) ++i;  // fill bytes
+    if (i >= n) break;
+    const uint8_t marker = b[i++];
+    if (marker == 0xD9) return;  // end of image
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
+    if (i + 2 > n) break;
+    const size_t len = size_t{b[i]} << 8 | b[i + 1];
+    if (len < 2) fail("{}: corrupt JPEG (a segment of length {})", ctx, len);
+    if (i + len > n) break;
+    if (marker == 0xC4) {  // Huffman tables: class/id, 16 counts, the symbols
+      for (size_t p = i + 2; p < i + len;) {
+        if (p + 17 > i + len) fail("{}: corrupt JPEG (a Huffman table is cut short)", ctx);
+        size_t codes = 0;
+        for (size_t k = 1; k <= 16; ++k) codes += b[p + k];
+        if (codes > 256) fail("{}: corrupt JPEG (a Huffman table of {} codes; at most 256)", ctx, codes);
+        p += 17 + codes;
+        if (p > i + len) fail("{}: corrupt JPEG (a Huffman table is cut short)", ctx);
+      }
+    }
+    i += len;
+    if (marker == 0xDA) {  // a scan: skip its entropy-coded data
+      while (i + 1 < n && !(b[i] == 0xFF && b[i + 1] != 0x00 && b[i + 1] != 0xFF && (b[i + 1] < 0xD0 || b[i + 1] > 0xD7)))
+        ++i;
+      if (i + 1 >= n) break;
+    }
+  }
+  fail("{}: the JPEG data ends before its end-of-image marker (a truncated file?)", ctx);
+}
+
 }  // namespace
 
 Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name, int64_t max_pixels) {
@@ -87,17 +126,7 @@ Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name
     if (pw > uint64_t{1} << 31 || ph > uint64_t{1} << 31 || pw * ph > static_cast<uint64_t>(max_pixels))
       fail("{}: {}x{} pixels exceed the limit of {}", ctx, pw, ph, max_pixels);
   }
-  // JPEG: stb decodes a truncated file by filling the rest; refuse a file whose last scan has
-  // no end-of-image marker after it (0xFF 0xD9 cannot occur inside entropy-coded data).
-  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) {
-    size_t last_scan = 0;
-    for (size_t i = 2; i + 1 < bytes.size(); ++i)
-      if (bytes[i] == 0xFF && bytes[i + 1] == 0xDA) last_scan = i;
-    bool end = false;
-    for (size_t i = last_scan + 2; i + 1 < bytes.size() && last_scan != 0; ++i)
-      if (bytes[i] == 0xFF && bytes[i + 1] == 0xD9) end = true;
-    if (!end) fail("{}: the JPEG data ends before its end-of-image marker (a truncated file?)", ctx);
-  }
+  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) check_jpeg(bytes, ctx);
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels))
     fail("{}: {}", ctx, stbi_failure_reason() ? stbi_failure_reason() : "unknown image format");
   if (w < 1 || h < 1) fail("{}: the image has no pixels", ctx);

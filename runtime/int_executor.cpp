@@ -141,6 +141,12 @@ void check_integer_graph(const Graph& g) {
   for (const Tensor& t : g.tensors)
     if (t.type == ElementType::Float32)
       fail("cannot prepare the integer model: tensor '{}' is float32", t.name);
+  // Activations are 8-bit (the kernels' bounds rest on it); int32 is for outputs nobody reads.
+  if (g.input().type == ElementType::Int32) fail("cannot prepare the integer model: its input is int32, not 8-bit");
+  for (const Node& n : g.nodes)
+    for (int32_t t : n.inputs)
+      if (g.tensors[t].type == ElementType::Int32)
+        fail("cannot prepare the integer model: node '{}' reads the int32 tensor '{}'", n.name, g.tensors[t].name);
   for (const Node& n : g.nodes) {
     const Tensor& in = g.tensors[n.inputs[0]];
     const Tensor& out = g.tensors[n.outputs[0]];

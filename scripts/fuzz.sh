@@ -26,6 +26,7 @@ for t in "${targets[@]}"; do
   work=$(mktemp -d)
   mkdir "$work/corpus" "$work/found"
   cp "$root/tests/fuzz/$t/"* "$work/corpus/"
+  started=$SECONDS
   set +e
   "$build/bin/fuzz_$t" "$work/corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$work/found/" -print_final_stats=1 >"$work/log" 2>&1
@@ -40,7 +41,7 @@ for t in "${targets[@]}"; do
     cp "$f" "$root/tests/fuzz/$t/$(basename "$f")"
     found=$((found + 1))
   done
-  echo "fuzz $t: ${secs} s, $runs executions, $speed per second, corpus $corpus inputs, $found found (exit $rc)"
+  echo "fuzz $t: $((SECONDS - started)) s, $runs executions, $speed per second, corpus $corpus inputs, $found found (exit $rc)"
   if [[ $found -gt 0 || $rc -ne 0 ]]; then
     status=1
     grep -E "ERROR|SUMMARY|runtime error" "$work/log" | head -5

@@ -7,6 +7,7 @@
 
 #include "helpers.h"
 #include "trit/error.h"
+#include "trit/image.h"
 #include "trit/model_file.h"
 #include "trit/session.h"
 
@@ -85,4 +86,24 @@ TEST_CASE("names and labels with control characters are refused when saved and w
   g.metadata.labels[3].name = "fine";
   g.nodes[0].name = "esc\x1b[2J";
   CHECK_THROWS_WITH_AS(serialize_model(g), doctest::Contains("node 0's name holds a control character (byte 0x1b)"), Error);
+}
+
+TEST_CASE("the crashes fuzzing found stay fixed") {
+  // tests/fuzz/model/crash-9cc0...: an integer model whose input is int32 (the reference
+  // overflowed); tests/fuzz/image/crash-9814...: a JPEG Huffman table of more than 256 codes
+  // (Debian's stb_image writes past its table). Both are replayed by ctest fuzz_corpus_*; here
+  // their messages.
+  const auto dir = test::source_dir() / "tests" / "fuzz";
+  for (const auto& e : std::filesystem::directory_iterator(dir / "image"))
+    if (e.path().filename().string().rfind("crash-9814", 0) == 0) {
+      const auto bytes = test::read_binary<uint8_t>(e.path());
+      CHECK_THROWS_WITH_AS(decode_image_bytes(bytes, "x.jpg"), doctest::Contains("a Huffman table of"), Error);
+    }
+  for (const auto& e : std::filesystem::directory_iterator(dir / "model"))
+    if (e.path().filename().string().rfind("crash-9cc0", 0) == 0) {
+      const auto bytes = test::read_binary<char>(e.path());
+      std::vector<std::byte> b(bytes.size());
+      std::memcpy(b.data(), bytes.data(), bytes.size());
+      CHECK(load_and_run(std::move(b)).find("int32") != std::string::npos);
+    }
 }
