@@ -126,7 +126,10 @@ Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name
     if (pw > uint64_t{1} << 31 || ph > uint64_t{1} << 31 || pw * ph > static_cast<uint64_t>(max_pixels))
       fail("{}: {}x{} pixels exceed the limit of {}", ctx, pw, ph, max_pixels);
   }
-  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) check_jpeg(bytes, ctx);
+  // A JPEG to stb: fill bytes 0xFF, then the start-of-image marker 0xD8.
+  size_t soi = 0;
+  while (soi < bytes.size() && bytes[soi] == 0xFF) ++soi;
+  if (soi > 0 && soi < bytes.size() && bytes[soi] == 0xD8) check_jpeg(bytes.subspan(soi - 1), ctx);
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels))
     fail("{}: {}", ctx, stbi_failure_reason() ? stbi_failure_reason() : "unknown image format");
   if (w < 1 || h < 1) fail("{}: the image has no pixels", ctx);
