@@ -1,5 +1,5 @@
-// Images: decoding (stb_image: JPEG, PNG, BMP, and what else stb reads) and the preprocessing a
-// model's metadata asks for.
+// Images: decoding (stb_image: JPEG, PNG and BMP only) and the preprocessing a model's metadata
+// asks for.
 //
 // Preprocessing, in order (the torchvision / PIL evaluation recipe):
 //   1. resize so the shorter side is metadata.resize_shorter (the longer side is scaled and
