@@ -3,9 +3,10 @@
 //
 // Weights: blocks of nr = 16 * NV output channels (NV = 4, or fewer for narrow layers),
 // [k / 4][nr][4] int8 per block, so one k-step of a block is NV aligned 64-byte loads.
-// Micro tile: MR = 6 rows x NV vectors of 16 channels, 24 zmm accumulators at most; each k-step
-// broadcasts 4 input bytes per row. Rows are gathered (im2col) into a thread-local tile of at
-// most ~48 KB, or read in place for direct 1x1 layers.
+// Micro tile: up to 6 rows x NV vectors of 16 channels, 24 zmm accumulators at most; each
+// k-step broadcasts 4 input bytes per row. A tile reads the input in place (implicit GEMM,
+// layer.h) when it can, else its rows gathered (im2col) into the caller's scratch. 64-channel
+// tiles run in assembly with the requantization fused; narrow layers use intrinsics.
 #include <immintrin.h>
 
 #include <cstring>
