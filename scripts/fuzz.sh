@@ -5,8 +5,8 @@
 #   scripts/fuzz.sh SECONDS [model|image|onnx ...]      (default: all three)
 #
 # Builds the targets in build-fuzz/ (clang from Debian's clang package), runs each for SECONDS
-# on a copy of its seed corpus (tests/fuzz/<target>/, made by tests/fuzz/make_seeds.py), and
-# copies every crashing or hanging input into tests/fuzz/<target>/ so that the normal test
+# on seeds made by tests/fuzz/make_seeds.py plus the inputs found before (tests/fuzz/<target>/),
+# and copies every crashing or hanging input into tests/fuzz/<target>/ so that the normal test
 # suite replays it from then on. Prints each target's executions, executions per second and
 # what it found. The targets run one after another on one core each.
 set -euo pipefail
@@ -20,12 +20,15 @@ build=$root/build-fuzz
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIT_FUZZ=ON \
   -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link" >/dev/null
-cmake --build "$build" --parallel "${TRIT_BUILD_JOBS:-$(nproc)}" --target "${targets[@]/#/fuzz_}" >/dev/null
+cmake --build "$build" --parallel "${TRIT_BUILD_JOBS:-$(nproc)}" --target trit-convert "${targets[@]/#/fuzz_}" >/dev/null
+seeds=$(mktemp -d)
+/usr/bin/python3 "$root/tests/fuzz/make_seeds.py" "$build/bin/trit-convert" "$seeds"
 status=0
 for t in "${targets[@]}"; do
   work=$(mktemp -d)
   mkdir "$work/corpus" "$work/found"
-  cp "$root/tests/fuzz/$t/"* "$work/corpus/"
+  cp "$seeds/$t/"* "$work/corpus/"
+  cp "$root/tests/fuzz/$t/"* "$work/corpus/" 2>/dev/null || true
   started=$SECONDS
   set +e
   "$build/bin/fuzz_$t" "$work/corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
@@ -48,4 +51,5 @@ for t in "${targets[@]}"; do
   fi
   rm -rf "$work"
 done
+rm -rf "$seeds"
 exit $status

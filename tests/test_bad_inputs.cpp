@@ -16,7 +16,7 @@ using namespace trit;
 namespace {
 
 std::vector<std::byte> seed(const std::string& name) {
-  const auto bytes = test::read_binary<char>(test::source_dir() / "tests" / "fuzz" / "model" / name);
+  const auto bytes = test::read_binary<char>(test::testdata() / "fuzz" / "model" / name);  // make_seeds.py
   std::vector<std::byte> out(bytes.size());
   std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;

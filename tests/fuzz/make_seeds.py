@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Makes the fuzzers' seed corpora (committed in tests/fuzz/{onnx,image,model}/):
-a tiny ResNet-shaped ONNX graph, tiny images in every format stb reads, and that graph converted
-by trit-convert to float32, int8, int4 and ternary models.
+"""Makes the fuzzers' seed corpora in OUT/{onnx,image,model}/: a tiny ResNet-shaped ONNX graph,
+tiny images in several formats, and that graph converted by trit-convert to float32, int8, int4
+and ternary models. Generated at test time (ctest's make_fuzz_seeds, scripts/fuzz.sh), never
+committed; tests/fuzz/<target>/ holds only the inputs fuzzing found.
 
-  /usr/bin/python3 tests/fuzz/make_seeds.py build/bin/trit-convert
+  /usr/bin/python3 tests/fuzz/make_seeds.py build/bin/trit-convert OUT
 """
 import io
 import os
@@ -15,8 +16,6 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 from PIL import Image
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def tiny_onnx(path):
@@ -48,28 +47,28 @@ def tiny_onnx(path):
     onnx.save(model, path)
 
 
-def main(convert):
+def main(convert, out):
     for d in ("onnx", "image", "model"):
-        os.makedirs(os.path.join(HERE, d), exist_ok=True)
-    onnx_path = os.path.join(HERE, "onnx", "tiny.onnx")
+        os.makedirs(os.path.join(out, d), exist_ok=True)
+    onnx_path = os.path.join(out, "onnx", "tiny.onnx")
     tiny_onnx(onnx_path)
     rng = np.random.default_rng(3)
     pixels = rng.integers(0, 256, (13, 19, 3), dtype=np.uint8)
     for fmt, ext, mode in [("PNG", "png", "RGB"), ("JPEG", "jpg", "RGB"), ("BMP", "bmp", "RGB"), ("PNG", "gray.png", "L"),
                            ("PNG", "rgba.png", "RGBA"), ("GIF", "gif", "P"), ("PPM", "ppm", "RGB")]:
-        Image.fromarray(pixels).convert(mode).save(os.path.join(HERE, "image", f"tiny.{ext}"), fmt)
+        Image.fromarray(pixels).convert(mode).save(os.path.join(out, "image", f"tiny.{ext}"), fmt)
     with tempfile.TemporaryDirectory() as calib:
         for i in range(3):
             Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(os.path.join(calib, f"{i}.png"))
         for name, args in [("float", []), ("int8", ["--weights", "int8"]), ("int4", ["--weights", "int4", "--cluster", "2"]),
                            ("ternary", ["--weights", "ternary", "--cluster", "4", "--cluster-shape", "channels"])]:
-            out = os.path.join(HERE, "model", f"tiny-{name}.trit")
+            model = os.path.join(out, "model", f"tiny-{name}.trit")
             extra = ["--calib", calib] if args else []
-            subprocess.run([convert, onnx_path, "-o", out, "--force", "--preset", "raw", "--resize", "0"] + args + extra,
+            subprocess.run([convert, onnx_path, "-o", model, "--force", "--preset", "raw", "--resize", "0"] + args + extra,
                            check=True, capture_output=True)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 int main(int argc, char** argv) {
   size_t count = 0;
   for (int i = 1; i < argc; ++i) {
+    if (!std::filesystem::exists(argv[i])) continue;  // e.g. a target with no crash found yet
     std::vector<std::filesystem::path> files;
     if (std::filesystem::is_directory(argv[i])) {
       for (const auto& e : std::filesystem::recursive_directory_iterator(argv[i]))
