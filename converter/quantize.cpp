@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "../kernels/float_ref.h"
+#include "trit/engine.h"
 #include "trit/error.h"
 #include "trit/json.h"
 #include "trit/float_executor.h"
@@ -58,6 +59,9 @@ int32_t choose_exponent(const Sample& s, Range r, bool lse) {
   }
   return best;
 }
+
+// Sampled rows per weight column from which a layer's weights are refitted (see below).
+constexpr int64_t kRefitRows = 2;
 
 bool is_layer(const Node& n) { return n.op == OpCode::Conv || n.op == OpCode::FullyConnected; }
 
@@ -170,6 +174,54 @@ std::vector<double> bias_shifts(const std::vector<float>& yf, const std::vector<
 }
 
 
+// One layer of the integer network over the calibration batch: on the fast kernels, which equal
+// the integer reference bit for bit (tests/test_kernels.cpp) in a fraction of its time, through
+// a graph of that one layer; a layer kept in float32 runs on the reference.
+void run_int_layer(const Graph& g, const Node& n, int32_t batch, const std::vector<int32_t>& in,
+                   std::vector<int32_t>& out) {
+  auto one = std::make_shared<Graph>();
+  one->tensors = {g.tensors[n.inputs[0]], g.tensors[n.outputs[0]]};
+  one->nodes.push_back(n);
+  one->nodes[0].inputs = {0};
+  one->nodes[0].outputs = {1};
+  one->inputs = {0};
+  one->outputs = {1};
+  if (!Engine::unsupported_reason(*one).empty()) {
+    const PreparedLayer layer = prepare_layer(g, n);
+    run_int_node(g, n, &layer, batch, {in.data()}, out.data());
+    return;
+  }
+  const Engine engine(one);
+  Workspace workspace(engine, batch);
+  engine.run_into(workspace, in, out);
+}
+
+// SQNR, cosine and saturated share of an integer tensor q * 2^-exponent against the float f.
+struct Agreement {
+  double sqnr_db = 0, cosine = 0, saturated = 0;
+};
+Agreement compare(const std::vector<float>& f, const std::vector<int32_t>& q, const Tensor& t) {
+  const double unit = std::ldexp(1.0, -t.exponent);
+  const bool int32 = t.type == ElementType::Int32;
+  const Range r = int32 ? Range{0, 0} : range_of(t.type);
+  const bool is_signed = t.type == ElementType::Int8;
+  double ff = 0, qq = 0, fq = 0, noise = 0;
+  int64_t saturated = 0;
+  for (size_t j = 0; j < f.size(); ++j) {
+    const double v = q[j] * unit;
+    ff += double(f[j]) * f[j];
+    qq += v * v;
+    fq += v * f[j];
+    noise += (v - f[j]) * (v - f[j]);
+    saturated += !int32 && (q[j] == r.hi || (is_signed && q[j] == r.lo));
+  }
+  Agreement a;
+  a.sqnr_db = noise > 0 ? 10 * std::log10(ff / noise) : 999.0;
+  a.cosine = ff > 0 && qq > 0 ? fq / std::sqrt(ff * qq) : (ff == qq ? 1.0 : 0.0);
+  a.saturated = f.empty() ? 0.0 : double(saturated) / double(f.size());
+  return a;
+}
+
 }  // namespace
 
 std::vector<std::string> list_images(const std::string& dir, int32_t count) {
@@ -204,11 +256,12 @@ std::string QuantizeReport::json() const {
     const LayerReport& l = layers[i];
     s += fmt::format(
         "{}\n  {{\"name\": {}, \"encoding\": \"{}\", \"cluster\": {}, \"cluster_shape\": \"{}\", "
-        "\"zero_share\": {:.6f}, \"weight_error\": {:.6f}, \"output_error\": {:.6f}, \"macs\": {}, "
-        "\"multiplications\": {}, \"bytes\": {}, \"note\": {}}}",
+        "\"zero_share\": {:.6f}, \"weight_error\": {:.6f}, \"output_error\": {:.6f}, \"sqnr_db\": {:.3f}, "
+        "\"cosine\": {:.6f}, \"saturated\": {:.6f}, \"macs\": {}, \"multiplications\": {}, \"bytes\": {}, "
+        "\"note\": {}}}",
         i ? "," : "", json_quote(l.name), to_string(l.encoding), l.cluster,
         l.shape == ClusterShape::Kernels ? "kernels" : "channels", l.zero_share, l.weight_error, l.output_error,
-        l.macs, l.multiplications, l.bytes, json_quote(l.note));
+        l.sqnr_db, l.cosine, l.saturated, l.macs, l.multiplications, l.bytes, json_quote(l.note));
   }
   s += "\n], \"calibration_images\": [";
   for (size_t i = 0; i < calibration_images.size(); ++i)
@@ -335,17 +388,36 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       std::vector<float> xq(static_cast<size_t>(in_n) * batch);
       for (size_t j = 0; j < xq.size(); ++j) xq[j] = static_cast<float>(iv[n.inputs[0]][j]) * unit;
       const Rows rows = im2col_rows(xq, is, n.window, os, batch, opt.max_rows);
+      const int64_t plane = int64_t{os.h} * os.w;
       std::vector<float>().swap(xq);
 
       // A layer kept in float (--layer NAME=float) keeps its weights; it is "quantized" to itself.
       quant::QuantizedLayer ql;
       if (spec.encoding == WeightEncoding::Float32) ql.dequantized.assign(w.begin(), w.end());
-      else if (opt.gptq) ql = quant::quantize_gptq(w, fnode.weights.shape, spec, gram(rows));
-      else ql = quant::quantize_rtn(w, fnode.weights.shape, spec);
+      else if (opt.gptq) {
+        std::vector<double> h = gram(rows);
+        // Where the sample has at least kRefitRows rows per weight column, the weights are first
+        // refitted so that this layer, on the quantized network's inputs, reproduces the float
+        // network's outputs (weight_quant.h); with fewer rows (stage 5 and the last layer see
+        // 50 x 49 and 50 pixels) least squares would fit the calibration images' noise.
+        if (rows.rows >= kRefitRows * rows.k) {
+          std::vector<float> target(static_cast<size_t>(rows.rows) * o_n);  // X_f w at the sampled pixels
+          for (int64_t r = 0; r < rows.rows; ++r) {
+            const int64_t p = r * rows.stride, im = p / plane, pix = p % plane;
+            for (int32_t o = 0; o < o_n; ++o) target[r * o_n + o] = yf[(im * o_n + o) * plane + pix] - b[o];
+          }
+          std::vector<float> xt(static_cast<size_t>(rows.k) * o_n);
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows.k), o_n, static_cast<int>(rows.rows),
+                      1.0f, rows.cols.data(), static_cast<int>(rows.k), target.data(), o_n, 0.0f, xt.data(), o_n);
+          const std::vector<float> v = quant::refit_to_inputs(w, o_n, static_cast<int32_t>(rows.k), h, {xt.begin(), xt.end()});
+          ql = quant::quantize_gptq(v, fnode.weights.shape, spec, std::move(h));
+        } else {
+          ql = quant::quantize_gptq(w, fnode.weights.shape, spec, std::move(h));
+        }
+      } else ql = quant::quantize_rtn(w, fnode.weights.shape, spec);
 
       // Pre-activation outputs at the sampled pixels: the quantized layer (float bias) on the
       // integer network's input, and the float layer on the float network's.
-      const int64_t plane = int64_t{os.h} * os.w;
       std::vector<float> yq(static_cast<size_t>(rows.rows) * o_n), yfr(yq.size());
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows.rows), o_n, static_cast<int>(rows.k),
                   1.0f, rows.cols.data(), static_cast<int>(rows.k), ql.dequantized.data(), static_cast<int>(rows.k),
@@ -400,8 +472,7 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       }
       n.bias = Blob::from_vector(bias);
       }
-      const PreparedLayer layer = prepare_layer(g, n);
-      run_int_node(g, n, &layer, batch, iins, iv[out_t].data());
+      run_int_layer(g, n, batch, iv[n.inputs[0]], iv[out_t]);
 
       LayerReport lr;
       lr.name = n.name;
@@ -411,6 +482,10 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       lr.zero_share = ql.zero_share;
       lr.weight_error = ql.weight_error;
       lr.output_error = den > 0 ? std::sqrt(num / den) : 0.0;
+      const Agreement agreement = compare(fv[out_t], iv[out_t], g.tensors[out_t]);
+      lr.sqnr_db = agreement.sqnr_db;
+      lr.cosine = agreement.cosine;
+      lr.saturated = agreement.saturated;
       lr.macs = int64_t{o_n} * plane * i_n * kh * kw;
       const int64_t groups = (i_n + spec.cluster - 1) / spec.cluster;
       lr.multiplications = spec.encoding != WeightEncoding::TernaryClustered ? lr.macs

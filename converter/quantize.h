@@ -8,9 +8,12 @@
 //     input's exponent; a graph output written by a Conv or fully connected layer is int32.
 //  3. Layers in network order, each seeing the calibration activations of the integer network
 //     before it (run with the integer reference, the arithmetic that ships): weights quantized
-//     by round to nearest or error compensation (weight_quant.h), then the bias corrected per
-//     channel (after a ReLU: the mean after the ReLU matches the float network's, by bisection;
-//     elsewhere: the mean error is removed), then the layer runs in integer for the next.
+//     by round to nearest or error compensation (weight_quant.h; before compensation, where the
+//     sample holds at least 2 pixels per weight column, the float weights are refitted so that
+//     the layer on the integer network's inputs reproduces the float network's outputs:
+//     refit_to_inputs), then the bias corrected per channel (after a ReLU: the mean after the
+//     ReLU matches the float network's, by bisection; elsewhere: the mean error is removed),
+//     then the layer runs in integer for the next.
 #pragma once
 
 #include <functional>
@@ -44,7 +47,15 @@ struct LayerReport {
   WeightEncoding encoding;
   int32_t cluster = 0;
   ClusterShape shape = ClusterShape::Kernels;
-  double zero_share = 0, weight_error = 0, output_error = 0;
+  double zero_share = 0, weight_error = 0;
+  // The layer's pre-activation output on the quantized network's inputs against the float
+  // layer's on the float network's, at the sampled pixels: ||yq - yf|| / ||yf||.
+  double output_error = 0;
+  // The integer network's actual output tensor (after requantization, saturation and the
+  // activation) against the float network's, over every calibration value: signal-to-
+  // quantization-noise ratio in dB, cosine similarity, and the share of values at the type's
+  // saturation limit (u8: 255; s8: -128 or 127; int32 outputs: 0).
+  double sqnr_db = 0, cosine = 0, saturated = 0;
   int64_t macs = 0, multiplications = 0;  // per image; multiplications left after clustering
   int64_t bytes = 0;                      // codes, scales, exponents and bias in the file
   std::string note;                       // e.g. a shorter last cluster

@@ -262,4 +262,26 @@ QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t,
   return quantize_positions(std::move(wp), {w.begin(), w.end()}, l, spec, u);
 }
 
+std::vector<float> refit_to_inputs(std::span<const float> w, int32_t o, int32_t k, const std::vector<double>& h,
+                                   const std::vector<double>& xt, double damp) {
+  if (h.size() != size_t(k) * k || xt.size() != size_t(k) * o || w.size() != size_t(o) * k)
+    fail("refit_to_inputs: sizes do not match {} x {}", o, k);
+  std::vector<double> a = h;
+  double mean_diag = 0;
+  for (int32_t j = 0; j < k; ++j) mean_diag += std::max(a[int64_t{j} * k + j], 0.0) / k;
+  const double lambda = damp * mean_diag + 1e-12;
+  std::vector<double> b(xt);  // [K][O]
+  for (int32_t j = 0; j < k; ++j) {
+    a[int64_t{j} * k + j] += lambda;
+    for (int32_t r = 0; r < o; ++r) b[int64_t{j} * o + r] += lambda * w[int64_t{r} * k + j];
+  }
+  // H + lambda I is positive definite for lambda > 0; should rounding say otherwise, w stays.
+  if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', k, o, a.data(), k, b.data(), o) != 0)
+    return {w.begin(), w.end()};
+  std::vector<float> v(w.size());
+  for (int32_t r = 0; r < o; ++r)
+    for (int32_t j = 0; j < k; ++j) v[int64_t{r} * k + j] = static_cast<float>(b[int64_t{j} * o + r]);
+  return v;
+}
+
 }  // namespace trit::quant

@@ -62,4 +62,12 @@ QuantizedLayer quantize_rtn(std::span<const float> w, const std::array<int32_t, 
 QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec,
                              std::vector<double> h, double damp = 0.01);
 
+// Weights refitted to the inputs the layer will really see: v = argmin ||T - X v||^2 +
+// lambda ||v - w||^2 per output channel, where X are the quantized network's inputs (H = X^T X)
+// and T = X_f w the float network's outputs (xt = X^T T, [K][O]); lambda = damp * mean diag(H).
+// GPTQ on v with the same H then minimises ||X_f w - X q|| up to a constant: the layer also
+// compensates the error its inputs carry from the quantized layers before it.
+std::vector<float> refit_to_inputs(std::span<const float> w, int32_t o, int32_t k, const std::vector<double>& h,
+                                   const std::vector<double>& xt, double damp = 0.01);
+
 }  // namespace trit::quant

@@ -4,11 +4,7 @@
 #include <limits>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define TRIT_VECTORIZE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define TRIT_VECTORIZE_CLONES
-#endif
+#include "vectorize_clones.h"
 
 namespace trit::ref {
 

@@ -4,13 +4,8 @@
 #include <limits>
 
 #include "requant.h"
+#include "vectorize_clones.h"
 #include "trit/weight_codes.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define TRIT_VECTORIZE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define TRIT_VECTORIZE_CLONES
-#endif
 
 namespace trit::iref {
 

@@ -111,6 +111,24 @@ void check_jpeg(std::span<const uint8_t> b, const std::string& ctx) {
   fail("{}: the JPEG data ends before its end-of-image marker (a truncated file?)", ctx);
 }
 
+// Walks a PNG's chunks up to the first image data chunk, and refuses one of length zero: Debian's
+// stb_image (2.27) then copies zero bytes to a null pointer (undefined behaviour; found by
+// fuzzing, tests/fuzz/image/crash-cb5a...). Lengths that run past the file are left to stb.
+void check_png(std::span<const uint8_t> b, const std::string& ctx) {
+  auto be32 = [&](size_t at) {
+    return uint32_t{b[at]} << 24 | uint32_t{b[at + 1]} << 16 | uint32_t{b[at + 2]} << 8 | b[at + 3];
+  };
+  for (size_t i = 8; i + 8 <= b.size();) {
+    const uint32_t len = be32(i);
+    if (std::equal(b.begin() + i + 4, b.begin() + i + 8, "IDAT")) {
+      if (len == 0) fail("{}: corrupt PNG (its first image data chunk is empty)", ctx);
+      return;
+    }
+    if (len > b.size() - i - 8) return;
+    i += 12 + size_t{len};
+  }
+}
+
 }  // namespace
 
 Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name, int64_t max_pixels) {
@@ -130,6 +148,7 @@ Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name
     if (pw == 0 || ph == 0) fail("{}: the image has no pixels", ctx);
     if (pw > uint64_t{1} << 31 || ph > uint64_t{1} << 31 || pw * ph > static_cast<uint64_t>(max_pixels))
       fail("{}: {}x{} pixels exceed the limit of {}", ctx, pw, ph, max_pixels);
+    check_png(bytes, ctx);
   }
   // A JPEG to stb: fill bytes 0xFF, then the start-of-image marker 0xD8.
   size_t soi = 0;

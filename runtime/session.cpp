@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 
 #include "trit/engine.h"
@@ -18,6 +19,19 @@ std::shared_ptr<const Model> Model::from_graph(std::shared_ptr<const Graph> grap
   model->graph_ = std::move(graph);
   const Graph& g = *model->graph_;
   if (g.input().shape.size() != 3) fail("cannot make a model: its input is not an image [C, H, W]");
+  model->memory_limit_ = options.memory_limit;
+  // Prepared weights: one byte per weight on the integer paths, four on the float reference.
+  const int64_t per_weight = is_integer_model(g) ? 1 : 4;
+  int64_t weights = 0;
+  for (const Node& n : g.nodes)
+    if (n.op == OpCode::Conv || n.op == OpCode::FullyConnected) {
+      int64_t count = 1;
+      for (int32_t d : n.weights.shape) count *= d;  // checked at load: no overflow
+      weights += count * per_weight;
+    }
+  if (weights > options.memory_limit)
+    fail("cannot make a model: its weights need {:.1f} MB prepared, above the memory limit of {:.1f} MB "
+         "(Model::Options::memory_limit)", weights / 1e6, options.memory_limit / 1e6);
   if (!is_integer_model(g)) {
     model->float_ = std::make_unique<FloatExecutor>(model->graph_);
   } else if (options.dynamic_exponents || !Engine::unsupported_reason(g).empty()) {
@@ -50,6 +64,21 @@ std::string Model::engine_name() const {
 Session::Session(std::shared_ptr<const Model> model, int32_t max_batch) : model_(std::move(model)), max_batch_(max_batch) {
   if (!model_) fail("cannot make a session: no model");
   if (max_batch < 1) fail("cannot make a session for a batch of {} images", max_batch);
+  // Activations: the planned arena, or (reference executors) every tensor as 32-bit values.
+  // Per image first (grows linearly with the batch), so that no product overflows.
+  const int64_t limit = model_->memory_limit_;
+  int64_t need = 0;
+  if (model_->engine_) {
+    need = model_->engine_->plan(1).arena_bytes;
+  } else {
+    for (const Tensor& t : model_->graph().tensors) need += t.elements() * 4;  // < 2^33 each
+  }
+  if (need <= limit / max_batch && model_->engine_) need = model_->engine_->plan(max_batch).arena_bytes;
+  else if (need <= limit / max_batch) need *= max_batch;
+  else need = need > INT64_MAX / max_batch ? INT64_MAX : need * max_batch;
+  if (need > limit)
+    fail("cannot make a session for {} images: its activations need {:.1f} MB, above the memory limit of {:.1f} MB "
+         "(Model::Options::memory_limit)", max_batch, need / 1e6, limit / 1e6);
   if (model_->engine_) workspace_ = std::make_unique<Workspace>(*model_->engine_, max_batch);
 }
 

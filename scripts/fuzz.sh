@@ -31,7 +31,8 @@ for t in "${targets[@]}"; do
   cp "$root/tests/fuzz/$t/"* "$work/corpus/" 2>/dev/null || true
   started=$SECONDS
   set +e
-  "$build/bin/fuzz_$t" "$work/corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  # -timeout is wall time: 30 s, so that a busy machine is not mistaken for a hang.
+  "$build/bin/fuzz_$t" "$work/corpus" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
     -artifact_prefix="$work/found/" -print_final_stats=1 >"$work/log" 2>&1
   rc=$?
   set -e
@@ -41,6 +42,7 @@ for t in "${targets[@]}"; do
   found=0
   for f in "$work/found/"*; do
     [[ -f $f ]] || continue
+    mkdir -p "$root/tests/fuzz/$t"
     cp "$f" "$root/tests/fuzz/$t/$(basename "$f")"
     found=$((found + 1))
   done

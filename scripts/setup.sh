@@ -7,8 +7,11 @@ packages=(
   libflatbuffers-dev flatbuffers-compiler   # the model format (FlatBuffers 2.0.8)
   libtbb-dev libfmt-dev libcli11-dev libstb-dev doctest-dev
   libonnx-dev libprotobuf-dev protobuf-compiler   # trit-convert
+  libopenblas-dev liblapacke-dev            # trit-convert's quantizer (Gram matrices, Cholesky)
   python3-numpy python3-onnx python3-pil    # scripts and test data (Debian's /usr/bin/python3)
+  python3-matplotlib python3-scipy          # plots; the ImageNet devkit's meta.mat
 )
+# scripts/fuzz.sh also needs clang (libFuzzer); it says so when clang is missing.
 # scripts/fetch_resnet50.sh needs an npm client; any will do (Debian's, or one that came with Node).
 command -v npm >/dev/null || packages+=(npm)
 missing=()

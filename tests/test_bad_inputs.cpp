@@ -88,6 +88,60 @@ TEST_CASE("names and labels with control characters are refused when saved and w
   CHECK_THROWS_WITH_AS(serialize_model(g), doctest::Contains("node 0's name holds a control character (byte 0x1b)"), Error);
 }
 
+TEST_CASE("a valid model too big for memory is refused before anything is allocated") {
+  auto error_of = [](auto&& make) {
+    try {
+      make();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // A float model whose 20000 x 20000 maps need about 11 GB per run: each tensor is within the
+  // format's limits, the sum is not within the default limit of 8 GiB.
+  auto g = std::make_shared<Graph>();
+  g->tensors = {{"x", {3, 20000, 20000}}, {"y", {4, 20000, 20000}}, {"g", {4, 1, 1}}, {"f", {4}}};
+  g->inputs = {0};
+  g->outputs = {3};
+  Node conv;
+  conv.name = "conv";
+  conv.op = OpCode::Conv;
+  conv.window = {1, 1, 1, 1, 0, 0, 0, 0};
+  conv.inputs = {0};
+  conv.outputs = {1};
+  conv.weights.shape = {4, 3, 1, 1};
+  conv.weights.codes = Blob::from_vector(std::vector<float>(12, 0.5f));
+  conv.bias = Blob::from_vector(std::vector<float>(4, 0.0f));
+  g->nodes.push_back(conv);
+  Node gap;
+  gap.name = "gap";
+  gap.op = OpCode::GlobalAveragePool;
+  gap.inputs = {1};
+  gap.outputs = {2};
+  g->nodes.push_back(gap);
+  Node flat;
+  flat.name = "flatten";
+  flat.op = OpCode::Flatten;
+  flat.inputs = {2};
+  flat.outputs = {3};
+  g->nodes.push_back(flat);
+  const auto model = Model::from_graph(g, {});
+  CHECK(error_of([&] { Session s(model); }) ==
+        "cannot make a session for 1 images: its activations need 11200.0 MB, above the memory limit of 8589.9 MB "
+        "(Model::Options::memory_limit)");
+
+  // The same limit, lowered, on a small real model: its weights, then a large batch.
+  const auto graph = std::make_shared<const Graph>(load_model_bytes(seed("tiny-int8.trit"), "m.trit"));
+  Model::Options small;
+  small.memory_limit = 100;
+  CHECK(error_of([&] { Model::from_graph(graph, small); }).starts_with("cannot make a model: its weights need 0.0 MB prepared, above the memory limit of 0.0 MB"));
+  small.memory_limit = 100000;
+  const auto int8 = Model::from_graph(graph, small);
+  CHECK(error_of([&] { Session s(int8, 1); }).empty());
+  CHECK(error_of([&] { Session s(int8, 100000); }).starts_with("cannot make a session for 100000 images: its activations need"));
+  CHECK(error_of([&] { Session s(int8, 2147483647); }).starts_with("cannot make a session for 2147483647 images"));
+}
+
 TEST_CASE("the crashes fuzzing found stay fixed") {
   // tests/fuzz/model/crash-9cc0...: an integer model whose input is int32 (the reference
   // overflowed); tests/fuzz/image/crash-9814...: a JPEG Huffman table of more than 256 codes

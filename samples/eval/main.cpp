@@ -1,20 +1,29 @@
 // trit-eval: top-1 and top-5 of one or more models over the same labelled images, with the
-// agreement of each model's top-1 with the first model's.
+// agreement of each model's top-1 with the first model's. It does the heavy work (decoding,
+// resizing, inference over a pipeline of batches) for scripts/eval_imagenet.py, which finds the
+// images and their labels in the dataset layouts people have.
 //
-//   trit-eval --model A.trit [--model B.trit ...] --data DIR [--skip N] [--limit N] [--threads T] [--json OUT]
+//   trit-eval --model A.trit [--model B.trit ...] (--data DIR | --list FILE) [--skip N] [--limit N]
+//             [--threads T] [--json OUT]
 //
 // Layouts of DIR: files whose names start with a WordNet id ("n01440764_tench.JPEG"), or one
 // folder per class named by WordNet id or class name (matched against the model's labels; with no
 // labels, the folders' sorted order is the class index). Images are taken in name order; --skip
 // drops the first N (e.g. the calibration images), --limit keeps at most N after that.
+// --list FILE: one image a line, "PATH<TAB>LABEL", in the order given; LABEL is a WordNet id, a
+// class name, or a class index (0-based, the model's label order).
+// --json: the totals, each model's configuration, and every image's label and top-5 per model.
 #include <CLI/CLI.hpp>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -67,6 +76,27 @@ std::vector<Sample> list_samples(const std::string& dir) {
   return out;
 }
 
+std::vector<Sample> read_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) trit::fail("cannot read the image list '{}': {}", path, std::strerror(errno));
+  std::vector<Sample> out;
+  std::string line;
+  for (size_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    const size_t tab = line.rfind('\t');
+    if (tab == std::string::npos || tab == 0 || tab + 1 == line.size())
+      trit::fail("cannot read the image list '{}': line {} is not PATH<TAB>LABEL", path, n);
+    out.push_back({line.substr(0, tab), line.substr(tab + 1)});
+  }
+  if (in.bad()) trit::fail("cannot read the image list '{}': read error", path);
+  if (out.empty()) trit::fail("cannot evaluate: the image list '{}' is empty", path);
+  return out;
+}
+
+bool is_index(const std::string& s) {
+  return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), ::isdigit);
+}
+
 struct Runner {
   std::string path;
   std::shared_ptr<const trit::Graph> graph;
@@ -76,7 +106,15 @@ struct Runner {
   std::unique_ptr<trit::Workspace> workspace;
   std::map<std::string, int> class_of;  // label -> class index
   int top1 = 0, top5 = 0, agree = 0;
-  std::vector<int> predictions;
+  std::vector<int> predictions, truths;
+  std::vector<std::array<int, 5>> top5s;  // -1 where the model has fewer classes
+  int classes = 0;
+
+  int class_index(const std::string& label) const {
+    if (auto it = class_of.find(label); it != class_of.end()) return it->second;
+    if (is_index(label) && std::stoi(label) < classes) return std::stoi(label);
+    trit::fail("cannot evaluate '{}': no class of the model is named '{}'", path, label);
+  }
 
   std::vector<float> logits(const std::vector<trit::Image>& images) {
     if (engine) {
@@ -112,11 +150,13 @@ std::string describe(const trit::Graph& g) {
 int main(int argc, char** argv) {
   CLI::App app{"trit-eval: accuracy of trit models on labelled images"};
   std::vector<std::string> models;
-  std::string data, json_path;
+  std::string data, list, json_path;
   int skip = 0, limit = 0, threads = 0;
   bool dynamic = false;
   app.add_option("-m,--model", models, "trit models; the first is the reference for agreement")->required();
-  app.add_option("--data", data, "image folder")->required();
+  auto* data_opt = app.add_option("--data", data, "image folder");
+  app.add_option("--list", list, "image list: PATH<TAB>LABEL a line (label: WordNet id, class name or index)")
+      ->excludes(data_opt);
   app.add_option("--skip", skip, "leave out the first N images (e.g. the calibration images)")->check(CLI::Range(0, 100000000));
   app.add_option("--limit", limit, "evaluate at most N images")->check(CLI::Range(0, 100000000));
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 4096));
@@ -125,7 +165,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    std::vector<Sample> samples = list_samples(data);
+    if (data.empty() == list.empty()) trit::fail("cannot evaluate: give --data DIR or --list FILE");
+    std::vector<Sample> samples = list.empty() ? list_samples(data) : read_list(list);
     samples.erase(samples.begin(), samples.begin() + std::min<size_t>(skip, samples.size()));
     if (limit > 0 && samples.size() > static_cast<size_t>(limit)) samples.resize(limit);
     if (samples.empty()) trit::fail("cannot evaluate: no images left after --skip {}", skip);
@@ -150,8 +191,8 @@ int main(int argc, char** argv) {
       }
       if (labels.empty())
         for (size_t c = 0; c < folders.size(); ++c) r.class_of[folders[c]] = static_cast<int>(c);
-      for (const auto& f : folders)
-        if (!r.class_of.count(f)) trit::fail("cannot evaluate '{}': no class of the model is named '{}'", models[m], f);
+      r.classes = static_cast<int>(r.graph->tensors[r.graph->outputs[0]].elements());
+      for (const auto& f : folders) r.class_index(f);  // every label known before the first image
     }
 
     tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
@@ -201,16 +242,22 @@ int main(int argc, char** argv) {
                     const float* l = logits.data() + i * classes;
                     std::partial_sort(order.begin(), order.begin() + std::min<size_t>(5, classes), order.end(),
                                       [&](int a, int c) { return l[a] > l[c] || (l[a] == l[c] && a < c); });
-                    const int truth = r.class_of.at(samples[begin + i].label);
+                    const int truth = r.class_index(samples[begin + i].label);
                     r.top1 += order[0] == truth;
                     r.top5 += std::find(order.begin(), order.begin() + std::min<size_t>(5, classes), truth) !=
                               order.begin() + std::min<size_t>(5, classes);
                     r.predictions.push_back(order[0]);
+                    r.truths.push_back(truth);
+                    std::array<int, 5> top{-1, -1, -1, -1, -1};
+                    for (size_t j = 0; j < std::min<size_t>(5, classes); ++j) top[j] = order[j];
+                    r.top5s.push_back(top);
                   }
                 }
                 const size_t done = begin + count;
                 const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                std::fprintf(stderr, "\r[%zu/%zu] %.1f images/s, top-1 %.1f%%   ", done, samples.size(), done / seconds,
+                const int bar = static_cast<int>(30 * done / samples.size());
+                std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu  %.1f images/s  top-1 %.1f%%   ", bar,
+                             "##############################", 30 - bar, "", done, samples.size(), done / seconds,
                              100.0 * runners[0].top1 / double(done));
               }));
     });
@@ -219,21 +266,42 @@ int main(int argc, char** argv) {
     const double n = double(samples.size());
     for (Runner& r : runners)
       for (size_t i = 0; i < samples.size(); ++i) r.agree += r.predictions[i] == runners[0].predictions[i];
-    std::printf("%zu images of %s (skipped %d), %.1f s\n", samples.size(), data.c_str(), skip, seconds);
+    const std::string source = list.empty() ? data : list;
+    std::printf("%zu images of %s (skipped %d), %.1f s\n", samples.size(), source.c_str(), skip, seconds);
     std::printf("| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | file size |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
-    std::string json = fmt::format("{{\"data\": {}, \"images\": {}, \"skip\": {}, \"dynamic_exponents\": {}, \"models\": [",
-                                   trit::json_quote(data), samples.size(), skip, dynamic);
+    const int used_threads = arena.max_concurrency();
+    std::string json = fmt::format(
+        "{{\"data\": {}, \"images\": {}, \"skip\": {}, \"dynamic_exponents\": {}, \"threads\": {}, "
+        "\"seconds\": {:.3f}, \"models\": [",
+        trit::json_quote(source), samples.size(), skip, dynamic, used_threads, seconds);
     for (size_t m = 0; m < runners.size(); ++m) {
       const Runner& r = runners[m];
       const double size_mb = fs::file_size(r.path) / 1e6;
       std::printf("| %s | %s | %.1f %% | %.1f %% | %+.1f | %.1f %% | %.1f MB |\n", fs::path(r.path).filename().c_str(),
                   describe(*r.graph).c_str(), 100 * r.top1 / n, 100 * r.top5 / n,
                   100 * (runners[0].top1 - r.top1) / n, 100 * r.agree / n, size_mb);
-      json += fmt::format("{}{{\"model\": {}, \"top1\": {:.6f}, \"top5\": {:.6f}, \"agreement\": {:.6f}, \"bytes\": {}}}",
-                          m ? ", " : "", trit::json_quote(r.path), r.top1 / n, r.top5 / n, r.agree / n, fs::file_size(r.path));
+      json += fmt::format(
+          "{}{{\"model\": {}, \"weights\": {}, \"top1\": {:.6f}, \"top5\": {:.6f}, \"agreement\": {:.6f}, "
+          "\"bytes\": {}}}",
+          m ? ", " : "", trit::json_quote(r.path), trit::json_quote(describe(*r.graph)), r.top1 / n, r.top5 / n,
+          r.agree / n, fs::file_size(r.path));
     }
-    json += "]}\n";
+    // Every image: its label, and per model the class index of the label and the top five.
+    json += "],\n\"per_image\": [";
+    for (size_t i = 0; i < samples.size(); ++i) {
+      std::string truth, top;
+      for (size_t m = 0; m < runners.size(); ++m) {
+        truth += fmt::format("{}{}", m ? ", " : "", runners[m].truths[i]);
+        top += m ? ", [" : "[";
+        for (int c : runners[m].top5s[i])
+          if (c >= 0) top += fmt::format("{}{}", top.back() == '[' ? "" : ", ", c);
+        top += "]";
+      }
+      json += fmt::format("{}\n  {{\"path\": {}, \"label\": {}, \"truth\": [{}], \"top5\": [{}]}}", i ? "," : "",
+                          trit::json_quote(samples[i].path), trit::json_quote(samples[i].label), truth, top);
+    }
+    json += "\n]}\n";
     if (!json_path.empty()) std::ofstream(json_path) << json;
     return 0;
   } catch (const std::exception& e) {

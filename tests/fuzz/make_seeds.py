@@ -6,7 +6,6 @@ committed; tests/fuzz/<target>/ holds only the inputs fuzzing found.
 
   /usr/bin/python3 tests/fuzz/make_seeds.py build/bin/trit-convert OUT
 """
-import io
 import os
 import subprocess
 import sys

@@ -57,7 +57,13 @@ class Model {
   struct Options {
     bool dynamic_exponents = false;  // integer models: each activation's exponent per image
     std::string isa;                 // "", "ref", "avx2" or "avx512vnni" (empty: the best, or TRIT_ISA)
+    // The most memory the model may make trit allocate, checked before allocating: the prepared
+    // weights when the model is made, and a session's activations (its planned arena, or what
+    // a reference executor's run holds) when a session is made. A valid but huge model gets a
+    // trit::Error naming the size instead of exhausting the machine.
+    int64_t memory_limit = kDefaultMemoryLimit;
   };
+  static constexpr int64_t kDefaultMemoryLimit = int64_t{8} << 30;  // 8 GiB
   static std::shared_ptr<const Model> load(const std::string& path, const Options& options);
   static std::shared_ptr<const Model> load(const std::string& path) { return load(path, Options{}); }
   // A graph already in memory (e.g. from the converter).
@@ -78,6 +84,7 @@ class Model {
   friend class Session;
   Model() = default;
   std::shared_ptr<const Graph> graph_;
+  int64_t memory_limit_ = 0;
   std::unique_ptr<FloatExecutor> float_;
   std::unique_ptr<IntExecutor> reference_;
   std::unique_ptr<Engine> engine_;

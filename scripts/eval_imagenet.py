@@ -1,0 +1,321 @@
+#!/usr/bin/python3
+"""ImageNet top-1 / top-5 of one or more trit models, on any of the usual dataset layouts.
+
+    scripts/eval_imagenet.py --model M.trit [--model N.trit ...] --data DIR [--labels FILE]
+                             [--skip N] [--limit N] [--threads T] [--shard K/N] [--json OUT]
+    scripts/eval_imagenet.py merge SHARD.json [SHARD.json ...] [--json OUT]
+
+Python finds the images and their labels; build/bin/trit-eval (C++) decodes, resizes and runs
+the models over a pipeline of batches, and draws the progress bar. With several models, every
+model sees the same images, and the table gives each one's drop in top-1 from the first model
+and the agreement of its top-1 with the first model's (put the float32 model first).
+
+Dataset layouts (found automatically):
+  1. one folder per class, named by WordNet id (the reorganized validation set, or the train
+     set): DIR/n01440764/ILSVRC2012_val_00000293.JPEG ...
+  2. a flat folder plus a ground-truth file given with --labels, in either format:
+     - "FILE LABEL" lines ("ILSVRC2012_val_00000001.JPEG 65", Caffe's val.txt): LABEL is a class
+       index, 0-based in sorted WordNet id order (the order of the model's labels as trit-convert
+       writes them for ImageNet), or a WordNet id;
+     - the devkit's ILSVRC2012_validation_ground_truth.txt: one number a line, line i for
+       ILSVRC2012_val_<i, 8 digits>.JPEG. The numbers are ILSVRC2012_IDs (1..1000), which are NOT
+       the sorted order: they are mapped to WordNet ids through the devkit's meta.mat (the
+       'synsets' table, fields ILSVRC2012_ID and WNID), found next to the ground-truth file or
+       given with --meta. Reading meta.mat needs python3-scipy.
+  3. file names that start with the WordNet id: DIR/n01440764_tench.JPEG (../shared/data's
+     imagenet-sample).
+Images are taken in file-name order; --skip drops the first N (e.g. calibration images),
+--limit keeps N after that, and --shard K/N keeps every N-th of those from the K-th
+(K = 1..N), so that N jobs on any scheduler cover the set exactly once. `merge` combines their
+--json files into the totals one run would give.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+WNID = re.compile(r"^n\d{8}$")
+
+
+class EvalError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+
+def is_image(name):
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+# ---- ground truth -------------------------------------------------------------------------
+
+
+def parse_ground_truth(path):
+    """Reads a ground-truth file. Returns ("pairs", {file name: label}) for "FILE LABEL" lines,
+    or ("ids", [ILSVRC2012_ID of val image 1, 2, ...]) for the devkit's one-number-a-line file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [(n, line.strip()) for n, line in enumerate(f, 1)]
+    except OSError as e:
+        raise EvalError(f"cannot read ground truth '{path}': {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise EvalError(f"cannot read ground truth '{path}': not a text file") from None
+    lines = [(n, line) for n, line in lines if line]
+    if not lines:
+        raise EvalError(f"cannot read ground truth '{path}': the file is empty")
+    if len(lines[0][1].split()) == 1:
+        ids = []
+        for n, line in lines:
+            if not line.isdigit() or not 1 <= int(line) <= 1000:
+                raise EvalError(f"cannot read ground truth '{path}': line {n} is not an ILSVRC2012_ID (1..1000)")
+            ids.append(int(line))
+        return "ids", ids
+    pairs = {}
+    for n, line in lines:
+        fields = line.split()
+        if len(fields) != 2:
+            raise EvalError(f"cannot read ground truth '{path}': line {n} is not 'FILE LABEL'")
+        name, label = os.path.basename(fields[0]), fields[1]
+        if not (label.isdigit() or WNID.match(label)):
+            raise EvalError(f"cannot read ground truth '{path}': line {n}: '{label}' is neither a class index nor a WordNet id")
+        if name in pairs:
+            raise EvalError(f"cannot read ground truth '{path}': line {n}: '{name}' appears twice")
+        pairs[name] = label
+    return "pairs", pairs
+
+
+def read_meta(path):
+    """ILSVRC2012_ID -> WordNet id, from the devkit's meta.mat."""
+    try:
+        import scipy.io
+    except ImportError:
+        raise EvalError("reading the devkit's meta.mat needs python3-scipy (apt-get install python3-scipy)") from None
+    try:
+        synsets = scipy.io.loadmat(path, squeeze_me=True)["synsets"]
+        table = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EvalError(f"cannot read '{path}' as the devkit's meta.mat: {e}") from None
+    if sorted(i for i in table if i <= 1000)[:1000] != list(range(1, 1001)):
+        raise EvalError(f"'{path}' does not map ILSVRC2012_IDs 1..1000 to WordNet ids")
+    return table
+
+
+def val_name(index):
+    return f"ILSVRC2012_val_{index:08d}"
+
+
+# ---- layouts ------------------------------------------------------------------------------
+
+
+def find_samples(data, labels=None, meta=None):
+    """[(path, label)] in file-name order; label is a WordNet id, a class name or an index."""
+    if not os.path.isdir(data):
+        raise EvalError(f"cannot evaluate: '{data}' is not a folder")
+    entries = sorted(os.listdir(data))
+    folders = [e for e in entries if os.path.isdir(os.path.join(data, e))]
+    files = [e for e in entries if os.path.isfile(os.path.join(data, e)) and is_image(e)]
+    if labels:
+        kind, truth = parse_ground_truth(labels)
+        if kind == "ids":
+            meta = meta or os.path.join(os.path.dirname(os.path.abspath(labels)), "meta.mat")
+            if not os.path.exists(meta):
+                raise EvalError(f"'{labels}' holds ILSVRC2012_IDs: give the devkit's meta.mat with --meta "
+                                f"(looked for '{meta}')")
+            wnid_of = read_meta(meta)
+            truth = {val_name(i + 1): wnid_of[v] for i, v in enumerate(truth)}
+            key = lambda name: os.path.splitext(name)[0]  # noqa: E731 (the ids name files without extension)
+        else:
+            key = lambda name: name  # noqa: E731
+        out = []
+        for name in files:
+            if key(name) not in truth:
+                raise EvalError(f"cannot evaluate: '{name}' has no label in '{labels}'")
+            out.append((os.path.join(data, name), truth[key(name)]))
+        if not out:
+            raise EvalError(f"cannot evaluate: '{data}' holds no images")
+        return out
+    if folders and not files:
+        out = []
+        for folder in folders:
+            for name in sorted(os.listdir(os.path.join(data, folder))):
+                if is_image(name):
+                    out.append((os.path.join(data, folder, name), folder))
+        if not out:
+            raise EvalError(f"cannot evaluate: the class folders of '{data}' hold no images")
+        return out
+    if not files:
+        raise EvalError(f"cannot evaluate: '{data}' holds no images")
+    out = []
+    for name in files:
+        prefix = name.split("_")[0].split(".")[0]
+        if not WNID.match(prefix):
+            raise EvalError(f"cannot evaluate: '{name}' does not start with a WordNet id, and no --labels file was given")
+        out.append((os.path.join(data, name), prefix))
+    return out
+
+
+def parse_shard(text):
+    m = re.fullmatch(r"(\d+)/(\d+)", text or "")
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise EvalError(f"--shard '{text}': expected K/N with 1 <= K <= N")
+    return int(m.group(1)), int(m.group(2))
+
+
+def select(samples, skip=0, limit=0, shard=(1, 1)):
+    samples = samples[skip:]
+    if limit:
+        samples = samples[:limit]
+    k, n = shard
+    return samples[k - 1::n]
+
+
+# ---- results ------------------------------------------------------------------------------
+
+
+def totals(result):
+    """Recomputes each model's top-1, top-5 and agreement with the first from per-image records."""
+    images = result["per_image"]
+    count = len(images)
+    rows = []
+    for m, model in enumerate(result["models"]):
+        top1 = sum(1 for r in images if r["top5"][m][:1] == [r["truth"][m]])
+        top5 = sum(1 for r in images if r["truth"][m] in r["top5"][m])
+        agree = sum(1 for r in images if r["top5"][m][:1] == r["top5"][0][:1])
+        rows.append(dict(model, top1=top1 / count, top5=top5 / count, agreement=agree / count,
+                         correct1=top1, correct5=top5))
+    return rows
+
+
+def table(result):
+    rows = totals(result)
+    lines = [f"{len(result['per_image'])} images, {result['seconds']:.1f} s"
+             f" ({len(result['per_image']) / max(result['seconds'], 1e-9):.1f} images/s)",
+             "| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | file size |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {os.path.basename(r['model'])} | {r['weights']} | {100 * r['top1']:.2f} % | "
+                     f"{100 * r['top5']:.2f} % | {100 * (rows[0]['top1'] - r['top1']):+.2f} | "
+                     f"{100 * r['agreement']:.1f} % | {r['bytes'] / 1e6:.1f} MB |")
+    return "\n".join(lines)
+
+
+def write_json(path, result):
+    result = dict(result, totals=totals(result))
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+
+
+def run(args):
+    trit_eval = args.trit_eval or os.path.join(ROOT, "build", "bin", "trit-eval")
+    if not os.access(trit_eval, os.X_OK):
+        raise EvalError(f"'{trit_eval}' is missing: run scripts/build.sh first")
+    for m in args.model:
+        if not os.path.isfile(m):
+            raise EvalError(f"cannot evaluate: model '{m}' does not exist")
+    shard = parse_shard(args.shard)
+    samples = select(find_samples(args.data, args.labels, args.meta), args.skip, args.limit, shard)
+    if not samples:
+        raise EvalError("cannot evaluate: no images left after --skip/--limit/--shard")
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = os.path.join(tmp, "images.txt")
+        with open(listing, "w", encoding="utf-8") as f:
+            for path, label in samples:
+                if "\t" in path or "\n" in path:
+                    raise EvalError(f"cannot evaluate: '{path}' has a tab or newline in its name")
+                f.write(f"{path}\t{label}\n")
+        out = os.path.join(tmp, "result.json")
+        cmd = [trit_eval, "--list", listing, "--json", out]
+        for m in args.model:
+            cmd += ["--model", m]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL)  # the progress bar goes to stderr
+        if done.returncode != 0:
+            raise EvalError(f"trit-eval failed (exit {done.returncode})")
+        with open(out, encoding="utf-8") as f:
+            result = json.load(f)
+    result["data"] = os.path.abspath(args.data)
+    result["labels"] = args.labels
+    result["skip"], result["limit"] = args.skip, args.limit
+    result["shard"] = {"k": shard[0], "n": shard[1]}
+    print(table(result))
+    if args.json:
+        write_json(args.json, result)
+
+
+def merge(paths, json_out):
+    parts = []
+    for p in paths:
+        try:
+            with open(p, encoding="utf-8") as f:
+                parts.append(json.load(f))
+        except (OSError, ValueError) as e:
+            raise EvalError(f"cannot read shard result '{p}': {e}") from None
+    first = parts[0]
+    keys = [m["model"] for m in first["models"]]
+    n = first["shard"]["n"]
+    seen = set()
+    for p, part in zip(paths, parts):
+        if [m["model"] for m in part["models"]] != keys:
+            raise EvalError(f"cannot merge '{p}': its models differ from '{paths[0]}'")
+        if (part["data"], part["labels"], part["skip"], part["limit"]) != \
+                (first["data"], first["labels"], first["skip"], first["limit"]):
+            raise EvalError(f"cannot merge '{p}': it evaluated other images than '{paths[0]}'")
+        if part["shard"]["n"] != n:
+            raise EvalError(f"cannot merge '{p}': shard of {part['shard']['n']}, not {n}")
+        if part["shard"]["k"] in seen:
+            raise EvalError(f"cannot merge '{p}': shard {part['shard']['k']}/{n} appears twice")
+        seen.add(part["shard"]["k"])
+    if len(seen) != n:
+        missing = sorted(set(range(1, n + 1)) - seen)
+        print(f"merge: warning: shards {missing} of {n} are missing; the totals cover the others", file=sys.stderr)
+    # Shard k holds images k-1, k-1+n, ...: interleave them back into the original order.
+    ordered = sorted(parts, key=lambda part: part["shard"]["k"])
+    per_image = []
+    for i in range(max(len(part["per_image"]) for part in ordered)):
+        per_image += [part["per_image"][i] for part in ordered if i < len(part["per_image"])]
+    result = dict(first, per_image=per_image, images=len(per_image), seconds=max(p["seconds"] for p in parts),
+                  shard={"k": sorted(seen), "n": n}, models=first["models"])
+    print(table(result))
+    if json_out:
+        write_json(json_out, result)
+
+
+def main(argv):
+    if argv[:1] == ["merge"]:
+        p = argparse.ArgumentParser(prog="eval_imagenet.py merge", description="combine --shard results")
+        p.add_argument("results", nargs="+", help="the --json files of the shards")
+        p.add_argument("--json", help="write the combined result here")
+        a = p.parse_args(argv[1:])
+        merge(a.results, a.json)
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                epilog="layouts and ground-truth formats: see the top of this script")
+    p.add_argument("--model", "-m", action="append", required=True, help="a .trit model (repeat to compare; first = reference)")
+    p.add_argument("--data", required=True, help="the dataset folder")
+    p.add_argument("--labels", help="ground-truth file for a flat folder of validation images")
+    p.add_argument("--meta", help="the devkit's meta.mat (for ILSVRC2012_validation_ground_truth.txt)")
+    p.add_argument("--skip", type=int, default=0, help="leave out the first N images")
+    p.add_argument("--limit", type=int, default=0, help="evaluate at most N images (after --skip)")
+    p.add_argument("--shard", default="1/1", help="K/N: every N-th image from the K-th (K = 1..N)")
+    p.add_argument("--threads", "-t", type=int, default=0, help="threads (default: all cores)")
+    p.add_argument("--json", help="write totals, configuration and every image's prediction here")
+    p.add_argument("--trit-eval", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.skip < 0 or a.limit < 0 or a.threads < 0:
+        raise EvalError("--skip, --limit and --threads must not be negative")
+    run(a)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except EvalError as e:
+        print(f"eval_imagenet: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""Tests of scripts/eval_imagenet.py and scripts/plot_layer_report.py.
+
+    /usr/bin/python3 tests/test_eval_scripts.py BIN_DIR
+
+The ground-truth parsers run on hand-written files. The dataset layouts, --shard and merge, and
+the comparison table run end to end (trit-convert, trit-eval) on a tiny 1000-class model and a
+few photos of ../shared/data/imagenet-sample laid out in a temporary folder; those tests are
+skipped when ../shared/data is absent.
+"""
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import eval_imagenet as ev  # noqa: E402
+import plot_layer_report  # noqa: E402
+
+BIN = None
+SAMPLE = os.path.join(ROOT, "..", "shared", "data", "imagenet-sample")
+
+
+def synsets():
+    with open(os.path.join(ROOT, "scripts", "imagenet_synsets.txt"), encoding="utf-8") as f:
+        return f.read().split()
+
+
+def write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+class GroundTruth(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def test_file_label_pairs(self):
+        p = os.path.join(self.tmp, "val.txt")
+        write(p, "ILSVRC2012_val_00000001.JPEG 65\nval/ILSVRC2012_val_00000002.JPEG n01751748\n\n")
+        kind, truth = ev.parse_ground_truth(p)
+        self.assertEqual(kind, "pairs")
+        self.assertEqual(truth, {"ILSVRC2012_val_00000001.JPEG": "65", "ILSVRC2012_val_00000002.JPEG": "n01751748"})
+
+    def test_official_ids(self):
+        p = os.path.join(self.tmp, "ILSVRC2012_validation_ground_truth.txt")
+        write(p, "490\n361\n171\n")
+        self.assertEqual(ev.parse_ground_truth(p), ("ids", [490, 361, 171]))
+
+    def test_bad_files_name_the_line(self):
+        cases = [("", "the file is empty"), ("a.JPEG 65\nb.JPEG\n", "line 2 is not 'FILE LABEL'"),
+                 ("a.JPEG 65\na.JPEG 66\n", "line 2: 'a.JPEG' appears twice"),
+                 ("a.JPEG cat\n", "'cat' is neither a class index nor a WordNet id"),
+                 ("12\n1001\n", "line 2 is not an ILSVRC2012_ID"), ("12\nx\n", "line 2 is not an ILSVRC2012_ID")]
+        for text, message in cases:
+            p = os.path.join(self.tmp, "gt.txt")
+            write(p, text)
+            with self.assertRaises(ev.EvalError) as e:
+                ev.parse_ground_truth(p)
+            self.assertIn(message, str(e.exception))
+            self.assertNotIn("\n", str(e.exception))
+        with self.assertRaises(ev.EvalError) as e:
+            ev.parse_ground_truth(os.path.join(self.tmp, "missing.txt"))
+        self.assertIn("missing.txt", str(e.exception))
+
+    def test_official_ids_through_meta_mat(self):
+        try:
+            import scipy.io
+        except ImportError:
+            self.skipTest("python3-scipy is absent")
+        # A devkit-shaped meta.mat: ILSVRC2012_ID 1..1000 in an order other than sorted.
+        wnids = [f"n{i:08d}" for i in range(1000)]
+        order = np.random.default_rng(1).permutation(1000)
+        synsets = np.zeros(1000, dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("words", "O")])
+        for sid, k in enumerate(order, 1):
+            synsets[sid - 1] = (sid, wnids[k], "x")
+        scipy.io.savemat(os.path.join(self.tmp, "meta.mat"), {"synsets": synsets})
+        write(os.path.join(self.tmp, "ILSVRC2012_validation_ground_truth.txt"), "3\n1\n")
+        data = os.path.join(self.tmp, "val")
+        os.mkdir(data)
+        for i in (1, 2):
+            write(os.path.join(data, ev.val_name(i) + ".JPEG"), "")
+        samples = ev.find_samples(data, os.path.join(self.tmp, "ILSVRC2012_validation_ground_truth.txt"))
+        self.assertEqual([label for _, label in samples], [wnids[order[2]], wnids[order[0]]])
+        os.remove(os.path.join(self.tmp, "meta.mat"))
+        with self.assertRaises(ev.EvalError) as e:
+            ev.find_samples(data, os.path.join(self.tmp, "ILSVRC2012_validation_ground_truth.txt"))
+        self.assertIn("give the devkit's meta.mat with --meta", str(e.exception))
+
+    def test_shards_cover_the_set_once(self):
+        items = list(range(23))
+        shards = [ev.select(items, 2, 0, (k, 4)) for k in range(1, 5)]
+        self.assertEqual(sorted(sum(shards, [])), items[2:])
+        for bad in ("0/4", "5/4", "4", "a/b", ""):
+            with self.assertRaises(ev.EvalError):
+                ev.parse_shard(bad)
+
+
+def tiny_imagenet_onnx(path):
+    """Conv 3->8 (stride 4) + ReLU + global average pool + Gemm to 1000 classes, random weights."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(5)
+    init = [numpy_helper.from_array((rng.standard_normal(s) * 0.5).astype(np.float32), n)
+            for n, s in [("w1", (8, 3, 3, 3)), ("b1", (8,)), ("w2", (1000, 8)), ("b2", (1000,))]]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], kernel_shape=[3, 3], strides=[4, 4], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "tiny1000", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1000])], init)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+@unittest.skipUnless(os.path.isdir(SAMPLE), "skipped: ../shared/data is absent")
+class EndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp()
+        photos = sorted(os.listdir(SAMPLE))[:12]
+        cls.wnids = [p.split("_")[0] for p in photos]
+        # Layout 3: names that start with the WordNet id (links to the real photos).
+        cls.named = os.path.join(cls.tmp, "named")
+        os.mkdir(cls.named)
+        for p in photos:
+            os.symlink(os.path.join(SAMPLE, p), os.path.join(cls.named, p))
+        # Layout 1: one folder per WordNet id.
+        cls.folders = os.path.join(cls.tmp, "folders")
+        for p, w in zip(photos, cls.wnids):
+            os.makedirs(os.path.join(cls.folders, w), exist_ok=True)
+            os.symlink(os.path.join(SAMPLE, p), os.path.join(cls.folders, w, p))
+        # Layout 2: a flat folder of validation-style names plus "FILE INDEX" lines.
+        order = synsets()
+        cls.flat = os.path.join(cls.tmp, "flat")
+        os.mkdir(cls.flat)
+        lines = []
+        for i, (p, w) in enumerate(zip(photos, cls.wnids), 1):
+            os.symlink(os.path.join(SAMPLE, p), os.path.join(cls.flat, ev.val_name(i) + ".JPEG"))
+            lines.append(f"{ev.val_name(i)}.JPEG {order.index(w)}")
+        cls.gt = os.path.join(cls.tmp, "val.txt")
+        write(cls.gt, "\n".join(lines) + "\n")
+        # Two models of the same tiny network: float32 and int8.
+        onnx_path = os.path.join(cls.tmp, "tiny.onnx")
+        tiny_imagenet_onnx(onnx_path)
+        labels = os.path.join(ROOT, "scripts", "imagenet_synsets.txt")
+        cls.float_model = os.path.join(cls.tmp, "tiny-float.trit")
+        cls.int8_model = os.path.join(cls.tmp, "tiny-int8.trit")
+        cls.report = os.path.join(cls.tmp, "int8.json")
+        common = [onnx_path, "--preset", "torchvision", "--resize", "36", "--labels", labels]
+        subprocess.run([os.path.join(BIN, "trit-convert")] + common + ["-o", cls.float_model], check=True,
+                       stderr=subprocess.DEVNULL)
+        subprocess.run([os.path.join(BIN, "trit-convert")] + common +
+                       ["-o", cls.int8_model, "--weights", "int8", "--calib", cls.named, "--calib-count", "4",
+                        "--report", cls.report], check=True, stderr=subprocess.DEVNULL)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def evaluate(self, *args):
+        out = os.path.join(self.tmp, f"result{len(os.listdir(self.tmp))}.json")
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            ev.main(["--trit-eval", os.path.join(BIN, "trit-eval"), "-m", self.float_model, "-m", self.int8_model,
+                     "--threads", "2", "--json", out] + list(args))
+        with open(out) as f:
+            return json.load(f), stdout.getvalue()
+
+    def test_layouts_give_the_same_labels_and_predictions(self):
+        named, _ = self.evaluate("--data", self.named)
+        folders, _ = self.evaluate("--data", self.folders)
+        flat, _ = self.evaluate("--data", self.flat, "--labels", self.gt)
+        self.assertEqual(named["images"], 12)
+        for r in (named, folders, flat):
+            self.assertEqual([i["truth"] for i in r["per_image"]], [i["truth"] for i in named["per_image"]])
+            self.assertEqual([i["top5"] for i in r["per_image"]], [i["top5"] for i in named["per_image"]])
+        order = synsets()
+        self.assertEqual([i["truth"][0] for i in named["per_image"]], [order.index(w) for w in self.wnids])
+
+    def test_shards_merge_to_one_run(self):
+        whole, _ = self.evaluate("--data", self.named, "--skip", "1", "--limit", "10")
+        parts = []
+        for k in (1, 2, 3):
+            part, _ = self.evaluate("--data", self.named, "--skip", "1", "--limit", "10", "--shard", f"{k}/3")
+            self.assertEqual(part["images"], len(range(k - 1, 10, 3)))
+            path = os.path.join(self.tmp, f"shard{k}.json")
+            with open(path, "w") as f:
+                json.dump(part, f)
+            parts.append(path)
+        merged_path = os.path.join(self.tmp, "merged.json")
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev.main(["merge"] + parts + ["--json", merged_path])
+        with open(merged_path) as f:
+            merged = json.load(f)
+        self.assertEqual(merged["images"], 10)
+        self.assertEqual([i["path"] for i in merged["per_image"]], [i["path"] for i in whole["per_image"]])
+        for a, b in zip(merged["totals"], whole["totals"]):
+            for key in ("correct1", "correct5", "agreement"):
+                self.assertEqual(a[key], b[key])
+        with self.assertRaises(ev.EvalError) as e:
+            ev.main(["merge", parts[0], parts[0]])
+        self.assertIn("appears twice", str(e.exception))
+
+    def test_comparison_table(self):
+        result, text = self.evaluate("--data", self.named)
+        rows = [line for line in text.splitlines() if line.startswith("| tiny-")]
+        self.assertEqual(len(rows), 2)
+        self.assertIn("| tiny-float.trit | float32 x2 |", rows[0])
+        self.assertIn("| tiny-int8.trit | int8 x2 |", rows[1])
+        t = result["totals"]
+        drop = f"{100 * (t[0]['top1'] - t[1]['top1']):+.2f}"
+        self.assertEqual(rows[1].split(" | ")[4], drop)
+        agree = sum(i["top5"][1][0] == i["top5"][0][0] for i in result["per_image"]) / 12
+        self.assertAlmostEqual(t[1]["agreement"], agree)
+        self.assertEqual(t[0]["agreement"], 1.0)
+
+    def test_bad_inputs_are_one_line_errors(self):
+        with self.assertRaises(ev.EvalError) as e:
+            self.evaluate("--data", os.path.join(self.tmp, "nowhere"))
+        self.assertIn("is not a folder", str(e.exception))
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "eval_imagenet.py"), "-m", self.float_model,
+                            "--data", self.flat], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.strip().count("\n"), 0)
+        self.assertIn("does not start with a WordNet id, and no --labels file was given", r.stderr)
+
+    def test_layer_report_table_and_chart(self):
+        report = plot_layer_report.load(self.report)
+        self.assertEqual([layer["encoding"] for layer in report["layers"]], ["int8", "int8"])
+        for layer in report["layers"]:
+            self.assertGreater(layer["sqnr_db"], 10)  # int8 on a two-layer network
+            self.assertLessEqual(layer["cosine"], 1.0)
+            self.assertGreater(layer["cosine"], 0.9)
+            self.assertGreaterEqual(layer["saturated"], 0.0)
+        table = plot_layer_report.markdown(report)
+        self.assertEqual(len(table.splitlines()), 2 + len(report["layers"]))
+        png = os.path.join(self.tmp, "layers.png")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-matplotlib is absent")
+        with contextlib.redirect_stdout(io.StringIO()):
+            plot_layer_report.main([self.report, "-o", png])
+        with open(png, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+
+if __name__ == "__main__":
+    BIN = sys.argv.pop(1)
+    unittest.main(verbosity=2)
