@@ -35,17 +35,20 @@ struct Taps {
   int32_t stride = 0;
 };
 
-Taps make_taps(int32_t in, int32_t out) {
+// The taps of output indices [begin, end) of a resampling from `in` to `out` (entry i - begin).
+Taps make_taps(int32_t in, int32_t out, int32_t begin, int32_t end) {
   const double scale = static_cast<double>(in) / out;
   const double filterscale = std::max(scale, 1.0);
   const double support = 1.0 * filterscale;  // bilinear: a triangle of radius 1
   Taps t;
   t.stride = static_cast<int32_t>(std::ceil(support)) * 2 + 1;
-  t.first.resize(out);
-  t.count.resize(out);
-  t.coeffs.assign(static_cast<size_t>(out) * t.stride, 0);
+  const int32_t n_out = end - begin;
+  t.first.resize(n_out);
+  t.count.resize(n_out);
+  t.coeffs.assign(static_cast<size_t>(n_out) * t.stride, 0);
   std::vector<double> k(t.stride);
-  for (int32_t i = 0; i < out; ++i) {
+  for (int32_t o = 0; o < n_out; ++o) {
+    const int32_t i = begin + o;
     const double center = (i + 0.5) * scale;
     const int32_t lo = std::max(static_cast<int32_t>(center - support + 0.5), 0);
     const int32_t n = std::min(std::min(static_cast<int32_t>(center + support + 0.5), in) - lo, t.stride);
@@ -55,11 +58,11 @@ Taps make_taps(int32_t in, int32_t out) {
       k[j] = x < 1.0 ? 1.0 - x : 0.0;
       sum += k[j];
     }
-    t.first[i] = lo;
-    t.count[i] = n;
+    t.first[o] = lo;
+    t.count[o] = n;
     for (int32_t j = 0; j < n; ++j) {
       const double v = (sum != 0.0 ? k[j] / sum : k[j]) * (1 << kPrecisionBits);
-      t.coeffs[static_cast<size_t>(i) * t.stride + j] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
+      t.coeffs[static_cast<size_t>(o) * t.stride + j] = static_cast<int32_t>(v < 0 ? v - 0.5 : v + 0.5);
     }
   }
   return t;
@@ -188,44 +191,54 @@ static void check_image(const Image& im) {
          static_cast<int64_t>(im.width) * im.height * 3);
 }
 
-Image resize_bilinear(const Image& src, int32_t width, int32_t height) {
-  check_image(src);
-  if (width < 1 || height < 1) fail("cannot resize an image to {}x{}", width, height);
+namespace {
+
+// The window [left, left + out_w) x [top, top + out_h) of src resized to width x height, equal to
+// resizing the whole image and cropping it, bit for bit: each output pixel of a separable pass
+// depends only on its own taps, so only the window's columns (horizontal pass) over the source
+// rows that the window's rows read (vertical pass) are computed. A thin image's resize (a
+// 200000 x 5 BMP is 55 bytes) costs the window, not the 10 million x 256 image around it.
+Image resize_window(const Image& src, int32_t width, int32_t height, int32_t left, int32_t top, int32_t out_w,
+                    int32_t out_h) {
   constexpr int32_t kHalf = 1 << (kPrecisionBits - 1);
+  // Source rows the vertical pass reads (all of them when the height does not change).
+  const bool same_h = height == src.height;
+  const Taps ty = same_h ? Taps{} : make_taps(src.height, height, top, top + out_h);
+  const int32_t row0 = same_h ? top : ty.first[0];
+  const int32_t row1 = same_h ? top + out_h : ty.first[out_h - 1] + ty.count[out_h - 1];
   // Horizontal pass, rounded to 8 bits, then vertical pass, as PIL orders them.
   Image mid;
-  if (width == src.width) {
-    mid = src;
-  } else {
-    const Taps tx = make_taps(src.width, width);
-    mid.width = width;
-    mid.height = src.height;
-    mid.pixels.resize(static_cast<size_t>(width) * src.height * 3);
-    for (int32_t y = 0; y < src.height; ++y) {
-      const uint8_t* row = src.pixels.data() + static_cast<size_t>(y) * src.width * 3;
-      uint8_t* dst = mid.pixels.data() + static_cast<size_t>(y) * width * 3;
-      for (int32_t x = 0; x < width; ++x) {
-        const int32_t* k = tx.coeffs.data() + static_cast<size_t>(x) * tx.stride;
-        int32_t acc[3] = {kHalf, kHalf, kHalf};
-        for (int32_t j = 0; j < tx.count[x]; ++j)
-          for (int c = 0; c < 3; ++c) acc[c] += row[(tx.first[x] + j) * 3 + c] * k[j];
-        for (int c = 0; c < 3; ++c) dst[x * 3 + c] = clip8(acc[c]);
-      }
+  mid.width = out_w;
+  mid.height = row1 - row0;
+  mid.pixels.resize(static_cast<size_t>(out_w) * mid.height * 3);
+  const Taps tx = width == src.width ? Taps{} : make_taps(src.width, width, left, left + out_w);
+  for (int32_t y = row0; y < row1; ++y) {
+    const uint8_t* row = src.pixels.data() + static_cast<size_t>(y) * src.width * 3;
+    uint8_t* dst = mid.pixels.data() + static_cast<size_t>(y - row0) * out_w * 3;
+    if (width == src.width) {
+      std::memcpy(dst, row + static_cast<size_t>(left) * 3, static_cast<size_t>(out_w) * 3);
+      continue;
+    }
+    for (int32_t x = 0; x < out_w; ++x) {
+      const int32_t* k = tx.coeffs.data() + static_cast<size_t>(x) * tx.stride;
+      int32_t acc[3] = {kHalf, kHalf, kHalf};
+      for (int32_t j = 0; j < tx.count[x]; ++j)
+        for (int c = 0; c < 3; ++c) acc[c] += row[(tx.first[x] + j) * 3 + c] * k[j];
+      for (int c = 0; c < 3; ++c) dst[x * 3 + c] = clip8(acc[c]);
     }
   }
-  if (height == mid.height) return mid;
-  const Taps ty = make_taps(mid.height, height);
+  if (same_h) return mid;
   Image out;
-  out.width = width;
-  out.height = height;
-  out.pixels.resize(static_cast<size_t>(width) * height * 3);
-  const size_t row_len = static_cast<size_t>(width) * 3;
+  out.width = out_w;
+  out.height = out_h;
+  out.pixels.resize(static_cast<size_t>(out_w) * out_h * 3);
+  const size_t row_len = static_cast<size_t>(out_w) * 3;
   std::vector<int32_t> acc(row_len);
-  for (int32_t y = 0; y < height; ++y) {
+  for (int32_t y = 0; y < out_h; ++y) {
     std::fill(acc.begin(), acc.end(), kHalf);
     const int32_t* k = ty.coeffs.data() + static_cast<size_t>(y) * ty.stride;
     for (int32_t j = 0; j < ty.count[y]; ++j) {
-      const uint8_t* row = mid.pixels.data() + static_cast<size_t>(ty.first[y] + j) * row_len;
+      const uint8_t* row = mid.pixels.data() + static_cast<size_t>(ty.first[y] + j - row0) * row_len;
       for (size_t e = 0; e < row_len; ++e) acc[e] += row[e] * k[j];
     }
     uint8_t* dst = out.pixels.data() + static_cast<size_t>(y) * row_len;
@@ -234,13 +247,22 @@ Image resize_bilinear(const Image& src, int32_t width, int32_t height) {
   return out;
 }
 
+// torchvision's centre crop offset: int(round((size - crop) / 2.0)), round half to even.
+int32_t crop_offset(int32_t size, int32_t crop) { return static_cast<int32_t>(std::nearbyint((size - crop) / 2.0)); }
+
+}  // namespace
+
+Image resize_bilinear(const Image& src, int32_t width, int32_t height) {
+  check_image(src);
+  if (width < 1 || height < 1) fail("cannot resize an image to {}x{}", width, height);
+  return resize_window(src, width, height, 0, 0, width, height);
+}
+
 Image center_crop(const Image& image, int32_t width, int32_t height) {
   check_image(image);
   if (width > image.width || height > image.height)
     fail("cannot crop a {}x{} image to {}x{}", image.width, image.height, width, height);
-  // torchvision: int(round((size - crop) / 2.0)), round half to even.
-  const int32_t top = static_cast<int32_t>(std::nearbyint((image.height - height) / 2.0));
-  const int32_t left = static_cast<int32_t>(std::nearbyint((image.width - width) / 2.0));
+  const int32_t top = crop_offset(image.height, height), left = crop_offset(image.width, width);
   Image out;
   out.width = width;
   out.height = height;
@@ -259,19 +281,17 @@ Image fit_to_input(const Image& image, const Metadata& m, int32_t height, int32_
     return resize_bilinear(image, width, height);
   }
   const int32_t s = m.resize_shorter;
-  int32_t w, h;
-  if (image.width <= image.height) {
-    w = s;
-    h = static_cast<int32_t>(int64_t{s} * image.height / image.width);
-  } else {
-    h = s;
-    w = static_cast<int32_t>(int64_t{s} * image.width / image.height);
-  }
+  const int64_t longer = int64_t{s} * std::max(image.width, image.height) / std::min(image.width, image.height);
+  if (longer > INT32_MAX)
+    fail("cannot fit a {}x{} image: with its shorter side resized to {} the longer one would be {}", image.width,
+         image.height, s, longer);
+  int32_t w = s, h = s;
+  (image.width <= image.height ? h : w) = static_cast<int32_t>(longer);
   // A very thin image cannot give a crop of the input's size; stretch what is missing.
   w = std::max(w, width);
   h = std::max(h, height);
-  const Image resized = (w == image.width && h == image.height) ? image : resize_bilinear(image, w, h);
-  return center_crop(resized, width, height);
+  if (w == image.width && h == image.height) return center_crop(image, width, height);
+  return resize_window(image, w, h, crop_offset(w, width), crop_offset(h, height), width, height);
 }
 
 void normalize(const Image& image, const Metadata& m, std::span<float> out) {

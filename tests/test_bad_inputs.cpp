@@ -103,28 +103,21 @@ TEST_CASE("a valid model too big for memory is refused before anything is alloca
   g->tensors = {{"x", {3, 20000, 20000}}, {"y", {4, 20000, 20000}}, {"g", {4, 1, 1}}, {"f", {4}}};
   g->inputs = {0};
   g->outputs = {3};
-  Node conv;
-  conv.name = "conv";
-  conv.op = OpCode::Conv;
+  auto node = [&](const char* name, OpCode op, int32_t in, int32_t out) -> Node& {
+    Node& n = g->nodes.emplace_back();
+    n.name = name;
+    n.op = op;
+    n.inputs = {in};
+    n.outputs = {out};
+    return n;
+  };
+  Node& conv = node("conv", OpCode::Conv, 0, 1);
   conv.window = {1, 1, 1, 1, 0, 0, 0, 0};
-  conv.inputs = {0};
-  conv.outputs = {1};
   conv.weights.shape = {4, 3, 1, 1};
   conv.weights.codes = Blob::from_vector(std::vector<float>(12, 0.5f));
   conv.bias = Blob::from_vector(std::vector<float>(4, 0.0f));
-  g->nodes.push_back(conv);
-  Node gap;
-  gap.name = "gap";
-  gap.op = OpCode::GlobalAveragePool;
-  gap.inputs = {1};
-  gap.outputs = {2};
-  g->nodes.push_back(gap);
-  Node flat;
-  flat.name = "flatten";
-  flat.op = OpCode::Flatten;
-  flat.inputs = {2};
-  flat.outputs = {3};
-  g->nodes.push_back(flat);
+  node("gap", OpCode::GlobalAveragePool, 1, 2);
+  node("flatten", OpCode::Flatten, 2, 3);
   const auto model = Model::from_graph(g, {});
   CHECK(error_of([&] { Session s(model); }) ==
         "cannot make a session for 1 images: its activations need 11200.0 MB, above the memory limit of 8589.9 MB "

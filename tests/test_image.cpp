@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <random>
 
 #include "helpers.h"
 #include "trit/error.h"
@@ -35,6 +36,30 @@ TEST_CASE("decode, resize and centre crop equal PIL's bit for bit") {
       CHECK_MESSAGE(differ == 0, differ << " of " << want.size() << " values differ from PIL");
     }
   }
+}
+
+TEST_CASE("fitting resizes only the centre crop's window, with the whole resize's bits") {
+  // A thin image makes a huge resized image around a small crop (fuzzing found a 55-byte BMP of
+  // 194074 x 5 pixels: 9.9 million x 256 after resizing); only the window is computed.
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> d(0, 255);
+  Metadata m;
+  m.resize_shorter = 256;
+  for (auto [w, h] : {std::pair{1500, 6}, std::pair{7, 900}, std::pair{333, 250}, std::pair{260, 256}}) {
+    CAPTURE(w);
+    CAPTURE(h);
+    Image im{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3)};
+    for (auto& p : im.pixels) p = static_cast<uint8_t>(d(rng));
+    const int64_t longer = int64_t{256} * std::max(w, h) / std::min(w, h);
+    const Image whole = w <= h ? resize_bilinear(im, 256, static_cast<int32_t>(longer))
+                               : resize_bilinear(im, static_cast<int32_t>(longer), 256);
+    CHECK(fit_to_input(im, m, 224, 224).pixels == center_crop(whole, 224, 224).pixels);
+  }
+  Image bomb{194074, 5, std::vector<uint8_t>(194074 * 5 * 3, 9)};
+  CHECK(fit_to_input(bomb, m, 224, 224).pixels == std::vector<uint8_t>(224 * 224 * 3, 9));
+  Image line{1 << 24, 1, std::vector<uint8_t>(size_t{3} << 24, 1)};
+  CHECK_THROWS_WITH(fit_to_input(line, m, 224, 224),
+                    "cannot fit a 16777216x1 image: with its shorter side resized to 256 the longer one would be 4294967296");
 }
 
 TEST_CASE("normalize follows the metadata's channel order, mean and scale") {
