@@ -139,7 +139,10 @@ std::vector<double> gram(const Rows& r) {
 
 // Per-channel bias shift that makes the quantized layer's pre-activation yq match the float
 // layer's yf, both [rows][channels] at the sampled pixels: after a ReLU, the mean of relu(yq + d)
-// equals the mean of relu(yf) (bisection); elsewhere d is the mean of yf - yq.
+// equals the mean of relu(yf); elsewhere d is the mean of yf - yq. The ReLU case is solved
+// exactly: with yq sorted in decreasing order, mean relu(yq + d) = (S_k + k d) / rows while the
+// k largest are the positive ones (S_k their sum), so d = (rows * target - S_k) / k for the k
+// whose interval holds it. A channel whose float output is never positive gets d = -max yq - 1.
 std::vector<double> bias_shifts(const std::vector<float>& yf, const std::vector<float>& yq, int32_t channels,
                                 int64_t rows, bool relu) {
   std::vector<double> shift(channels, 0.0);
@@ -151,28 +154,30 @@ std::vector<double> bias_shifts(const std::vector<float>& yf, const std::vector<
       shift[c] = d / count;
       return;
     }
-    double target = 0, lo = 0, hi = 0;
+    double target = 0;
+    std::vector<double> a(static_cast<size_t>(rows));
     for (int64_t j = 0; j < rows; ++j) {
-      target += std::max(yf[j * channels + c], 0.0f) / count;
-      lo = std::min(lo, -double(yq[j * channels + c]));
-      hi = std::max(hi, -double(yq[j * channels + c]));
+      target += std::max(yf[j * channels + c], 0.0f);
+      a[j] = yq[j * channels + c];
     }
-    lo -= 1;
-    hi += target + 1;
-    auto mean_after = [&](double d) {
-      double sum = 0;
-      for (int64_t j = 0; j < rows; ++j) sum += std::max(yq[j * channels + c] + d, 0.0);
-      return sum / count;
-    };
-    for (int it = 0; it < 40; ++it) {
-      const double mid = (lo + hi) / 2;
-      (mean_after(mid) < target ? lo : hi) = mid;
+    std::sort(a.begin(), a.end(), std::greater<>());
+    if (!(target > 0)) {
+      shift[c] = -a[0] - 1;
+      return;
     }
-    shift[c] = (lo + hi) / 2;
+    double sum = 0;  // S_k, the sum of the k largest
+    for (int64_t k = 1; k <= rows; ++k) {
+      sum += a[k - 1];
+      const double d = (target - sum) / double(k);  // target here is rows * mean
+      const double next = k < rows ? a[k] : -INFINITY;
+      if (a[k - 1] + d > 0 && next + d <= 0) {
+        shift[c] = d;
+        return;
+      }
+    }
   });
   return shift;
 }
-
 
 // One layer of the integer network over the calibration batch: on the fast kernels, which equal
 // the integer reference bit for bit (tests/test_kernels.cpp) in a fraction of its time, through
