@@ -33,7 +33,7 @@ echo "== float32 ResNet-50 =="
 "$root/build/bin/infer" --model "$model" --top 3 "${photos[@]}"
 
 # The same photos through the integer pipeline: ternary weights in clusters of 4 input channels
-# at one tap, 8-bit activations, calibrated on 50 ImageNet photos (about two minutes, once).
+# at one tap, 8-bit activations, calibrated on 50 ImageNet photos (about a minute, once).
 calib=$root/../shared/data/imagenet-sample
 ternary=$root/models/resnet50-ternary-n4.trit
 if [[ -d $calib ]]; then
