@@ -395,6 +395,12 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       const Rows rows = im2col_rows(xq, is, n.window, os, batch, opt.max_rows);
       const int64_t plane = int64_t{os.h} * os.w;
       std::vector<float>().swap(xq);
+      // The float layer's pre-activation output at the sampled pixels.
+      std::vector<float> yfr(static_cast<size_t>(rows.rows) * o_n);
+      for (int64_t r = 0; r < rows.rows; ++r) {
+        const int64_t p = r * rows.stride, im = p / plane, pix = p % plane;
+        for (int32_t o = 0; o < o_n; ++o) yfr[r * o_n + o] = yf[(im * o_n + o) * plane + pix];
+      }
 
       // A layer kept in float (--layer NAME=float) keeps its weights; it is "quantized" to itself.
       quant::QuantizedLayer ql;
@@ -406,11 +412,8 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         // network's outputs (weight_quant.h); with fewer rows (stage 5 and the last layer see
         // 50 x 49 and 50 pixels) least squares would fit the calibration images' noise.
         if (rows.rows >= kRefitRows * rows.k) {
-          std::vector<float> target(static_cast<size_t>(rows.rows) * o_n);  // X_f w at the sampled pixels
-          for (int64_t r = 0; r < rows.rows; ++r) {
-            const int64_t p = r * rows.stride, im = p / plane, pix = p % plane;
-            for (int32_t o = 0; o < o_n; ++o) target[r * o_n + o] = yf[(im * o_n + o) * plane + pix] - b[o];
-          }
+          std::vector<float> target(yfr.size());  // X_f w at the sampled pixels
+          for (size_t j = 0; j < yfr.size(); ++j) target[j] = yfr[j] - b[j % o_n];
           std::vector<float> xt(static_cast<size_t>(rows.k) * o_n);
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows.k), o_n, static_cast<int>(rows.rows),
                       1.0f, rows.cols.data(), static_cast<int>(rows.k), target.data(), o_n, 0.0f, xt.data(), o_n);
@@ -421,19 +424,13 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         }
       } else ql = quant::quantize_rtn(w, fnode.weights.shape, spec);
 
-      // Pre-activation outputs at the sampled pixels: the quantized layer (float bias) on the
-      // integer network's input, and the float layer on the float network's.
-      std::vector<float> yq(static_cast<size_t>(rows.rows) * o_n), yfr(yq.size());
+      // The quantized layer's pre-activation output (float bias) on the integer network's input,
+      // at the same pixels.
+      std::vector<float> yq(yfr.size());
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows.rows), o_n, static_cast<int>(rows.k),
                   1.0f, rows.cols.data(), static_cast<int>(rows.k), ql.dequantized.data(), static_cast<int>(rows.k),
                   0.0f, yq.data(), o_n);
-      for (int64_t r = 0; r < rows.rows; ++r) {
-        const int64_t p = r * rows.stride, im = p / plane, pix = p % plane;
-        for (int32_t o = 0; o < o_n; ++o) {
-          yq[r * o_n + o] += b[o];
-          yfr[r * o_n + o] = yf[(im * o_n + o) * plane + pix];
-        }
-      }
+      for (size_t j = 0; j < yq.size(); ++j) yq[j] += b[j % o_n];
       const std::vector<double> shift = opt.bias_correction
                                             ? bias_shifts(yfr, yq, o_n, rows.rows, n.activation == Activation::Relu)
                                             : std::vector<double>(o_n, 0.0);

@@ -106,8 +106,8 @@ struct Runner {
   std::unique_ptr<trit::Workspace> workspace;
   std::map<std::string, int> class_of;  // label -> class index
   int top1 = 0, top5 = 0, agree = 0;
-  std::vector<int> predictions, truths;
-  std::vector<std::array<int, 5>> top5s;  // -1 where the model has fewer classes
+  std::vector<int> truths;
+  std::vector<std::array<int, 5>> top5s;  // per image, best first; -1 where the model has fewer classes
   int classes = 0;
 
   int class_index(const std::string& label) const {
@@ -246,7 +246,6 @@ int main(int argc, char** argv) {
                     r.top1 += order[0] == truth;
                     r.top5 += std::find(order.begin(), order.begin() + std::min<size_t>(5, classes), truth) !=
                               order.begin() + std::min<size_t>(5, classes);
-                    r.predictions.push_back(order[0]);
                     r.truths.push_back(truth);
                     std::array<int, 5> top{-1, -1, -1, -1, -1};
                     for (size_t j = 0; j < std::min<size_t>(5, classes); ++j) top[j] = order[j];
@@ -265,7 +264,7 @@ int main(int argc, char** argv) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double n = double(samples.size());
     for (Runner& r : runners)
-      for (size_t i = 0; i < samples.size(); ++i) r.agree += r.predictions[i] == runners[0].predictions[i];
+      for (size_t i = 0; i < samples.size(); ++i) r.agree += r.top5s[i][0] == runners[0].top5s[i][0];
     const std::string source = list.empty() ? data : list;
     std::printf("%zu images of %s (skipped %d), %.1f s\n", samples.size(), source.c_str(), skip, seconds);
     std::printf("| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | file size |\n");
