@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   std::string keep = "first,last", calib, report_path, exponents = "lse";
   std::vector<std::string> layer_specs;
   int calib_count = 50;
+  double min_replaced = 0;
   bool bias_correction = true;
   app.add_option("--weights", weights, "float, int8, int4 or ternary")
       ->check(CLI::IsMember({"float", "int8", "int4", "ternary"}));
@@ -91,6 +92,10 @@ int main(int argc, char** argv) {
   app.add_option("--calib-count", calib_count, "calibration images (default 50)")->check(CLI::Range(1, 100000));
   app.add_option("--exponents", exponents, "activation exponents: lse (least squared error) or max")
       ->check(CLI::IsMember({"lse", "max"}));
+  app.add_option("--min-replaced", min_replaced,
+                 "ternary: keep the layers that lose most at int4 while at least this share of multiplications "
+                 "(e.g. 0.8) stays replaced by additions (two passes)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--report", report_path, "write the conversion report as JSON");
   CLI11_PARSE(app, argc, argv);
   // Calibration allocates and frees tensors of up to hundreds of MB per layer. glibc would map
@@ -116,6 +121,8 @@ int main(int argc, char** argv) {
     m.converter_options = join_args(argc, argv);
     if (!force && std::filesystem::exists(output))
       trit::fail("cannot write model '{}': the file exists (pass --force to replace it)", output);
+    if (min_replaced > 0 && weights != "ternary")
+      trit::fail("--min-replaced needs ternary weights: it keeps the ternary layers that lose most at int4");
     if (weights != "float") {
       trit::QuantizeOptions q;
       q.encoding = encoding_of(weights);
@@ -141,15 +148,19 @@ int main(int argc, char** argv) {
       q.calib_dir = calib;
       q.calib_count = calib_count;
       q.lse_exponents = exponents == "lse";
+      q.min_replaced = min_replaced;
       std::fprintf(stderr, "calibrating on %d images of %s\n", calib_count, calib.c_str());
       trit::QuantizeReport report;
-      g = trit::quantize(g, q, &report, [](size_t i, size_t n, const trit::LayerReport& l, double seconds) {
+      g = trit::quantize(g, q, &report, [](int pass, size_t i, size_t n, const trit::LayerReport& l, double seconds) {
+        if (pass > 0 && i == 0)
+          std::fprintf(stderr, pass == 1 ? "pass 1 of 2: every layer it may as ternary, to measure each one's error\n"
+                                         : "pass 2 of 2: the layers that lose most at int4\n");
         std::fprintf(stderr,
-                     "[%2zu/%zu] %-24s %-7s N=%-4d %-8s zeros %5.1f%%  weight error %.3f  output error %.3f  "
+                     "[%2zu/%zu] %-24s %-7s N=%-4d %-8s zeros %5.1f%%  weight error %.3f  output error %.3f (added %.3f)  "
                      "SQNR %5.1f dB  cos %.3f  saturated %5.2f%%  %.1f s%s%s\n",
                      i + 1, n, l.name.c_str(), trit::to_string(l.encoding), l.cluster,
                      (l.encoding != trit::WeightEncoding::TernaryClustered && l.encoding != trit::WeightEncoding::Int4Clustered) ? "" : l.shape == trit::ClusterShape::Kernels ? "kernels" : "channels",
-                     100 * l.zero_share, l.weight_error, l.output_error, l.sqnr_db, l.cosine, 100 * l.saturated,
+                     100 * l.zero_share, l.weight_error, l.output_error, l.added_error, l.sqnr_db, l.cosine, 100 * l.saturated,
                      seconds, l.note.empty() ? "" : "  ", l.note.c_str());
       });
       print_summary(report);

@@ -261,12 +261,13 @@ std::string QuantizeReport::json() const {
     const LayerReport& l = layers[i];
     s += fmt::format(
         "{}\n  {{\"name\": {}, \"encoding\": \"{}\", \"cluster\": {}, \"cluster_shape\": \"{}\", "
-        "\"zero_share\": {:.6f}, \"weight_error\": {:.6f}, \"output_error\": {:.6f}, \"sqnr_db\": {:.3f}, "
+        "\"zero_share\": {:.6f}, \"weight_error\": {:.6f}, \"output_error\": {:.6f}, \"added_error\": {:.6f}, \"trunk_share\": {:.6f}, "
+        "\"sqnr_db\": {:.3f}, "
         "\"cosine\": {:.6f}, \"saturated\": {:.6f}, \"macs\": {}, \"multiplications\": {}, \"bytes\": {}, "
         "\"note\": {}}}",
         i ? "," : "", json_quote(l.name), to_string(l.encoding), l.cluster,
         l.shape == ClusterShape::Kernels ? "kernels" : "channels", l.zero_share, l.weight_error, l.output_error,
-        l.sqnr_db, l.cosine, l.saturated, l.macs, l.multiplications, l.bytes, json_quote(l.note));
+        l.added_error, l.trunk_share, l.sqnr_db, l.cosine, l.saturated, l.macs, l.multiplications, l.bytes, json_quote(l.note));
   }
   s += "\n], \"calibration_images\": [";
   for (size_t i = 0; i < calibration_images.size(); ++i)
@@ -275,18 +276,11 @@ std::string QuantizeReport::json() const {
   return s;
 }
 
-Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report, const Progress& progress) {
-  if (opt.encoding == WeightEncoding::Float32) fail("quantize: the target encoding is float32");
-  for (const auto& entry : opt.layers) {
-    const std::string& name = entry.first;  // (clang 14 cannot capture a structured binding)
-    const bool found = std::any_of(float_graph.nodes.begin(), float_graph.nodes.end(),
-                                   [&](const Node& n) { return is_layer(n) && n.name == name; });
-    if (!found) fail("cannot quantize: the model has no Conv or fully connected layer named '{}'", name);
-  }
-  for (const Node& n : float_graph.nodes)
-    if (is_layer(n) && n.weights.encoding != WeightEncoding::Float32)
-      fail("cannot quantize layer '{}': it is already {}", n.name, to_string(n.weights.encoding));
+namespace {
 
+// One conversion with the encodings the options give (pass: 0 alone, else 1 or 2 of two).
+Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report,
+                    const Progress& progress, int pass) {
   // 1. Calibration images, fitted and normalized.
   const auto files = list_images(opt.calib_dir, opt.calib_count);
   const Tensor& input = float_graph.input();
@@ -332,6 +326,17 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
   QuantizeReport rep;
   rep.calibration_images = files;
   size_t layer_index = 0;
+  // Where each layer's output joins the trunk: following single consumers from the layer to the
+  // first Add, the tensor that enters it (layers without one, e.g. the classifier: none).
+  std::vector<std::vector<size_t>> consumers(g.tensors.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int32_t t : g.nodes[i].inputs) consumers[t].push_back(i);
+  std::vector<std::vector<std::pair<int32_t, size_t>>> joining(g.nodes.size());  // add -> (tensor, report index)
+  auto power = [](const std::vector<float>& v) {
+    double p = 0;
+    for (float x : v) p += double(x) * x;
+    return p;
+  };
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     const auto start = std::chrono::steady_clock::now();
     Node& n = g.nodes[ni];
@@ -351,6 +356,10 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
 
     if (!is_layer(n)) {
       run_float_node(float_graph, fnode, nullptr, nullptr, batch, fins, fv[out_t].data());
+      if (!joining[ni].empty()) {
+        const double total = power(fv[out_t]);
+        for (const auto& [t, li] : joining[ni]) rep.layers[li].trunk_share = total > 0 ? power(fv[t]) / total : 1.0;
+      }
       if (keeps_exponent) g.tensors[out_t].exponent = in_tensor.exponent;
       else set_exponent(out_t, fv[out_t]);
       run_int_node(g, n, nullptr, batch, iins, iv[out_t].data());
@@ -404,6 +413,7 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
 
       // A layer kept in float (--layer NAME=float) keeps its weights; it is "quantized" to itself.
       quant::QuantizedLayer ql;
+      std::vector<float> given(w.begin(), w.end());  // the weights the quantizer was given
       if (spec.encoding == WeightEncoding::Float32) ql.dequantized.assign(w.begin(), w.end());
       else if (opt.gptq) {
         std::vector<double> h = gram(rows);
@@ -417,8 +427,8 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
           std::vector<float> xt(static_cast<size_t>(rows.k) * o_n);
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows.k), o_n, static_cast<int>(rows.rows),
                       1.0f, rows.cols.data(), static_cast<int>(rows.k), target.data(), o_n, 0.0f, xt.data(), o_n);
-          const std::vector<float> v = quant::refit_to_inputs(w, o_n, static_cast<int32_t>(rows.k), h, {xt.begin(), xt.end()});
-          ql = quant::quantize_gptq(v, fnode.weights.shape, spec, std::move(h));
+          given = quant::refit_to_inputs(w, o_n, static_cast<int32_t>(rows.k), h, {xt.begin(), xt.end()});
+          ql = quant::quantize_gptq(given, fnode.weights.shape, spec, std::move(h));
         } else {
           ql = quant::quantize_gptq(w, fnode.weights.shape, spec, std::move(h));
         }
@@ -439,6 +449,15 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         const double d = yq[j] + shift[j % o_n] - yfr[j];
         num += d * d;
         den += double(yfr[j]) * yfr[j];
+      }
+      // What quantizing this layer's weights added on its own: X_q (given - dequantized).
+      double added = 0;
+      if (spec.encoding != WeightEncoding::Float32) {
+        for (size_t j = 0; j < given.size(); ++j) given[j] -= ql.dequantized[j];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows.rows), o_n, static_cast<int>(rows.k),
+                    1.0f, rows.cols.data(), static_cast<int>(rows.k), given.data(), static_cast<int>(rows.k), 0.0f,
+                    yq.data(), o_n);  // yq is no longer needed
+        for (float v : yq) added += double(v) * v;
       }
 
       Tensor& out_tensor = g.tensors[out_t];
@@ -484,6 +503,7 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       lr.zero_share = ql.zero_share;
       lr.weight_error = ql.weight_error;
       lr.output_error = den > 0 ? std::sqrt(num / den) : 0.0;
+      lr.added_error = den > 0 ? std::sqrt(added / den) : 0.0;
       const Agreement agreement = compare(fv[out_t], iv[out_t], g.tensors[out_t]);
       lr.sqnr_db = agreement.sqnr_db;
       lr.cosine = agreement.cosine;
@@ -498,9 +518,18 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         if (opt.cluster > i_n) lr.note = fmt::format("N={} exceeds the {} input channels: one cluster of {}", opt.cluster, i_n, i_n);
         else if (i_n % spec.cluster) lr.note = fmt::format("last cluster of {} channels, not {}", i_n % spec.cluster, spec.cluster);
       }
+      lr.trunk_share = 1;
+      for (int32_t t = out_t; consumers[t].size() == 1;) {
+        const Node& c = g.nodes[consumers[t][0]];
+        if (c.op == OpCode::Add) {
+          joining[consumers[t][0]].push_back({t, rep.layers.size()});
+          break;
+        }
+        t = c.outputs[0];
+      }
       rep.layers.push_back(lr);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (progress) progress(layer_index, layer_count, lr, seconds);
+      if (progress) progress(pass, layer_index, layer_count, lr, seconds);
       ++layer_index;
     }
     for (int32_t t : n.inputs)
@@ -509,6 +538,74 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         std::vector<int32_t>().swap(iv[t]);
       }
   }
+  if (report) *report = std::move(rep);
+  return g;
+}
+
+}  // namespace
+
+std::vector<std::string> choose_int4_layers(const QuantizeReport& ternary, double min_replaced,
+                                            const std::map<std::string, WeightEncoding>& fixed) {
+  double macs = 0, mults = 0;
+  for (const LayerReport& l : ternary.layers) {
+    macs += double(l.macs);
+    mults += double(l.multiplications);
+  }
+  const double replaced = macs > 0 ? 1.0 - mults / macs : 0.0;
+  if (replaced < min_replaced)
+    fail("--min-replaced {:.1f}% cannot be met: with every layer it may make ternary, the model replaces {:.1f}% "
+         "of its multiplications", 100 * min_replaced, 100 * replaced);
+  // Noise power on the trunk per multiplication given back, largest first; ties in network order.
+  std::vector<const LayerReport*> candidates;
+  for (const LayerReport& l : ternary.layers)
+    if (l.encoding == WeightEncoding::TernaryClustered && !fixed.contains(l.name) && l.macs > l.multiplications)
+      candidates.push_back(&l);
+  auto gain = [](const LayerReport* l) {
+    return l->added_error * l->added_error * l->trunk_share / double(l->macs - l->multiplications);
+  };
+  std::stable_sort(candidates.begin(), candidates.end(), [&](auto* a, auto* b) { return gain(a) > gain(b); });
+  // Multiplications that may come back (a share given as the report's own rounds to it).
+  double budget = (replaced - min_replaced) * macs + 1e-9 * macs;
+  std::vector<std::string> chosen;
+  for (const LayerReport* l : candidates) {
+    const double cost = double(l->macs - l->multiplications);
+    if (cost > budget) continue;
+    budget -= cost;
+    chosen.push_back(l->name);
+  }
+  return chosen;
+}
+
+Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report, const Progress& progress) {
+  if (opt.encoding == WeightEncoding::Float32) fail("quantize: the target encoding is float32");
+  for (const auto& entry : opt.layers) {
+    const std::string& name = entry.first;  // (clang 14 cannot capture a structured binding)
+    const bool found = std::any_of(float_graph.nodes.begin(), float_graph.nodes.end(),
+                                   [&](const Node& n) { return is_layer(n) && n.name == name; });
+    if (!found) fail("cannot quantize: the model has no Conv or fully connected layer named '{}'", name);
+  }
+  for (const Node& n : float_graph.nodes)
+    if (is_layer(n) && n.weights.encoding != WeightEncoding::Float32)
+      fail("cannot quantize layer '{}': it is already {}", n.name, to_string(n.weights.encoding));
+
+  if (opt.min_replaced <= 0) return quantize_pass(float_graph, opt, report, progress, 0);
+  if (opt.encoding != WeightEncoding::TernaryClustered)
+    fail("--min-replaced needs ternary weights: it keeps the ternary layers that lose most at int4");
+  if (!(opt.min_replaced < 1)) fail("--min-replaced {} is not a share below 1", opt.min_replaced);
+
+  QuantizeReport first;
+  quantize_pass(float_graph, opt, &first, progress, 1);
+  const std::vector<std::string> chosen = choose_int4_layers(first, opt.min_replaced, opt.layers);
+  QuantizeOptions second = opt;
+  for (const std::string& name : chosen) second.layers[name] = WeightEncoding::Int4Clustered;
+  QuantizeReport rep;
+  Graph g = quantize_pass(float_graph, second, &rep, progress, 2);
+  for (LayerReport& l : rep.layers)
+    if (std::find(chosen.begin(), chosen.end(), l.name) != chosen.end()) {
+      const auto it = std::find_if(first.layers.begin(), first.layers.end(), [&](const LayerReport& f) { return f.name == l.name; });
+      l.note += fmt::format("{}int4 by --min-replaced (ternary, it added error {:.3f})", l.note.empty() ? "" : "; ",
+                            it->added_error);
+    }
   if (report) *report = std::move(rep);
   return g;
 }

@@ -8,7 +8,9 @@
 Python finds the images and their labels; build/bin/trit-eval (C++) decodes, resizes and runs
 the models over a pipeline of batches, and draws the progress bar. With several models, every
 model sees the same images, and the table gives each one's drop in top-1 from the first model
-and the agreement of its top-1 with the first model's (put the float32 model first).
+and the agreement of its top-1 with the first model's (put the float32 model first), and the
+signal-to-noise ratio of its logits against the first model's over all images and classes
+(logit SQNR, in dB: it moves with the quantization where top-1 on a few hundred images is noise).
 
 Dataset layouts (found automatically):
   1. one folder per class, named by WordNet id (the reorganized validation set, or the train
@@ -31,6 +33,7 @@ Images are taken in file-name order; --skip drops the first N (e.g. calibration 
 """
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -175,8 +178,21 @@ def select(samples, skip=0, limit=0, shard=(1, 1)):
 # ---- results ------------------------------------------------------------------------------
 
 
+def logit_sqnr(images, m):
+    """SQNR in dB of model m's logits against the first model's over all images, or None (the
+    first model itself, or other class counts)."""
+    if m == 0:
+        return None
+    errors = [r["logit_error"][m] for r in images]
+    signal = sum(r["logit_signal"] for r in images)
+    if any(e is None for e in errors) or not sum(errors) > 0 or not signal > 0:
+        return None
+    return 10 * math.log10(signal / sum(errors))
+
+
 def totals(result):
-    """Recomputes each model's top-1, top-5 and agreement with the first from per-image records."""
+    """Recomputes each model's top-1, top-5, agreement with the first and logit SQNR against it
+    from per-image records."""
     images = result["per_image"]
     count = len(images)
     rows = []
@@ -185,7 +201,7 @@ def totals(result):
         top5 = sum(1 for r in images if r["truth"][m] in r["top5"][m])
         agree = sum(1 for r in images if r["top5"][m][:1] == r["top5"][0][:1])
         rows.append(dict(model, top1=top1 / count, top5=top5 / count, agreement=agree / count,
-                         correct1=top1, correct5=top5))
+                         logit_sqnr_db=logit_sqnr(images, m), correct1=top1, correct5=top5))
     return rows
 
 
@@ -193,12 +209,13 @@ def table(result):
     rows = totals(result)
     lines = [f"{len(result['per_image'])} images, {result['seconds']:.1f} s"
              f" ({len(result['per_image']) / max(result['seconds'], 1e-9):.1f} images/s)",
-             "| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | file size |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | logit SQNR | file size |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        sqnr = "-" if r["logit_sqnr_db"] is None else f"{r['logit_sqnr_db']:.1f} dB"
         lines.append(f"| {os.path.basename(r['model'])} | {r['weights']} | {100 * r['top1']:.2f} % | "
                      f"{100 * r['top5']:.2f} % | {100 * (rows[0]['top1'] - r['top1']):+.2f} | "
-                     f"{100 * r['agreement']:.1f} % | {r['bytes'] / 1e6:.1f} MB |")
+                     f"{100 * r['agreement']:.1f} % | {sqnr} | {r['bytes'] / 1e6:.1f} MB |")
     return "\n".join(lines)
 
 

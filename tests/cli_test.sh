@@ -34,6 +34,13 @@ expect "  ...and leaves it as it was" cmp -s "$tmp/r8.trit" "$tmp/before"
 "$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/r8.trit" --preset raw --labels "$tmp/cifar.labels" --force 2>/dev/null
 expect "trit-convert --force replaces it" test $? -eq 0
 
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/mixed.trit" --preset raw --weights int8 --min-replaced 0.5 \
+  --calib "$r8/cifar10-test-1000/cat" --calib-count 2 2>"$tmp/err"
+expect "trit-convert --min-replaced with int8 weights fails" test $? -ne 0 -a ! -e "$tmp/mixed.trit"
+expect "  ...with one line saying it needs ternary" grep -q "^trit-convert: --min-replaced needs ternary weights" "$tmp/err"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/mixed.trit" --preset raw --min-replaced 0.5 2>"$tmp/err"
+expect "  ...and with float weights too" grep -q "^trit-convert: --min-replaced needs ternary weights" "$tmp/err"
+
 echo "not a model" >"$tmp/junk.onnx"
 "$bin/trit-convert" "$tmp/junk.onnx" -o "$tmp/junk.trit" 2>"$tmp/err"
 expect "trit-convert fails on junk" test $? -ne 0

@@ -207,6 +207,8 @@ class EndToEnd(unittest.TestCase):
         for a, b in zip(merged["totals"], whole["totals"]):
             for key in ("correct1", "correct5", "agreement"):
                 self.assertEqual(a[key], b[key])
+        self.assertIsNone(merged["totals"][0]["logit_sqnr_db"])
+        self.assertAlmostEqual(merged["totals"][1]["logit_sqnr_db"], whole["totals"][1]["logit_sqnr_db"], places=6)
         with self.assertRaises(ev.EvalError) as e:
             ev.main(["merge", parts[0], parts[0]])
         self.assertIn("appears twice", str(e.exception))
@@ -223,6 +225,14 @@ class EndToEnd(unittest.TestCase):
         agree = sum(i["top5"][1][0] == i["top5"][0][0] for i in result["per_image"]) / 12
         self.assertAlmostEqual(t[1]["agreement"], agree)
         self.assertEqual(t[0]["agreement"], 1.0)
+        # Logit SQNR: trit-eval's total, recomputed from the per-image sums, in the table; none for
+        # the first model (whose own distance from itself is 0).
+        self.assertTrue(all(i["logit_error"][0] == 0 for i in result["per_image"]))
+        self.assertIsNone(result["models"][0]["logit_sqnr_db"])
+        self.assertAlmostEqual(t[1]["logit_sqnr_db"], result["models"][1]["logit_sqnr_db"], places=3)
+        self.assertGreater(t[1]["logit_sqnr_db"], 10)  # int8 follows float closely
+        self.assertEqual(rows[0].split(" | ")[6], "-")
+        self.assertEqual(rows[1].split(" | ")[6], f"{t[1]['logit_sqnr_db']:.1f} dB")
 
     def test_bad_inputs_are_one_line_errors(self):
         with self.assertRaises(ev.EvalError) as e:

@@ -8,6 +8,7 @@
 #include "../kernels/int_ref.h"
 #include "../kernels/requant.h"
 #include "helpers.h"
+#include "quantize.h"
 #include "trit/error.h"
 #include "trit/weight_codes.h"
 #include "weight_quant.h"
@@ -364,4 +365,63 @@ TEST_CASE("weight codes survive packing") {
   bad.shape = {1, 1, 1, 4};
   bad.codes = Blob::from_vector(std::vector<uint8_t>{0xFF});
   CHECK_THROWS_WITH_AS(unpack_codes(bad, "l"), "layer 'l': ternary weight code 3 is invalid", Error);
+}
+
+TEST_CASE("--min-replaced keeps at int4 the layers with the most noise per multiplication, within the budget") {
+  // A ternary conversion's report: name, MACs, multiplications left as ternary, added error.
+  QuantizeReport r;
+  auto layer = [&](const char* name, WeightEncoding e, int64_t macs, int64_t mults, double added) {
+    LayerReport l;
+    l.name = name;
+    l.encoding = e;
+    l.macs = macs;
+    l.multiplications = mults;
+    l.added_error = added;
+    r.layers.push_back(l);
+  };
+  layer("first", WeightEncoding::Int8PerChannel, 100, 100, 0.01);
+  layer("a", WeightEncoding::TernaryClustered, 1000, 100, 0.30);  // gives back 900: 1e-4 per mult
+  layer("b", WeightEncoding::TernaryClustered, 1000, 100, 0.15);  // 2.5e-5
+  layer("c", WeightEncoding::TernaryClustered, 200, 20, 0.20);    // 180: 2.2e-4, the best ratio
+  layer("d", WeightEncoding::TernaryClustered, 500, 50, 0.25);    // 450: 1.4e-4
+  layer("last", WeightEncoding::Int8PerChannel, 100, 100, 0.02);
+  // 2900 MACs, 470 multiplications: 83.8 % replaced.
+  const double all = r.replaced_share();
+  CHECK(all == doctest::Approx(1 - 470.0 / 2900));
+  auto replaced_with = [&](const std::vector<std::string>& int4) {
+    QuantizeReport m = r;
+    for (LayerReport& l : m.layers)
+      if (std::find(int4.begin(), int4.end(), l.name) != int4.end()) l.multiplications = l.macs;
+    return m.replaced_share();
+  };
+  // No budget: nothing changes. A budget of 180 mults: c. Of 700: c, then d (a does not fit).
+  CHECK(choose_int4_layers(r, all, {}).empty());
+  CHECK(choose_int4_layers(r, all - 180.0 / 2900, {}) == std::vector<std::string>{"c"});
+  CHECK(choose_int4_layers(r, all - 700.0 / 2900, {}) == std::vector<std::string>{"c", "d"});
+  // 1500: c, d, then a (900) does not fit the 870 left. 1530: it does.
+  CHECK(choose_int4_layers(r, all - 1500.0 / 2900, {}) == std::vector<std::string>{"c", "d"});
+  CHECK(choose_int4_layers(r, all - 1530.0 / 2900, {}) == std::vector<std::string>{"c", "d", "a"});
+  // Whatever the budget, the share stays at or above it, and no layer left could be added.
+  for (double target = 0.0; target <= all; target += 0.01) {
+    const auto chosen = choose_int4_layers(r, target, {});
+    CHECK(replaced_with(chosen) >= target - 1e-12);
+    for (const char* name : {"a", "b", "c", "d"}) {
+      if (std::find(chosen.begin(), chosen.end(), name) != chosen.end()) continue;
+      auto more = chosen;
+      more.push_back(name);
+      CHECK(replaced_with(more) < target);
+    }
+  }
+  // A branch that carries a tenth of its block's trunk puts a tenth of its noise on it: c falls
+  // behind d, a and b (2.2e-5 per multiplication).
+  r.layers[3].trunk_share = 0.1;
+  CHECK(choose_int4_layers(r, all - 450.0 / 2900, {}) == std::vector<std::string>{"d"});
+  CHECK(choose_int4_layers(r, all - 2430.0 / 2900, {}) == std::vector<std::string>{"d", "a", "b", "c"});
+  r.layers[3].trunk_share = 1;
+  // The user's --layer choices are not moved; an unreachable share is an error that says why.
+  CHECK(choose_int4_layers(r, all - 180.0 / 2900, {{"c", WeightEncoding::TernaryClustered}}).empty());
+  CHECK_THROWS_WITH_AS(choose_int4_layers(r, 0.9, {}),
+                       "--min-replaced 90.0% cannot be met: with every layer it may make ternary, the model "
+                       "replaces 83.8% of its multiplications",
+                       Error);
 }

@@ -17,6 +17,7 @@
 #include "quantize.h"
 #include "int8/table.h"
 #include "trit/engine.h"
+#include "trit/error.h"
 #include "trit/float_executor.h"
 #include "trit/int_executor.h"
 #include "trit/image.h"
@@ -234,12 +235,15 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
     for (size_t i = 0; i < files.size(); ++i) correct += top[i] == labels[i];
     return correct;
   };
+  QuantizeReport ternary_report;
+  int ternary_top1 = 0;
   for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::TernaryClustered}) {
     QuantizeOptions q;
     q.encoding = enc;
     q.calib_dir = cal.string();
     QuantizeReport report;
     const Graph g = quantize(*float_model, q, &report);
+    if (enc == WeightEncoding::TernaryClustered) ternary_report = report;
     // Through the file format, as a user loads it.
     auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-int.trit"));
     const IntExecutor exec(model);
@@ -255,6 +259,7 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
       CHECK(agree >= 960);
     } else {
       CHECK(top1(top) >= 400);  // far above chance (10 %); this small network loses much to ternary
+      ternary_top1 = top1(top);
     }
     // Dynamic exponents, chosen from each tensor at run time, do about as well as calibrated ones.
     const auto dyn = classify(IntExecutor(model, true), files);
@@ -267,6 +272,56 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
     tbb::task_arena(1).execute([&] { one = exec.classify(images); });
     tbb::task_arena(2).execute([&] { two = exec.classify(images); });
     CHECK(one == two);
+  }
+  // Automatic mixed precision: the second pass keeps at int4 exactly the layers chosen from the
+  // first (all-ternary) pass's report, and the share replaced stays at the minimum asked for.
+  {
+    QuantizeOptions q;
+    q.encoding = WeightEncoding::TernaryClustered;
+    q.calib_dir = cal.string();
+    q.min_replaced = 0.85;
+    QuantizeReport report;
+    std::vector<std::pair<int, size_t>> passes;
+    auto g = std::make_shared<const Graph>(load_model_bytes(
+        serialize_model(quantize(*float_model, q, &report,
+                                 [&](int pass, size_t i, size_t, const LayerReport&, double) { passes.push_back({pass, i}); })),
+        "r8-mixed.trit"));
+    // The first pass's measures: every ternary layer added some error; branches of residual
+    // blocks carry a measured share of their trunk, the classifier none to share.
+    int branches = 0;
+    for (const LayerReport& l : ternary_report.layers) {
+      if (l.encoding == WeightEncoding::TernaryClustered) CHECK(l.added_error > 0);
+      CHECK(l.trunk_share > 0);
+      branches += l.trunk_share != 1;
+    }
+    CHECK(branches >= 6);
+    CHECK(ternary_report.layers.back().trunk_share == 1);
+    const auto chosen = choose_int4_layers(ternary_report, 0.85, {});
+    REQUIRE(!chosen.empty());
+    CHECK(passes.size() == 2 * ternary_report.layers.size());
+    CHECK(passes.front() == std::pair<int, size_t>{1, 0});
+    CHECK(passes.back() == std::pair<int, size_t>{2, ternary_report.layers.size() - 1});
+    CHECK(report.replaced_share() >= 0.85);
+    CHECK(report.replaced_share() < ternary_report.replaced_share());
+    std::vector<std::string> int4;
+    for (const LayerReport& l : report.layers)
+      if (l.encoding == WeightEncoding::Int4Clustered) {
+        int4.push_back(l.name);
+        CHECK(l.note.find("int4 by --min-replaced") != std::string::npos);
+      }
+    std::sort(int4.begin(), int4.end());
+    auto sorted = chosen;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(int4 == sorted);
+    check_engine_matches_reference(g, std::vector<fs::path>(files.begin(), files.begin() + 8));
+    const auto top = classify(IntExecutor(g), files);
+    MESSAGE("ResNet-8 ternary with " << chosen.size() << " layers at int4 (--min-replaced 0.85): top-1 " << top1(top) / 10.0
+                                     << " % (all ternary " << ternary_top1 / 10.0 << " %), multiplications replaced "
+                                     << 100 * report.replaced_share() << " %");
+    CHECK(top1(top) >= 400);
+    // Asking for more than all-ternary replaces is an error that says so.
+    q.min_replaced = 0.99;
+    CHECK_THROWS_WITH_AS(quantize(*float_model, q, nullptr), doctest::Contains("cannot be met"), Error);
   }
   // Mixed precision: the first layer left in float inside an int8 model.
   QuantizeOptions q;

@@ -1,5 +1,7 @@
 // trit-eval: top-1 and top-5 of one or more models over the same labelled images, with the
-// agreement of each model's top-1 with the first model's. It does the heavy work (decoding,
+// agreement of each model's top-1 with the first model's, and how closely each model's logits follow
+// the first's (signal-to-noise ratio in dB over all images and classes: a continuous measure that
+// moves where top-1 on a few hundred images is still noise). It does the heavy work (decoding,
 // resizing, inference over a pipeline of batches) for scripts/eval_imagenet.py, which finds the
 // images and their labels in the dataset layouts people have.
 //
@@ -12,7 +14,8 @@
 // drops the first N (e.g. the calibration images), --limit keeps at most N after that.
 // --list FILE: one image a line, "PATH<TAB>LABEL", in the order given; LABEL is a WordNet id, a
 // class name, or a class index (0-based, the model's label order).
-// --json: the totals, each model's configuration, and every image's label and top-5 per model.
+// --json: the totals, each model's configuration, and every image's label, top-5 per model, the
+// first model's sum of squared logits and each model's squared distance from them.
 #include <CLI/CLI.hpp>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
@@ -21,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -108,6 +112,7 @@ struct Runner {
   int top1 = 0, top5 = 0, agree = 0;
   std::vector<int> truths;
   std::vector<std::array<int, 5>> top5s;  // per image, best first; -1 where the model has fewer classes
+  std::vector<double> logit_error;        // per image, sum (logit - first model's)^2; NaN: other classes
   int classes = 0;
 
   int class_index(const std::string& label) const {
@@ -206,6 +211,7 @@ int main(int argc, char** argv) {
       std::vector<trit::Image> images;
     };
     size_t next = 0;
+    std::vector<double> logit_signal;  // per image, the first model's sum of squared logits
     arena.execute([&] {
       tbb::parallel_pipeline(
           3,
@@ -233,10 +239,25 @@ int main(int argc, char** argv) {
                   }) &
               tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
                 const size_t begin = b->begin, count = b->count;
+                std::vector<float> first;
                 for (Runner& r : runners) {
                   const std::vector<float> logits = r.logits(b->images);
                   const size_t classes = logits.size() / count;
+                  if (&r == &runners[0]) {
+                    first = logits;
+                    for (size_t i = 0; i < count; ++i) {
+                      double sum = 0;
+                      for (size_t c = 0; c < classes; ++c) sum += double(logits[i * classes + c]) * logits[i * classes + c];
+                      logit_signal.push_back(sum);
+                    }
+                  }
                   for (size_t i = 0; i < count; ++i) {
+                    double err = NAN;
+                    if (logits.size() == first.size()) {
+                      err = 0;
+                      for (size_t c = i * classes; c < (i + 1) * classes; ++c) err += (double(logits[c]) - first[c]) * (double(logits[c]) - first[c]);
+                    }
+                    r.logit_error.push_back(err);
                     std::vector<int> order(classes);
                     std::iota(order.begin(), order.end(), 0);
                     const float* l = logits.data() + i * classes;
@@ -267,8 +288,9 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < samples.size(); ++i) r.agree += r.top5s[i][0] == runners[0].top5s[i][0];
     const std::string source = list.empty() ? data : list;
     std::printf("%zu images of %s (skipped %d), %.1f s\n", samples.size(), source.c_str(), skip, seconds);
-    std::printf("| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | file size |\n");
-    std::printf("|---|---|---|---|---|---|---|\n");
+    std::printf("| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | logit SQNR | file size |\n");
+    std::printf("|---|---|---|---|---|---|---|---|\n");
+    const double signal = std::accumulate(logit_signal.begin(), logit_signal.end(), 0.0);
     const int used_threads = arena.max_concurrency();
     std::string json = fmt::format(
         "{{\"data\": {}, \"images\": {}, \"skip\": {}, \"dynamic_exponents\": {}, \"threads\": {}, "
@@ -277,28 +299,37 @@ int main(int argc, char** argv) {
     for (size_t m = 0; m < runners.size(); ++m) {
       const Runner& r = runners[m];
       const double size_mb = fs::file_size(r.path) / 1e6;
-      std::printf("| %s | %s | %.1f %% | %.1f %% | %+.1f | %.1f %% | %.1f MB |\n", fs::path(r.path).filename().c_str(),
+      // Logit SQNR against the first model: "-" for the first itself and for other class counts.
+      const double noise = std::accumulate(r.logit_error.begin(), r.logit_error.end(), 0.0);
+      const bool comparable = m > 0 && std::isfinite(noise) && noise > 0 && signal > 0;
+      const std::string sqnr = comparable ? fmt::format("{:.1f} dB", 10 * std::log10(signal / noise)) : "-";
+      std::printf("| %s | %s | %.1f %% | %.1f %% | %+.1f | %.1f %% | %s | %.1f MB |\n", fs::path(r.path).filename().c_str(),
                   describe(*r.graph).c_str(), 100 * r.top1 / n, 100 * r.top5 / n,
-                  100 * (runners[0].top1 - r.top1) / n, 100 * r.agree / n, size_mb);
+                  100 * (runners[0].top1 - r.top1) / n, 100 * r.agree / n, sqnr.c_str(), size_mb);
       json += fmt::format(
           "{}{{\"model\": {}, \"weights\": {}, \"top1\": {:.6f}, \"top5\": {:.6f}, \"agreement\": {:.6f}, "
-          "\"bytes\": {}}}",
+          "\"logit_sqnr_db\": {}, \"bytes\": {}}}",
           m ? ", " : "", trit::json_quote(r.path), trit::json_quote(describe(*r.graph)), r.top1 / n, r.top5 / n,
-          r.agree / n, fs::file_size(r.path));
+          r.agree / n, comparable ? fmt::format("{:.4f}", 10 * std::log10(signal / noise)) : "null", fs::file_size(r.path));
     }
     // Every image: its label, and per model the class index of the label and the top five.
     json += "],\n\"per_image\": [";
     for (size_t i = 0; i < samples.size(); ++i) {
-      std::string truth, top;
+      std::string truth, top, error;
       for (size_t m = 0; m < runners.size(); ++m) {
         truth += fmt::format("{}{}", m ? ", " : "", runners[m].truths[i]);
+        const double e = runners[m].logit_error[i];
+        error += fmt::format("{}{}", m ? ", " : "", std::isfinite(e) ? fmt::format("{:.9g}", e) : "null");
         top += m ? ", [" : "[";
         for (int c : runners[m].top5s[i])
           if (c >= 0) top += fmt::format("{}{}", top.back() == '[' ? "" : ", ", c);
         top += "]";
       }
-      json += fmt::format("{}\n  {{\"path\": {}, \"label\": {}, \"truth\": [{}], \"top5\": [{}]}}", i ? "," : "",
-                          trit::json_quote(samples[i].path), trit::json_quote(samples[i].label), truth, top);
+      json += fmt::format(
+          "{}\n  {{\"path\": {}, \"label\": {}, \"truth\": [{}], \"top5\": [{}], \"logit_signal\": {:.9g}, "
+          "\"logit_error\": [{}]}}",
+          i ? "," : "", trit::json_quote(samples[i].path), trit::json_quote(samples[i].label), truth, top,
+          logit_signal[i], error);
     }
     json += "\n]}\n";
     if (!json_path.empty()) std::ofstream(json_path) << json;
