@@ -7,7 +7,8 @@
 Converts the real ResNet-50 (scripts/fetch_resnet50.sh) at every N, calibrating on the first
 --calib-count photos of ../shared/data/imagenet-sample (or --data), and scores every model with
 the float32 model on the other photos in one trit-eval run. Writes, in --out:
-  sweep.csv    encoding, N, top-1, top-5, drop from float32, agreement, replaced share, file size
+  sweep.csv    encoding, N, top-1, top-5, drop from float32, agreement, logit SQNR against float32
+               (dB; empty for float32), replaced share, file size
   sweep.md     the same as a Markdown table
   sweep.png    top-1 against N (log scale) per encoding, the share of multiplications replaced by
                additions on a second axis
@@ -101,18 +102,19 @@ def main(argv):
                 replaced = json.load(f)["multiplications_replaced"]
         rows.append({"encoding": e or "float32", "N": n or "", "top1": s["top1"], "top5": s["top5"],
                      "drop": scores["models"][0]["top1"] - s["top1"], "agreement": s["agreement"],
-                     "replaced": replaced, "megabytes": s["bytes"] / 1e6})
+                     "sqnr_db": s["logit_sqnr_db"], "replaced": replaced, "megabytes": s["bytes"] / 1e6})
     with open(os.path.join(a.out, "sweep.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     md = [f"ResNet-50, {a.shape} clusters, {a.method}, calibrated on the first {a.calib_count} photos of "
           f"{os.path.basename(os.path.normpath(a.data))}, scored on the other {images}.", "",
-          "| weights | N | top-1 | top-5 | drop | top-1 agreement | multiplications replaced | file |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| weights | N | top-1 | top-5 | drop | top-1 agreement | logit SQNR | multiplications replaced | file |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        sqnr = "" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f} dB"
         md.append(f"| {r['encoding']} | {r['N']} | {100 * r['top1']:.1f} % | {100 * r['top5']:.1f} % | "
-                  f"{100 * r['drop']:+.1f} | {100 * r['agreement']:.1f} % | {100 * r['replaced']:.1f} % | "
+                  f"{100 * r['drop']:+.1f} | {100 * r['agreement']:.1f} % | {sqnr} | {100 * r['replaced']:.1f} % | "
                   f"{r['megabytes']:.1f} MB |")
     with open(os.path.join(a.out, "sweep.md"), "w") as f:
         f.write("\n".join(md) + "\n")
