@@ -278,6 +278,40 @@ std::string QuantizeReport::json() const {
 
 namespace {
 
+// A layer's encoding under the options (--layer, else --keep-8bit for the first and last layer,
+// else the target), its cluster size, its multiply-accumulates per image and the multiplications
+// left of them (ternary: one per cluster and output; the others: all). Known from the shapes
+// alone, before any calibration.
+struct LayerCost {
+  WeightEncoding encoding = WeightEncoding::Float32;
+  int32_t cluster = 0;
+  int64_t macs = 0, multiplications = 0;
+};
+LayerCost layer_cost(const Graph& g, size_t ni, const QuantizeOptions& opt) {
+  size_t first = g.nodes.size(), last = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (is_layer(g.nodes[i])) {
+      first = std::min(first, i);
+      last = i;
+    }
+  const Node& n = g.nodes[ni];
+  const auto [o_n, i_n, kh, kw] = n.weights.shape;
+  const ref::Shape3 os = shape3(g.tensors[n.outputs[0]]);
+  const int64_t plane = int64_t{os.h} * os.w;
+  LayerCost c;
+  const auto it = opt.layers.find(n.name);
+  c.encoding = it != opt.layers.end() ? it->second
+               : ((ni == first && opt.keep_first_8bit) || (ni == last && opt.keep_last_8bit)) ? WeightEncoding::Int8PerChannel
+                                                                                             : opt.encoding;
+  c.cluster = opt.cluster <= 0 ? i_n : std::min(opt.cluster, i_n);
+  c.macs = int64_t{o_n} * plane * i_n * kh * kw;
+  const int64_t groups = (i_n + c.cluster - 1) / c.cluster;
+  c.multiplications = c.encoding != WeightEncoding::TernaryClustered ? c.macs
+                      : opt.shape == ClusterShape::Kernels         ? int64_t{o_n} * plane * groups
+                                                                   : int64_t{o_n} * plane * kh * kw * groups;
+  return c;
+}
+
 // One conversion with the encodings the options give (pass: 0 alone, else 1 or 2 of two).
 Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report,
                     const Progress& progress, int pass) {
@@ -306,12 +340,6 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, Quanti
   set_exponent(g.inputs[0], x);
 
   // 3. Layers in order, float and integer networks side by side.
-  int32_t first = -1, last = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (is_layer(g.nodes[i])) {
-      if (first < 0) first = static_cast<int32_t>(i);
-      last = static_cast<int32_t>(i);
-    }
   size_t layer_count = 0;
   for (const Node& n : g.nodes) layer_count += is_layer(n);
 
@@ -381,12 +409,9 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, Quanti
       set_exponent(out_t, fv[out_t]);
 
       quant::LayerSpec spec;
-      auto it = opt.layers.find(n.name);
-      spec.encoding = it != opt.layers.end() ? it->second
-                      : ((int32_t(ni) == first && opt.keep_first_8bit) || (int32_t(ni) == last && opt.keep_last_8bit))
-                          ? WeightEncoding::Int8PerChannel
-                          : opt.encoding;
-      spec.cluster = opt.cluster <= 0 ? i_n : std::min(opt.cluster, i_n);
+      const LayerCost cost = layer_cost(float_graph, ni, opt);
+      spec.encoding = cost.encoding;
+      spec.cluster = cost.cluster;
       spec.shape = opt.shape;
       spec.threshold = opt.threshold;
       // Keep |bias| * 2^(f_in + e_o) below 2^30 (headroom for the bias correction), and the
@@ -508,11 +533,8 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, Quanti
       lr.sqnr_db = agreement.sqnr_db;
       lr.cosine = agreement.cosine;
       lr.saturated = agreement.saturated;
-      lr.macs = int64_t{o_n} * plane * i_n * kh * kw;
-      const int64_t groups = (i_n + spec.cluster - 1) / spec.cluster;
-      lr.multiplications = spec.encoding != WeightEncoding::TernaryClustered ? lr.macs
-                           : spec.shape == ClusterShape::Kernels       ? int64_t{o_n} * plane * groups
-                                                                       : int64_t{o_n} * plane * kh * kw * groups;
+      lr.macs = cost.macs;
+      lr.multiplications = cost.multiplications;
       lr.bytes = int64_t(n.weights.codes.size + n.weights.scales.size + n.weights.scale_exponents.size + n.bias.size);
       if (spec.encoding == WeightEncoding::TernaryClustered || spec.encoding == WeightEncoding::Int4Clustered) {
         if (opt.cluster > i_n) lr.note = fmt::format("N={} exceeds the {} input channels: one cluster of {}", opt.cluster, i_n, i_n);
@@ -592,6 +614,18 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
   if (opt.encoding != WeightEncoding::TernaryClustered)
     fail("--min-replaced needs ternary weights: it keeps the ternary layers that lose most at int4");
   if (!(opt.min_replaced < 1)) fail("--min-replaced {} is not a share below 1", opt.min_replaced);
+  // The share all-ternary replaces is known from the shapes: an unreachable one fails now, not
+  // after the first pass (choose_int4_layers says the same).
+  QuantizeReport shapes;
+  for (size_t ni = 0; ni < float_graph.nodes.size(); ++ni)
+    if (is_layer(float_graph.nodes[ni])) {
+      const LayerCost c = layer_cost(float_graph, ni, opt);
+      LayerReport l;
+      l.macs = c.macs;
+      l.multiplications = c.multiplications;
+      shapes.layers.push_back(l);
+    }
+  choose_int4_layers(shapes, opt.min_replaced, opt.layers);
 
   QuantizeReport first;
   quantize_pass(float_graph, opt, &first, progress, 1);

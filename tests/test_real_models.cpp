@@ -319,8 +319,10 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
                                      << " % (all ternary " << ternary_top1 / 10.0 << " %), multiplications replaced "
                                      << 100 * report.replaced_share() << " %");
     CHECK(top1(top) >= 400);
-    // Asking for more than all-ternary replaces is an error that says so.
+    // Asking for more than all-ternary replaces is an error that says so, before any calibration
+    // (the share follows from the shapes: no images are read).
     q.min_replaced = 0.99;
+    q.calib_dir = (fs::path(TRIT_TESTDATA_DIR) / "no such folder").string();
     CHECK_THROWS_WITH_AS(quantize(*float_model, q, nullptr), doctest::Contains("cannot be met"), Error);
   }
   // Mixed precision: the first layer left in float inside an int8 model.
