@@ -386,7 +386,12 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, Quanti
       run_float_node(float_graph, fnode, nullptr, nullptr, batch, fins, fv[out_t].data());
       if (!joining[ni].empty()) {
         const double total = power(fv[out_t]);
-        for (const auto& [t, li] : joining[ni]) rep.layers[li].trunk_share = total > 0 ? power(fv[t]) / total : 1.0;
+        std::map<int32_t, double> branch;  // each entering tensor's power, once for all its layers
+        for (const auto& [t, li] : joining[ni]) {
+          auto [it, fresh] = branch.try_emplace(t, 0.0);
+          if (fresh) it->second = power(fv[t]);
+          rep.layers[li].trunk_share = total > 0 ? it->second / total : 1.0;
+        }
       }
       if (keeps_exponent) g.tensors[out_t].exponent = in_tensor.exponent;
       else set_exponent(out_t, fv[out_t]);
