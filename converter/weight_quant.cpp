@@ -1,12 +1,12 @@
 #include "weight_quant.h"
 
-#include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
+#include "blas.h"
 #include "trit/error.h"
 
 namespace trit::quant {
@@ -46,16 +46,12 @@ Layout layout(const std::array<int32_t, 4>& shape, const LayerSpec& spec) {
   return l;
 }
 
-int32_t max_code_of(WeightEncoding e) {
-  return e == WeightEncoding::Int8PerChannel ? 127 : e == WeightEncoding::Int4Clustered ? 7 : 1;
-}
-
 // The real scale of a cluster's values (before the mantissa is rounded), and its threshold.
 TernaryParams cluster_params(std::span<const double> v, const LayerSpec& spec) {
   if (spec.encoding == WeightEncoding::TernaryClustered) return ternary_params(v, spec.threshold);
   double top = 0;
   for (double x : v) top = std::max(top, std::abs(x));
-  return {0.0, top / max_code_of(spec.encoding)};
+  return {0.0, top / max_code(spec.encoding)};
 }
 
 // The quantizer of one cluster, fixed when the cluster starts: integer mantissa, its real value
@@ -65,7 +61,7 @@ struct ClusterQuant {
   double scale = 0, delta = 0;
   int32_t code(double x, WeightEncoding e) const {
     if (e == WeightEncoding::TernaryClustered) return std::abs(x) > delta ? (x > 0 ? 1 : -1) : 0;
-    const int32_t top = max_code_of(e);
+    const int32_t top = max_code(e);
     return static_cast<int32_t>(std::clamp(std::nearbyint(x / scale), -double(top), double(top)));
   }
 };
@@ -74,7 +70,7 @@ ClusterQuant make_cluster(std::span<const double> v, const LayerSpec& spec, int3
   const TernaryParams p = cluster_params(v, spec);
   ClusterQuant q;
   q.mantissa = static_cast<int32_t>(
-      std::clamp(std::nearbyint(std::ldexp(p.alpha, exponent)), 1.0, double(max_mantissa(spec.encoding))));
+      std::clamp(std::nearbyint(std::ldexp(p.alpha, exponent)), 1.0, double(max_cluster_scale(spec.encoding))));
   q.scale = std::ldexp(double(q.mantissa), -exponent);
   q.delta = p.delta;
   return q;
@@ -91,7 +87,7 @@ std::vector<int8_t> row_exponents(const std::vector<double>& w, const Layout& l,
       v.assign(w.begin() + int64_t{o} * l.k + b, w.begin() + int64_t{o} * l.k + end);
       top = std::max(top, cluster_params(v, spec).alpha);
     }
-    double ex = top > 0 ? std::floor(std::log2(max_mantissa(spec.encoding) / top)) : 0.0;
+    double ex = top > 0 ? std::floor(std::log2(max_cluster_scale(spec.encoding) / top)) : 0.0;
     if (!spec.exponent_cap.empty()) ex = std::min(ex, double(spec.exponent_cap[o]));
     e[o] = static_cast<int8_t>(std::clamp(ex, -32.0, 32.0));
   }
@@ -147,8 +143,7 @@ QuantizedLayer quantize_positions(std::vector<double> w, const std::vector<float
     }
     // w[:, b1:] -= err * u[b0:b1, b1:]
     if (!u.empty() && b1 < k)
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o_n, k - b1, width, -1.0, err.data(), width,
-                  u.data() + int64_t{b0} * k + b1, k, 1.0, w.data() + b1, k);
+      blas::dgemm_add(o_n, k - b1, width, -1.0, err.data(), width, u.data() + int64_t{b0} * k + b1, k, w.data() + b1, k);
   }
 
   // Back to [I][KH][KW] column order.
@@ -179,10 +174,6 @@ std::vector<double> permuted(std::span<const float> w, const Layout& l) {
 }
 
 }  // namespace
-
-int32_t max_mantissa(WeightEncoding encoding) {
-  return encoding == WeightEncoding::Int4Clustered ? 18 : 127;
-}
 
 TernaryParams ternary_params(std::span<const double> w, Threshold threshold) {
   const size_t n = w.size();

@@ -4,8 +4,9 @@
 // A layer's weights are a matrix W [O][K], K = I * KH * KW in [I][KH][KW] order. Each row is cut
 // into clusters (see schema/trit.fbs): Kernels = N input channels x all taps, Channels = N input
 // channels at one tap, Int8PerChannel = the whole row. Every cluster c of row o gets a real scale
-// alpha_c, stored as an integer mantissa m_c in [1, max_mantissa] with the row's exponent e_o:
-// alpha_c ~= m_c * 2^-e_o. Codes are chosen against that integer scale, so what the file holds is
+// alpha_c, stored as an integer mantissa m_c with the row's exponent e_o:
+// alpha_c ~= m_c * 2^-e_o, m_c at most max_cluster_scale(encoding) (trit/weight_codes.h: code *
+// m_c must fit int8). Codes are chosen against that integer scale, so what the file holds is
 // exactly what runs.
 #pragma once
 
@@ -28,11 +29,6 @@ struct LayerSpec {
   // the accumulator's scale); empty: only [-32, 32].
   std::vector<int32_t> exponent_cap;
 };
-
-// Largest cluster-scale mantissa an encoding may use. Ternary: 127, so code * m fits int8 (the
-// layer runs as an int8 layer, bit for bit). Int4: 18, so 7 * m <= 126 fits int8 likewise.
-// Int8 per channel: 127 (the mantissa is the requantization multiplier).
-int32_t max_mantissa(WeightEncoding encoding);
 
 // Ternary threshold and scale of one cluster: codes are sign(w) where |w| > delta, scale alpha.
 //   Twn:   delta = 0.7 * mean |w|, alpha = mean of the kept |w|

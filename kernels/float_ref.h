@@ -16,14 +16,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "trit/graph.h"
+#include "trit/types.h"
 
 namespace trit::ref {
-
-struct Shape3 {
-  int32_t c, h, w;
-  int64_t size() const { return int64_t{c} * h * w; }
-};
 
 // Weights [O][I][KH][KW] reordered to [I][KH][KW][O], the layout conv2d reads (done once, when
 // an executor prepares a model).

@@ -11,7 +11,7 @@ namespace trit::iref {
 
 void conv2d_clusters(const int32_t* in, Shape3 is, const LayerWeights& lw, const Window& w, const Requant& rq,
                      int32_t* out, Shape3 os) {
-  const Weights& wt = *lw.weights;
+  const WeightLayout& wt = lw.layout;
   const bool per_channel = wt.encoding == WeightEncoding::Int8PerChannel;
   const int32_t n = per_channel ? is.c : wt.cluster_size;
   const int32_t groups = (is.c + n - 1) / n;  // clusters along the input channels
@@ -54,7 +54,7 @@ void conv2d_clusters(const int32_t* in, Shape3 is, const LayerWeights& lw, const
 }
 
 std::vector<int16_t> expand_weights(const LayerWeights& lw) {
-  const Weights& wt = *lw.weights;
+  const WeightLayout& wt = lw.layout;
   const auto [o_n, i_n, kh, kw] = wt.shape;
   std::vector<int16_t> packed(static_cast<size_t>(wt.count()));
   const bool per_channel = wt.encoding == WeightEncoding::Int8PerChannel;

@@ -13,7 +13,7 @@
 //     K = I * KH * KW <= 4608 (ResNet's largest) and int4; ternary and int8: <= 1.49e8.
 //   conv2d: the same sum with each weight expanded once, W = code * scale_c (int16, |W| <= 889),
 //     acc = sum_k W_k * a_k. Integer addition is associative and nothing overflows (bounds
-//     above), so the two forms give the same bits; tests/test_int_ref.cpp checks it.
+//     above), so the two forms give the same bits; tests/test_quantize.cpp checks it.
 // Int8 per-channel weights have one cluster per channel whose scale is the requantization
 // multiplier instead (so acc stays within int32: 4608 * 127 * 255 < 1.5e8).
 #pragma once
@@ -22,12 +22,10 @@
 #include <span>
 #include <vector>
 
-#include "float_ref.h"
-#include "trit/graph.h"
+#include "trit/types.h"
+#include "trit/weight_codes.h"
 
 namespace trit::iref {
-
-using ref::Shape3;
 
 // Per output channel: m = saturate(round_shift(acc * multiplier + bias, shift), lo, hi).
 struct Requant {
@@ -39,8 +37,8 @@ struct Requant {
 
 // A layer's integer weights as the reference reads them.
 struct LayerWeights {
-  const Weights* weights;     // encoding, shape, cluster size and shape
-  std::span<const int8_t> codes;   // unpacked, [O][I][KH][KW]
+  WeightLayout layout;              // encoding, shape, cluster size and shape
+  std::span<const int8_t> codes;    // unpacked, [O][I][KH][KW]
   std::span<const uint8_t> scales;  // per cluster (cluster_of)
 };
 

@@ -1,22 +1,25 @@
-#include "trit/engine.h"
+#include "engine.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/enumerable_thread_specific.h>
-#include <tbb/task_group.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstring>
-#include <limits>
+#include <optional>
 
-#include "../kernels/int8/table.h"
+#include "int8/prepare.h"
+#include "int8/table.h"
+#include "int_node.h"
+#include "integer_graph.h"
+#include "memory_planner.h"
+#include "quantized_io.h"
+#include "schedule.h"
 #include "trit/error.h"
-#include "trit/int_executor.h"
-#include "trit/weight_codes.h"
 
 namespace trit {
 namespace detail {
@@ -35,29 +38,12 @@ struct Step {
 
 struct EngineSteps {
   const k8::KernelTable* table = nullptr;
-  std::vector<Step> steps;                 // one per graph node, in order
-  std::vector<int64_t> image_bytes;        // per tensor, one image's bytes in the fast layout
-  std::vector<int32_t> share;              // per tensor: the tensor whose memory it reuses in place
-  size_t scratch_bytes = 0;                // the most any conv call needs
-  bool input_biased = false;               // the s8 graph input is stored as value + 128
-  std::vector<std::vector<int32_t>> deps;  // per step: the steps that write its inputs
-  std::vector<std::vector<bool>> reach;    // reach[i][j]: step j depends on step i, directly or not
-  // The schedule: segments in order; a segment is one chain of steps, or two independent
-  // chains that may run at the same time (a ResNet block's main path and its projection).
-  struct Segment {
-    std::vector<int32_t> a, b;
-  };
-  std::vector<Segment> segments;
-
-  // Whether step s finishes before step t starts in every schedule that respects the
-  // dependencies. -1 stands for before the run (the input is written), size() for after it.
-  bool precedes(int64_t s, int64_t t) const {
-    const auto end = static_cast<int64_t>(steps.size());
-    if (s == t) return false;
-    if (s == -1 || t == end) return true;
-    if (t == -1 || s == end) return false;
-    return reach[s][t];
-  }
+  std::vector<Step> steps;           // one per graph node, in order
+  std::vector<int64_t> image_bytes;  // per tensor, one image's bytes in the fast layout
+  std::vector<int32_t> share;        // per tensor: the tensor whose memory it reuses in place
+  size_t scratch_bytes = 0;          // the most any conv call needs
+  bool input_biased = false;         // the s8 graph input is stored as value + 128
+  std::optional<Schedule> schedule;
 };
 
 struct WorkspaceState {
@@ -78,109 +64,83 @@ using detail::Kind;
 using detail::Step;
 
 bool is_signed(const Tensor& t) { return t.type == ElementType::Int8; }
-int32_t height(const Tensor& t) { return t.shape.size() == 3 ? t.shape[1] : 1; }
-int32_t width(const Tensor& t) { return t.shape.size() == 3 ? t.shape[2] : 1; }
 
 // One image's bytes of a tensor in the fast layout (layer.h).
 int64_t layout_bytes(const Tensor& t) {
-  const int64_t pixels = int64_t{height(t)} * width(t);
-  if (t.type == ElementType::Int32) return pixels * t.shape[0] * 4;
-  return pixels * k8::channel_stride(t.shape[0]);
+  const Shape3 s = shape3(t);
+  const int64_t pixels = int64_t{s.h} * s.w;
+  if (t.type == ElementType::Int32) return pixels * s.c * 4;
+  return pixels * k8::channel_stride(s.c);
 }
 
-// in_biased: the input is an s8 tensor stored as value + 128 (layer.h).
+// A layer as kernels/int8/prepare.h takes it. in_biased: the input is an s8 tensor stored as
+// value + 128 (layer.h).
 k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased) {
   const Tensor& in = g.tensors[n.inputs[0]];
   const Tensor& out = g.tensors[n.outputs[0]];
   const PreparedLayer p = prepare_requant(g, n);  // validates exponents and shifts
-  k8::ConvLayer L;
-  const auto [o_n, i_n, kh, kw] = n.weights.shape;
-  L.c = in.shape[0];
-  L.cs = k8::channel_stride(L.c);
-  L.h = height(in);
-  L.w = width(in);
-  L.o = o_n;
-  L.out_int32 = out.type == ElementType::Int32;
-  L.ocs = L.out_int32 ? o_n : k8::channel_stride(o_n);
-  L.oh = height(out);
-  L.ow = width(out);
-  if (n.op == OpCode::Conv) L.window = n.window;
-  L.k = kh * kw * L.cs;
-  if (int64_t{kh} * kw * L.cs > 65536)
-    fail("cannot prepare layer '{}' for the fast kernels: {} taps per output exceed 65536", n.name, int64_t{kh} * kw * L.cs);
-  L.in_signed = is_signed(in);
-  L.in_xor = L.in_signed && !in_biased ? 0x80 : 0;
-  L.in_zero = L.in_signed ? 0x80 : 0;
-  const Window& w = L.window;
-  L.direct = kh == 1 && kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 && w.pad_left == 0 &&
-             w.pad_bottom == 0 && w.pad_right == 0 && L.in_xor == 0;
-  L.tap_lda = int64_t{w.stride_w} * L.cs;
-  for (int32_t ky = 0; ky < kh; ++ky) L.tap_offsets.push_back(int64_t{ky} * L.w * L.cs);
-  // W[o][(ky, kx, c)] = code * cluster scale (1 for int8 per channel), straight from the codes
-  // (no intermediate copy of the whole layer: prepare's peak memory is the codes and W).
-  std::vector<int8_t> wk(static_cast<size_t>(o_n) * L.k, 0);
-  std::vector<int64_t> sum(o_n, 0), abs_sum(o_n, 0);
-  {
-    const Weights& wt = n.weights;
-    const std::vector<int8_t> codes = unpack_codes(wt, n.name);  // validates the codes
-    const auto scales = wt.scales.as<uint8_t>();
-    const bool per_channel = wt.encoding == WeightEncoding::Int8PerChannel;
-    for (int32_t o = 0; o < o_n; ++o)
-      for (int32_t i = 0; i < i_n; ++i)
-        for (int32_t ky = 0; ky < kh; ++ky)
-          for (int32_t kx = 0; kx < kw; ++kx) {
-            const int32_t code = codes[((int64_t{o} * i_n + i) * kh + ky) * kw + kx];
-            const int32_t v = per_channel ? code : code * int32_t{scales[cluster_of(wt, o, i, ky, kx)]};
-            if (v < -127 || v > 127)
-              fail("cannot prepare layer '{}' for the fast kernels: weight {} of output {} does not fit 8 bits", n.name, v, o);
-            wk[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] = static_cast<int8_t>(v);
-            sum[o] += v;
-            abs_sum[o] += std::abs(v);
-          }
-  }
-  table.pack_weights(L, wk.data());
-  const size_t padded = static_cast<size_t>(L.blocks) * L.nr;
-  L.mult.assign(padded, 0);
-  L.bias.assign(padded, 0);
-  L.shl.assign(padded, 0);
-  L.shr.assign(padded, 0);
-  L.vmin.assign(padded, std::numeric_limits<int64_t>::min());
-  L.vmax.assign(padded, std::numeric_limits<int64_t>::max());
-  for (int32_t o = 0; o < o_n; ++o) {
-    const int32_t s = p.shift[o];
-    L.mult[o] = p.multiplier[o];
-    // The s8 input's +128 and the rounding constant, folded (layer.h).
-    L.bias[o] = p.bias[o] - (L.in_signed ? 128 * sum[o] * p.multiplier[o] : 0) + (s > 0 ? int64_t{1} << (s - 1) : 0);
-    if (s >= 0) {
-      L.shr[o] = s;
-    } else {
-      L.shl[o] = -s;
-      L.vmin[o] = -(int64_t{1} << 33);
-      L.vmax[o] = int64_t{1} << 33;
-      L.shifts_right = false;
+  const iref::Requant rq{p.multiplier, p.shift, p.bias, p.lo, p.hi};
+  const UnpackedWeights u = unpack_weights(n);     // validates the codes
+  k8::ConvSpec spec;
+  spec.in = shape3(in);
+  spec.out = shape3(out);
+  if (n.op == OpCode::Conv) spec.window = n.window;
+  spec.in_signed = is_signed(in);
+  spec.in_biased = in_biased;
+  spec.out_int32 = out.type == ElementType::Int32;
+  spec.weights = {u.layout, u.codes, u.scales};
+  spec.requant = &rq;
+  return k8::prepare_conv(spec, table, n.name);
+}
+
+// The step that runs node n on the fast layout.
+Step make_step(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased) {
+  Step st;
+  st.in = n.inputs;
+  st.out = n.outputs[0];
+  const Tensor& in = g.tensors[n.inputs[0]];
+  const Tensor& out = g.tensors[n.outputs[0]];
+  const Range r = output_range(n, out);
+  const Shape3 is = shape3(in), os = shape3(out);
+  switch (n.op) {
+    case OpCode::Conv:
+    case OpCode::FullyConnected:
+      st.kind = Kind::Conv;
+      st.conv = prepare_conv(g, n, table, in_biased);
+      st.macs = n.weights.count() * os.h * os.w;
+      break;
+    case OpCode::Add: {
+      const Tensor& b = g.tensors[n.inputs[1]];
+      const int32_t f = std::max(in.exponent, b.exponent);
+      st.kind = Kind::Add;
+      st.add = {is_signed(in), is_signed(b), is_signed(out), f - in.exponent, f - b.exponent, f - out.exponent, r.lo, r.hi};
+      break;
     }
+    case OpCode::Relu:
+      st.kind = is_signed(in) ? Kind::ReluS8 : Kind::Copy;
+      break;
+    case OpCode::Flatten:
+      st.kind = is.h * is.w == 1 ? Kind::Copy : Kind::FlattenReorder;
+      if (in.type != out.type) fail("cannot prepare node '{}': Flatten changes the element type", n.name);
+      break;
+    case OpCode::MaxPool:
+    case OpCode::AveragePool:
+    case OpCode::GlobalAveragePool:
+      if (n.op == OpCode::MaxPool && in.type != out.type)
+        fail("cannot prepare node '{}': MaxPool changes the element type", n.name);
+      st.kind = n.op == OpCode::MaxPool ? Kind::MaxPool
+                : n.op == OpCode::AveragePool ? Kind::AveragePool : Kind::GlobalAveragePool;
+      st.pool = {k8::channel_stride(is.c), is.h, is.w, os.h, os.w, n.window, is_signed(in), n.count_include_pad,
+                 in.exponent, out.exponent, r.lo, r.hi};
+      break;
   }
-  L.lo = p.lo;
-  L.hi = p.hi;
-  L.fits32 = L.shifts_right;
-  L.unit_mult = true;
-  for (int32_t o = 0; o < o_n; ++o) {
-    L.fits32 = L.fits32 && 255 * abs_sum[o] * L.mult[o] + std::abs(L.bias[o]) < (int64_t{1} << 31);
-    L.unit_mult = L.unit_mult && L.mult[o] == 1;
-  }
-  if (L.fits32) {
-    L.mult32.assign(L.mult.begin(), L.mult.end());
-    L.bias32.assign(L.bias.begin(), L.bias.end());
-    L.shr32.assign(L.shr.begin(), L.shr.end());
-  }
-  return L;
+  return st;
 }
 
 }  // namespace
 
 std::string Engine::unsupported_reason(const Graph& g) {
   if (!is_integer_model(g)) return "the model is float32";
-  std::vector<bool> read(g.tensors.size(), false);
   for (const Node& n : g.nodes) {
     for (int32_t t : n.inputs) {
       if (g.tensors[t].type == ElementType::Int32)
@@ -188,7 +148,7 @@ std::string Engine::unsupported_reason(const Graph& g) {
       if (g.tensors[t].type == ElementType::Float32)
         return fmt::format("node '{}' reads the float32 tensor '{}'", n.name, g.tensors[t].name);
     }
-    if ((n.op == OpCode::Conv || n.op == OpCode::FullyConnected) && n.weights.encoding == WeightEncoding::Float32)
+    if (has_weights(n) && n.weights.encoding == WeightEncoding::Float32)
       return fmt::format("layer '{}' is kept in float32", n.name);
   }
   for (const Tensor& t : g.tensors)
@@ -206,125 +166,39 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
   check_integer_graph(g);
   S.image_bytes.resize(g.tensors.size());
   for (size_t t = 0; t < g.tensors.size(); ++t) S.image_bytes[t] = layout_bytes(g.tensors[t]);
-  S.share.resize(g.tensors.size());
-  for (size_t t = 0; t < g.tensors.size(); ++t) S.share[t] = static_cast<int32_t>(t);
 
   // An s8 input that only layers read is stored biased, so that they read it in place.
   const int32_t input = g.inputs[0];
   S.input_biased = g.tensors[input].type == ElementType::Int8;
   for (const Node& n : g.nodes)
-    if (std::find(n.inputs.begin(), n.inputs.end(), input) != n.inputs.end() && n.op != OpCode::Conv &&
-        n.op != OpCode::FullyConnected)
+    if (std::find(n.inputs.begin(), n.inputs.end(), input) != n.inputs.end() && !has_weights(n))
       S.input_biased = false;
   for (int32_t t : g.outputs)
     if (t == input) S.input_biased = false;
 
+  std::vector<std::vector<int32_t>> step_inputs;
+  std::vector<int32_t> step_output;
   for (const Node& n : g.nodes) {
-    Step st;
-    st.in = n.inputs;
-    st.out = n.outputs[0];
-    const Tensor& in = g.tensors[n.inputs[0]];
-    const Tensor& out = g.tensors[n.outputs[0]];
-    const Range r = range_of(out.type);
-    const int32_t lo = n.activation == Activation::Relu ? std::max(r.lo, 0) : r.lo;
-    switch (n.op) {
-      case OpCode::Conv:
-      case OpCode::FullyConnected:
-        st.kind = Kind::Conv;
-        st.conv = prepare_conv(g, n, *S.table, S.input_biased && n.inputs[0] == input);
-        st.macs = n.weights.count() * height(out) * width(out);
-        S.scratch_bytes = std::max(S.scratch_bytes, S.table->scratch_bytes(st.conv));
-        break;
-      case OpCode::Add: {
-        const Tensor& b = g.tensors[n.inputs[1]];
-        const int32_t f = std::max(in.exponent, b.exponent);
-        st.kind = Kind::Add;
-        st.add = {is_signed(in), is_signed(b), is_signed(out), f - in.exponent, f - b.exponent, f - out.exponent, lo, r.hi};
-        break;
-      }
-      case OpCode::Relu:
-        st.kind = is_signed(in) ? Kind::ReluS8 : Kind::Copy;
-        break;
-      case OpCode::Flatten:
-        st.kind = height(in) * width(in) == 1 ? Kind::Copy : Kind::FlattenReorder;
-        if (in.type != out.type) fail("cannot prepare node '{}': Flatten changes the element type", n.name);
-        break;
-      case OpCode::MaxPool:
-      case OpCode::AveragePool:
-      case OpCode::GlobalAveragePool:
-        if (n.op == OpCode::MaxPool && in.type != out.type)
-          fail("cannot prepare node '{}': MaxPool changes the element type", n.name);
-        st.kind = n.op == OpCode::MaxPool ? Kind::MaxPool
-                  : n.op == OpCode::AveragePool ? Kind::AveragePool : Kind::GlobalAveragePool;
-        st.pool = {k8::channel_stride(in.shape[0]), height(in), width(in), height(out), width(out), n.window,
-                   is_signed(in), n.count_include_pad, in.exponent, out.exponent, r.lo, r.hi};
-        break;
-    }
-    S.steps.push_back(std::move(st));
+    S.steps.push_back(make_step(g, n, *S.table, S.input_biased && n.inputs[0] == input));
+    if (S.steps.back().kind == Kind::Conv)
+      S.scratch_bytes = std::max(S.scratch_bytes, S.table->scratch_bytes(S.steps.back().conv));
+    step_inputs.push_back(n.inputs);
+    step_output.push_back(n.outputs[0]);
   }
-
-  // Dependencies between steps, and their transitive closure.
-  const size_t ns = S.steps.size();
-  std::vector<int32_t> producer(g.tensors.size(), -1);
-  for (size_t i = 0; i < ns; ++i) producer[S.steps[i].out] = static_cast<int32_t>(i);
-  S.deps.resize(ns);
-  for (size_t i = 0; i < ns; ++i)
-    for (int32_t t : S.steps[i].in)
-      if (producer[t] >= 0 && std::find(S.deps[i].begin(), S.deps[i].end(), producer[t]) == S.deps[i].end())
-        S.deps[i].push_back(producer[t]);
-  S.reach.assign(ns, std::vector<bool>(ns, false));
-  for (size_t j = 0; j < ns; ++j)  // steps are in execution order: dependencies come first
-    for (int32_t d : S.deps[j]) {
-      S.reach[d][j] = true;
-      for (size_t i = 0; i < ns; ++i)
-        if (S.reach[i][d]) S.reach[i][j] = true;
-    }
-
-  // Segments: from each step, the longest run of steps that splits into two chains, each step
-  // depending (within the run) only on its chain's previous step, the chains independent.
-  for (size_t i = 0; i < ns;) {
-    std::vector<int32_t> chain[2];
-    size_t end = i, best = i;  // steps [i, best] form the best fork found
-    for (size_t q = i; q < ns; ++q) {
-      std::vector<int32_t> inside;
-      for (int32_t d : S.deps[q])
-        if (d >= static_cast<int32_t>(i)) inside.push_back(d);
-      int c = -1;
-      if (inside.empty()) {
-        if (chain[0].empty()) c = 0;
-        else if (chain[1].empty()) c = 1;
-      } else if (inside.size() == 1) {
-        for (int k = 0; k < 2; ++k)
-          if (!chain[k].empty() && chain[k].back() == inside[0]) c = k;
-      }
-      if (c < 0) break;
-      chain[c].push_back(static_cast<int32_t>(q));
-      end = q;
-      if (!chain[0].empty() && !chain[1].empty()) best = q;
-    }
-    detail::EngineSteps::Segment seg;
-    if (best > i) {  // a fork: keep the steps up to best, in their chains
-      for (int k = 0; k < 2; ++k)
-        for (int32_t st : chain[k])
-          if (st <= static_cast<int32_t>(best)) (k == 0 ? seg.a : seg.b).push_back(st);
-      i = best + 1;
-    } else {
-      seg.a.push_back(static_cast<int32_t>(i));
-      ++i;
-    }
-    (void)end;
-    S.segments.push_back(std::move(seg));
-  }
+  S.schedule.emplace(step_inputs, step_output, g.tensors.size());
+  const Schedule& sched = *S.schedule;
 
   // In place: an elementwise node writes over an input that dies with it: every other reader
   // of the input precedes it in every schedule, and the input is neither a graph input nor an
   // output and has the same bytes. The memory plan then gives both one buffer.
+  S.share.resize(g.tensors.size());
+  for (size_t t = 0; t < g.tensors.size(); ++t) S.share[t] = static_cast<int32_t>(t);
   std::vector<std::vector<int32_t>> readers(g.tensors.size());
-  for (size_t i = 0; i < ns; ++i)
+  for (size_t i = 0; i < S.steps.size(); ++i)
     for (int32_t t : S.steps[i].in) readers[t].push_back(static_cast<int32_t>(i));
   auto dies_at = [&](int32_t t, size_t i) {
     for (int32_t r : readers[t])
-      if (r != static_cast<int32_t>(i) && !S.precedes(r, static_cast<int64_t>(i))) return false;
+      if (r != static_cast<int32_t>(i) && !sched.precedes(r, static_cast<int64_t>(i))) return false;
     return true;
   };
   auto pinned = [&](int32_t t) {
@@ -365,25 +239,14 @@ MemoryPlan Engine::plan(int32_t batch) const {
   if (batch < 1) fail("cannot plan memory for a batch of {}", batch);
   const size_t nt = g.tensors.size();
   const int64_t end = static_cast<int64_t>(S.steps.size());
-  // Buffers (a tensor and those written in place over it): their size, the steps that touch
-  // them, and their lifetime in the sequential order, [first, last].
-  std::vector<int64_t> first(nt, std::numeric_limits<int64_t>::max()), last(nt, -1), size(nt, 0);
+  // Buffers: a tensor and those written in place over it; their size, and the steps that touch
+  // them (the graph input before the run, the outputs after it).
   std::vector<std::vector<int64_t>> touches(nt);
+  std::vector<int64_t> size(nt, 0);
   auto touch = [&](int32_t t, int64_t step) {
     const int32_t b = S.share[t];
-    first[b] = std::min(first[b], step);
-    last[b] = std::max(last[b], step);
-    size[b] = std::max(size[b], (S.image_bytes[t] * batch + 63) / 64 * 64);
+    size[b] = std::max(size[b], S.image_bytes[t] * batch);
     touches[b].push_back(step);
-  };
-  // Two buffers may share memory only when every step touching one precedes every step
-  // touching the other in every schedule: steps that do not depend on each other may run at
-  // the same time.
-  auto before = [&](int32_t a, int32_t b) {
-    for (int64_t sa : touches[a])
-      for (int64_t sb : touches[b])
-        if (!S.precedes(sa, sb)) return false;
-    return true;
   };
   for (int32_t t : g.inputs) touch(t, -1);
   for (int64_t i = 0; i < end; ++i) {
@@ -391,46 +254,24 @@ MemoryPlan Engine::plan(int32_t batch) const {
     touch(S.steps[i].out, i);
   }
   for (int32_t t : g.outputs) touch(t, end);
+  MemoryPlanner planner;
+  std::vector<int32_t> buffer(nt, -1);
+  for (size_t b = 0; b < nt; ++b)
+    if (!touches[b].empty()) buffer[b] = planner.add_buffer(size[b], touches[b]);
+  planner.plan(*S.schedule);
 
   MemoryPlan plan;
   plan.batch = batch;
   plan.offset.assign(nt, -1);
   plan.bytes.resize(nt);
-  for (size_t t = 0; t < nt; ++t) plan.bytes[t] = S.image_bytes[t] * batch;
-  // Greedy by size (TensorFlow Lite's): largest first, each at the lowest offset that no
-  // buffer it may be alive beside overlaps.
-  std::vector<int32_t> order;
-  for (size_t b = 0; b < nt; ++b)
-    if (last[b] >= 0) order.push_back(static_cast<int32_t>(b));
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return size[a] > size[b]; });
-  std::vector<int64_t> offset(nt, -1);
-  std::vector<int32_t> placed;
-  for (int32_t b : order) {
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (int32_t p : placed)
-      if (!before(p, b) && !before(b, p)) busy.emplace_back(offset[p], offset[p] + size[p]);
-    std::sort(busy.begin(), busy.end());
-    int64_t at = 0;
-    for (const auto& [lo, hi] : busy) {
-      if (at + size[b] <= lo) break;
-      at = std::max(at, hi);
-    }
-    offset[b] = at;
-    placed.push_back(b);
-    plan.arena_bytes = std::max(plan.arena_bytes, at + size[b]);
+  for (size_t t = 0; t < nt; ++t) {
+    plan.bytes[t] = S.image_bytes[t] * batch;
+    if (buffer[S.share[t]] >= 0) plan.offset[t] = planner.offset(buffer[S.share[t]]);
   }
-  for (size_t t = 0; t < nt; ++t)
-    if (last[S.share[t]] >= 0) plan.offset[t] = offset[S.share[t]];
-  // The bound: the most bytes alive at one step of the sequential order.
-  for (int64_t i = -1; i <= end; ++i) {
-    int64_t alive = 0;
-    for (int32_t b : order)
-      if (first[b] <= i && i <= last[b]) alive += size[b];
-    plan.lower_bound = std::max(plan.lower_bound, alive);
-  }
+  plan.arena_bytes = planner.arena_size();
+  plan.lower_bound = planner.lower_bound();
   return plan;
 }
-
 Workspace::Workspace(const Engine& engine, int32_t batch) : state_(std::make_unique<detail::WorkspaceState>()) {
   detail::WorkspaceState& ws = *state_;
   ws.plan = engine.plan(batch);
@@ -509,7 +350,7 @@ void Engine::run_step(size_t i, detail::WorkspaceState& ws) const {
       // NHWC (padded channels) to the [C * H * W] order of the reference.
       const Tensor& t = g.tensors[st.in[0]];
       const int32_t c_n = t.shape[0], cs = k8::channel_stride(c_n);
-      const int64_t plane = int64_t{height(t)} * width(t), in_img = S.image_bytes[st.in[0]];
+      const int64_t plane = int64_t{shape3(t).h} * shape3(t).w, in_img = S.image_bytes[st.in[0]];
       const int64_t out_img = S.image_bytes[st.out];
       std::memset(dst, 0, static_cast<size_t>(out_bytes));
       for (int64_t im = 0; im < batch; ++im)
@@ -550,7 +391,7 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
     if (lo < in_r.lo || hi > in_r.hi)
       fail("cannot run model: input value {} lies outside [{}, {}]", lo < in_r.lo ? lo : hi, in_r.lo, in_r.hi);
     const int32_t c_n = in_t.shape[0], cs = k8::channel_stride(c_n);
-    const int64_t plane = int64_t{height(in_t)} * width(in_t);
+    const int64_t plane = int64_t{shape3(in_t).h} * shape3(in_t).w;
     const uint8_t bias = S.input_biased ? 128 : 0;
     uint8_t* dst = at(g.inputs[0]);
     // Padded channels hold 0 (stored biased when the input is). Whole pixels are written as one
@@ -576,7 +417,7 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
   ws.batch = batch;
   ws.step_seconds = step_seconds;
   const bool one_thread = tbb::this_task_arena::max_concurrency() == 1;
-  for (const auto& seg : S.segments) {
+  for (const auto& seg : S.schedule->segments()) {
     if (seg.b.empty() || one_thread) {  // in the steps' order
       for (size_t i = 0, ia = 0, ib = 0; i < seg.a.size() + seg.b.size(); ++i)
         run_step(ib == seg.b.size() || (ia < seg.a.size() && seg.a[ia] < seg.b[ib]) ? seg.a[ia++] : seg.b[ib++], ws);
@@ -594,7 +435,7 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
   const int32_t o = g.outputs[0];
   const Tensor& out_t = g.tensors[o];
   const int32_t c_n = out_t.shape[0];
-  const int64_t plane = int64_t{height(out_t)} * width(out_t);
+  const int64_t plane = int64_t{shape3(out_t).h} * shape3(out_t).w;
   const uint8_t* src = at(o);
   for (int64_t im = 0; im < batch; ++im)
     for (int32_t c = 0; c < c_n; ++c)
@@ -611,11 +452,7 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
 }
 
 std::vector<float> Engine::classify(Workspace& workspace, std::span<const Image> images) const {
-  const auto out = run(workspace, quantize_images(*graph_, images));
-  const int32_t f = graph_->output().exponent;
-  std::vector<float> logits(out.size());
-  for (size_t j = 0; j < out.size(); ++j) logits[j] = static_cast<float>(std::ldexp(static_cast<double>(out[j]), -f));
-  return logits;
+  return dequantize(run(workspace, quantize_images(*graph_, images)), graph_->output().exponent);
 }
 
 }  // namespace trit

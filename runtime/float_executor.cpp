@@ -1,25 +1,16 @@
-#include "trit/float_executor.h"
+#include "float_executor.h"
 
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 
-#include "../kernels/float_ref.h"
+#include "float_ref.h"
 #include "trit/error.h"
 
 namespace trit {
-namespace {
-
-ref::Shape3 shape3(const Tensor& t) {
-  return t.shape.size() == 3 ? ref::Shape3{t.shape[0], t.shape[1], t.shape[2]}
-                             : ref::Shape3{t.shape[0], 1, 1};
-}
-
-}  // namespace
 
 FloatExecutor::FloatExecutor(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)) {
   for (const Node& n : graph_->nodes)
-    if ((n.op == OpCode::Conv || n.op == OpCode::FullyConnected) &&
-        n.weights.encoding != WeightEncoding::Float32)
+    if (has_weights(n) && n.weights.encoding != WeightEncoding::Float32)
       fail("cannot run layer '{}' in float: its weights are {}, not float32", n.name,
            to_string(n.weights.encoding));
   packed_.resize(graph_->nodes.size());
@@ -36,18 +27,18 @@ FloatExecutor::FloatExecutor(std::shared_ptr<const Graph> graph) : graph_(std::m
   for (int32_t t : graph_->outputs) last_use_[t] = SIZE_MAX;
 }
 
-void run_float_node(const Graph& g, const Node& n, const float* packed, const float* bias, int32_t batch,
+void run_float_node(const Graph& g, const Node& n, const float* packed, int32_t batch,
                     const std::vector<const float*>& inputs, float* out) {
   const Tensor& in_t = g.tensors[n.inputs[0]];
   const Tensor& out_t = g.tensors[n.outputs[0]];
   const int64_t in_n = in_t.elements(), out_n = out_t.elements();
   const float* in = inputs[0];
-  const ref::Shape3 is = shape3(in_t), os = shape3(out_t);
+  const Shape3 is = shape3(in_t), os = shape3(out_t);
   switch (n.op) {
     case OpCode::Conv:
     case OpCode::FullyConnected: {
       const float* w = n.op == OpCode::Conv ? packed : n.weights.codes.as<float>().data();
-      const float* b = bias ? bias : n.bias.as<float>().data();
+      const float* b = n.bias.as<float>().data();
       // Split over images and blocks of output channels; each task writes its own channels.
       tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, batch, 1, 0, os.c, 64),
                         [&](const tbb::blocked_range2d<int32_t>& r) {
@@ -79,8 +70,7 @@ void run_float_node(const Graph& g, const Node& n, const float* packed, const fl
   }
 }
 
-std::vector<float> FloatExecutor::run(std::span<const float> input, int32_t batch,
-                                      const Observer& observer) const {
+std::vector<float> FloatExecutor::run(std::span<const float> input, int32_t batch) const {
   const Graph& g = *graph_;
   const int64_t in_elems = g.input().elements();
   if (batch < 1 || static_cast<int64_t>(input.size()) != in_elems * batch)
@@ -94,8 +84,7 @@ std::vector<float> FloatExecutor::run(std::span<const float> input, int32_t batc
     for (int32_t t : n.inputs) ins.push_back(values[t].data());
     std::vector<float>& out = values[n.outputs[0]];
     out.resize(g.tensors[n.outputs[0]].elements() * batch);
-    run_float_node(g, n, packed_[ni].data(), nullptr, batch, ins, out.data());
-    if (observer) observer(ni, out);
+    run_float_node(g, n, packed_[ni].data(), batch, ins, out.data());
     for (int32_t t : n.inputs)
       if (last_use_[t] == ni) std::vector<float>().swap(values[t]);
   }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -170,6 +171,14 @@ Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name
   image.pixels.assign(data, data + static_cast<size_t>(w) * h * 3);
   stbi_image_free(data);
   return image;
+}
+
+bool is_image_file(const std::string& path) {
+  const size_t dot = path.rfind('.');
+  if (dot == std::string::npos || path.find('/', dot) != std::string::npos) return false;
+  std::string ext = path.substr(dot + 1);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "bmp";
 }
 
 Image decode_image(const std::string& path, int64_t max_pixels) {

@@ -85,9 +85,8 @@ struct Writer {
         break;
       default: break;
     }
-    const bool has_weights = n.op == OpCode::Conv || n.op == OpCode::FullyConnected;
     flatbuffers::Offset<fb::Weights> weights_offset;
-    if (has_weights) weights_offset = weights(n.weights);
+    if (has_weights(n)) weights_offset = weights(n.weights);
     const fb::Blob bias = blob(n.bias);
     fb::NodeBuilder b(fbb);
     b.add_name(name);
@@ -98,7 +97,7 @@ struct Writer {
       b.add_options_type(type);
       b.add_options(options);
     }
-    if (has_weights) b.add_weights(weights_offset);
+    if (has_weights(n)) b.add_weights(weights_offset);
     b.add_bias(&bias);
     return b.Finish();
   }
@@ -245,7 +244,7 @@ struct Reader {
       n.weights.codes = blob(w->codes(), fmt::format("node '{}' weights", n.name));
       n.weights.scales = blob(w->scales(), fmt::format("node '{}' scales", n.name));
       n.weights.scale_exponents = blob(w->scale_exponents(), fmt::format("node '{}' scale exponents", n.name));
-    } else if (n.op == OpCode::Conv || n.op == OpCode::FullyConnected) {
+    } else if (has_weights(n)) {
       missing("weights");
     }
     n.bias = blob(f->bias(), fmt::format("node '{}' bias", n.name));

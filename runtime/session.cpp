@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <numeric>
 
-#include "trit/engine.h"
+#include "engine.h"
+#include "float_executor.h"
+#include "int_executor.h"
+#include "integer_graph.h"
+#include "quantized_io.h"
 #include "trit/error.h"
-#include "trit/float_executor.h"
-#include "trit/int_executor.h"
 #include "trit/model_file.h"
 
 namespace trit {
@@ -24,11 +26,7 @@ std::shared_ptr<const Model> Model::from_graph(std::shared_ptr<const Graph> grap
   const int64_t per_weight = is_integer_model(g) ? 1 : 4;
   int64_t weights = 0;
   for (const Node& n : g.nodes)
-    if (n.op == OpCode::Conv || n.op == OpCode::FullyConnected) {
-      int64_t count = 1;
-      for (int32_t d : n.weights.shape) count *= d;  // checked at load: no overflow
-      weights += count * per_weight;
-    }
+    if (has_weights(n)) weights += n.weights.count() * per_weight;  // checked at load: no overflow
   if (weights > options.memory_limit)
     fail("cannot make a model: its weights need {:.1f} MB prepared, above the memory limit of {:.1f} MB "
          "(Model::Options::memory_limit)", weights / 1e6, options.memory_limit / 1e6);
@@ -121,19 +119,9 @@ std::vector<float> Session::logits_from_tensor(std::span<const float> input) {
   if (batch < 1 || batch * n != static_cast<int64_t>(input.size()) || batch > max_batch_)
     fail("cannot run {} input values: not 1 to {} tensors of {} values", input.size(), max_batch_, n);
   if (m.float_) return m.float_->run(input, static_cast<int32_t>(batch));
-  // To the input's exponent: floor(x * 2^f + 0.5), saturated; a NaN is refused.
-  const Range r = range_of(in.type);
-  std::vector<int32_t> q(input.size());
-  for (size_t j = 0; j < input.size(); ++j) {
-    if (std::isnan(input[j])) fail("cannot run model: input value {} is NaN", j);
-    q[j] = static_cast<int32_t>(std::clamp(std::floor(std::ldexp(static_cast<double>(input[j]), in.exponent) + 0.5),
-                                           double(r.lo), double(r.hi)));
-  }
+  const std::vector<int32_t> q = quantize_tensor(m.graph(), input);
   const std::vector<int32_t> out = m.engine_ ? m.engine_->run(*workspace_, q) : m.reference_->run(q, static_cast<int32_t>(batch));
-  const int32_t f = m.graph().output().exponent;
-  std::vector<float> logits(out.size());
-  for (size_t j = 0; j < out.size(); ++j) logits[j] = static_cast<float>(std::ldexp(static_cast<double>(out[j]), -f));
-  return logits;
+  return dequantize(out, m.graph().output().exponent);
 }
 
 void Session::run_into(std::span<const int32_t> input, std::span<int32_t> out) {
@@ -155,15 +143,9 @@ std::vector<Prediction> top_k(const Model& model, std::span<const float> logits,
   std::vector<double> p(logits.size());
   double sum = 0;
   for (size_t i = 0; i < p.size(); ++i) sum += p[i] = std::exp(static_cast<double>(logits[i]) - top);
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  const auto n = std::min<size_t>(static_cast<size_t>(k), order.size());
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   const auto& labels = model.graph().metadata.labels;
   std::vector<Prediction> out;
-  for (size_t i = 0; i < n; ++i) {
-    const int32_t c = order[i];
+  for (const int32_t c : top_classes(logits, k)) {
     Prediction pr;
     pr.index = c;
     pr.logit = logits[c];
@@ -177,6 +159,16 @@ std::vector<Prediction> top_k(const Model& model, std::span<const float> logits,
     out.push_back(std::move(pr));
   }
   return out;
+}
+
+std::vector<int32_t> top_classes(std::span<const float> logits, int32_t k) {
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  const auto n = std::min<size_t>(static_cast<size_t>(std::max(k, 0)), order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  order.resize(n);
+  return order;
 }
 
 }  // namespace trit

@@ -250,6 +250,8 @@ def run(args):
             cmd += ["--model", m]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        if args.dynamic_exponents:
+            cmd.append("--dynamic-exponents")
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL)  # the progress bar goes to stderr
         if done.returncode != 0:
             raise EvalError(f"trit-eval failed (exit {done.returncode})")
@@ -321,6 +323,8 @@ def main(argv):
     p.add_argument("--shard", default="1/1", help="K/N: every N-th image from the K-th (K = 1..N)")
     p.add_argument("--threads", "-t", type=int, default=0, help="threads (default: all cores)")
     p.add_argument("--json", help="write totals, configuration and every image's prediction here")
+    p.add_argument("--dynamic-exponents", action="store_true",
+                   help="integer models: each activation's exponent chosen per image from its own values")
     p.add_argument("--trit-eval", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.skip < 0 or a.limit < 0 or a.threads < 0:

@@ -41,9 +41,10 @@ for name in float32 int8 int4-n4 ternary-n4-kernels-rtn ternary-n4-kernels-gptq 
   ternary-n64-channels-gptq ternary-n4-kernels-min70 ternary-n4-channels-min65; do
   models+=(-m "$out/$name.trit")
 done
-"$bin/trit-eval" "${models[@]}" --data "$data/imagenet-sample" --skip 50 --json "$out/resnet50.eval.json" | tee "$out/resnet50.md"
+eval=$root/scripts/eval_imagenet.py
+/usr/bin/python3 "$eval" "${models[@]}" --data "$data/imagenet-sample" --skip 50 --json "$out/resnet50.eval.json" | tee "$out/resnet50.md"
 # int8 again with dynamic exponents: each activation's exponent chosen at run time from itself.
-"$bin/trit-eval" -m "$out/float32.trit" -m "$out/int8.trit" --dynamic-exponents --data "$data/imagenet-sample" --skip 50 \
+/usr/bin/python3 "$eval" -m "$out/float32.trit" -m "$out/int8.trit" --dynamic-exponents --data "$data/imagenet-sample" --skip 50 \
   | tee "$out/resnet50-dynamic.md"
 # The share of multiplications replaced, from each conversion report.
 /usr/bin/python3 - "$out"/*.json <<'PY' | tee -a "$out/resnet50.md"
@@ -70,5 +71,6 @@ r8=$data/resnet8-cifar10/resnet8.onnx
 [[ -s $out/r8-ternary-n4-channels.trit ]] || "$bin/trit-convert" "$r8" -o "$out/r8-ternary-n4-channels.trit" --preset raw --weights ternary --cluster 4 --cluster-shape channels --calib "$cal" 2>/dev/null
 [[ -s $out/r8-ternary-n4-min70.trit ]] || "$bin/trit-convert" "$r8" -o "$out/r8-ternary-n4-min70.trit" --preset raw --weights ternary --cluster 4 --min-replaced 0.7 --calib "$cal" 2>/dev/null
 "$bin/trit-eval" -m "$out/r8-float32.trit" -m "$out/r8-int8.trit" -m "$out/r8-ternary-n4.trit" -m "$out/r8-ternary-n4-channels.trit" \
-  -m "$out/r8-ternary-n4-min70.trit" \
-  --data "$data/resnet8-cifar10/cifar10-test-1000" | tee "$out/resnet8.md"
+  -m "$out/r8-ternary-n4-min70.trit" --data "$data/resnet8-cifar10/cifar10-test-1000" --json "$out/resnet8.eval.json"
+/usr/bin/python3 -c 'import json, sys; sys.path.insert(0, sys.argv[1]); import eval_imagenet as e; print(e.table(json.load(open(sys.argv[2]))))' \
+  "$root/scripts" "$out/resnet8.eval.json" | tee "$out/resnet8.md"

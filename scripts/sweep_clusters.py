@@ -23,6 +23,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import eval_imagenet  # noqa: E402  (the totals and the table are defined there)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -93,15 +96,16 @@ def main(argv):
     with open(result) as f:
         scores = json.load(f)
     images = scores["images"]
+    totals = eval_imagenet.totals(scores)  # the one definition of the totals
 
     rows = []
-    for (name, e, n, path), s in zip(runs, scores["models"]):
+    for (name, e, n, path), s in zip(runs, totals):
         replaced = 0.0
         if e:
             with open(os.path.join(a.out, name + ".json")) as f:
                 replaced = json.load(f)["multiplications_replaced"]
         rows.append({"encoding": e or "float32", "N": n or "", "top1": s["top1"], "top5": s["top5"],
-                     "drop": scores["models"][0]["top1"] - s["top1"], "agreement": s["agreement"],
+                     "drop": totals[0]["top1"] - s["top1"], "agreement": s["agreement"],
                      "sqnr_db": s["logit_sqnr_db"], "replaced": replaced, "megabytes": s["bytes"] / 1e6})
     with open(os.path.join(a.out, "sweep.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -2,12 +2,12 @@
 
 #include <fmt/format.h>
 
-#include "trit/int_executor.h"
 #include "trit/weight_codes.h"
-#include "weight_quant.h"
 
 namespace trit::test {
 
+// (Over 100 lines: one node after another, as the graph reads; split, the graph's shape would be
+// harder to see.)
 Graph tiny_graph(uint32_t seed) {
   std::mt19937 rng(seed);
   Graph g;
@@ -127,13 +127,8 @@ void random_weights(Node& n, WeightEncoding enc, int32_t cluster, ClusterShape s
   std::vector<int8_t> codes(static_cast<size_t>(w.count()));
   for (auto& c : codes) c = static_cast<int8_t>(code(rng));
   w.codes = Blob::from_vector(pack_codes(enc, codes));
-  int64_t clusters = s[0];
-  if (enc != WeightEncoding::Int8PerChannel) {
-    const int64_t per = (s[1] + cluster - 1) / cluster;
-    clusters = shape == ClusterShape::Kernels ? s[0] * per : int64_t{s[0]} * s[2] * s[3] * per;
-  }
-  std::uniform_int_distribution<int> mant(1, quant::max_mantissa(enc));
-  std::vector<uint8_t> scales(clusters);
+  std::uniform_int_distribution<int> mant(1, max_cluster_scale(enc));
+  std::vector<uint8_t> scales(static_cast<size_t>(cluster_count(w)));
   for (auto& m : scales) m = static_cast<uint8_t>(mant(rng));
   w.scales = Blob::from_vector(std::move(scales));
   std::uniform_int_distribution<int> e(4, 9);

@@ -15,10 +15,15 @@ using namespace trit;
 
 namespace {
 
-std::vector<std::byte> seed(const std::string& name) {
-  const auto bytes = test::read_binary<char>(test::testdata() / "fuzz" / "model" / name);  // make_seeds.py
-  std::vector<std::byte> out(bytes.size());
-  std::memcpy(out.data(), bytes.data(), bytes.size());
+// Small valid model files: the float graph with every op, and integer graphs with every op and
+// every weight encoding (ternary, int8 and int4 layers in each), made here so that a build
+// without the converter tests its loader as hard.
+std::vector<std::pair<std::string, std::vector<std::byte>>> models() {
+  std::vector<std::pair<std::string, std::vector<std::byte>>> out;
+  out.emplace_back("float", serialize_model(test::tiny_graph(3)));
+  std::mt19937 rng(21);
+  for (int variant = 0; variant < 3; ++variant)
+    out.emplace_back(fmt::format("integer {}", variant), serialize_model(*test::integer_graph(rng, variant)));
   return out;
 }
 
@@ -41,9 +46,8 @@ std::string load_and_run(std::vector<std::byte> bytes) {
 }  // namespace
 
 TEST_CASE("every truncation of a model is refused with a one-line error") {
-  for (const char* name : {"tiny-float.trit", "tiny-int8.trit", "tiny-ternary.trit"}) {
+  for (const auto& [name, bytes] : models()) {
     CAPTURE(name);
-    const auto bytes = seed(name);
     REQUIRE(load_and_run(bytes).empty());
     for (size_t len = 0; len < bytes.size(); len += 7) {
       CAPTURE(len);
@@ -55,8 +59,8 @@ TEST_CASE("every truncation of a model is refused with a one-line error") {
 
 TEST_CASE("single-bit flips anywhere in a model are refused or run, never crash") {
   int refused = 0, ran = 0;
-  for (const char* name : {"tiny-int8.trit", "tiny-ternary.trit", "tiny-int4.trit", "tiny-float.trit"}) {
-    const auto bytes = seed(name);
+  for (const auto& [name, bytes] : models()) {
+    REQUIRE(load_and_run(bytes).empty());
     for (size_t bit = 0; bit < bytes.size() * 8; bit += 5) {
       auto flipped = bytes;
       flipped[bit / 8] ^= std::byte(1u << (bit % 8));
@@ -70,9 +74,9 @@ TEST_CASE("single-bit flips anywhere in a model are refused or run, never crash"
 
 TEST_CASE("bad image inputs: one hazard each") {
   const Image one{1, 1, {10, 20, 30}};
-  auto model = Model::from_graph(std::make_shared<const Graph>(load_model_bytes(seed("tiny-int8.trit"), "m.trit")), {});
+  auto model = Model::from_graph(std::make_shared<const Graph>(load_model_bytes(models()[1].second, "m.trit")), {});
   Session session(model);
-  CHECK(session.logits(one).size() == 10);  // a 1x1 image is stretched, not refused
+  CHECK(session.logits(one).size() == static_cast<size_t>(model->classes()));  // a 1x1 image is stretched, not refused
   const Image lying{4, 4, std::vector<uint8_t>(5)};
   CHECK_THROWS_AS(session.logits(lying), Error);  // pixels do not match the size
 }
@@ -123,8 +127,8 @@ TEST_CASE("a valid model too big for memory is refused before anything is alloca
         "cannot make a session for 1 images: its activations need 11200.0 MB, above the memory limit of 8589.9 MB "
         "(Model::Options::memory_limit)");
 
-  // The same limit, lowered, on a small real model: its weights, then a large batch.
-  const auto graph = std::make_shared<const Graph>(load_model_bytes(seed("tiny-int8.trit"), "m.trit"));
+  // The same limit, lowered, on a small integer model: its weights, then a large batch.
+  const auto graph = std::make_shared<const Graph>(load_model_bytes(models()[1].second, "m.trit"));
   Model::Options small;
   small.memory_limit = 100;
   CHECK(error_of([&] { Model::from_graph(graph, small); }).starts_with("cannot make a model: its weights need 0.0 MB prepared, above the memory limit of 0.0 MB"));
@@ -141,16 +145,18 @@ TEST_CASE("the crashes fuzzing found stay fixed") {
   // (Debian's stb_image writes past its table). Both are replayed by ctest fuzz_corpus_*; here
   // their messages.
   const auto dir = test::source_dir() / "tests" / "fuzz";
-  for (const auto& e : std::filesystem::directory_iterator(dir / "image"))
-    if (e.path().filename().string().rfind("crash-9814", 0) == 0) {
-      const auto bytes = test::read_binary<uint8_t>(e.path());
-      CHECK_THROWS_WITH_AS(decode_image_bytes(bytes, "x.jpg"), doctest::Contains("a Huffman table of"), Error);
-    }
-  for (const auto& e : std::filesystem::directory_iterator(dir / "model"))
-    if (e.path().filename().string().rfind("crash-9cc0", 0) == 0) {
-      const auto bytes = test::read_binary<char>(e.path());
-      std::vector<std::byte> b(bytes.size());
-      std::memcpy(b.data(), bytes.data(), bytes.size());
-      CHECK(load_and_run(std::move(b)).find("int32") != std::string::npos);
-    }
+  // The one file of each name prefix: a missing file is a failure, not a silent pass.
+  auto one = [&](const char* folder, const std::string& prefix) {
+    std::vector<std::filesystem::path> found;
+    for (const auto& e : std::filesystem::directory_iterator(dir / folder))
+      if (e.path().filename().string().starts_with(prefix)) found.push_back(e.path());
+    REQUIRE_MESSAGE(found.size() == 1, found.size() << " files in tests/fuzz/" << folder << " start with " << prefix);
+    return found[0];
+  };
+  const auto huffman = test::read_binary<uint8_t>(one("image", "crash-9814"));
+  CHECK_THROWS_WITH_AS(decode_image_bytes(huffman, "x.jpg"), doctest::Contains("a Huffman table of"), Error);
+  const auto int32_input = test::read_binary<char>(one("model", "crash-9cc0"));
+  std::vector<std::byte> b(int32_input.size());
+  std::memcpy(b.data(), int32_input.data(), int32_input.size());
+  CHECK(load_and_run(std::move(b)).find("int32") != std::string::npos);
 }

@@ -9,10 +9,10 @@
 
 #include "helpers.h"
 #include "int8/table.h"
-#include "weight_quant.h"
-#include "trit/engine.h"
+#include "engine.h"
 #include "trit/error.h"
-#include "trit/int_executor.h"
+#include "int_executor.h"
+#include "quantized_io.h"
 #include "trit/weight_codes.h"
 
 using namespace trit;
@@ -23,7 +23,7 @@ std::vector<std::string> paths() {
   std::vector<std::string> out;
   for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
     if (k8::isa_supported(isa)) out.push_back(k8::to_string(isa));
-    else MESSAGE("skipped: this CPU cannot run the " << k8::to_string(isa) << " path");
+    else MESSAGE("not run: this CPU cannot run the " << k8::to_string(isa) << " path");
   }
   return out;
 }
@@ -48,58 +48,63 @@ void check_paths(const std::shared_ptr<const Graph>& g, int32_t batch, std::mt19
 }  // namespace
 
 TEST_CASE("every kernel path equals the integer reference on a sweep of layer shapes") {
-  std::mt19937 rng(2024);
-  const std::vector<int32_t> channels{1, 3, 4, 13, 16, 17, 64, 67};
-  const std::vector<int32_t> outputs{1, 10, 16, 17, 48, 64, 65, 130};
+  // Every pair of input and output channel counts at and around the tiles' edges: the VNNI quad
+  // of input channels (4), the output blocks (16 and 64 channels), the 6-row and 4-row micro
+  // tiles (widths 1 to 13). Windows, strides, pads, types, encodings and cluster sizes cycle
+  // through every kind the models use, deterministically.
+  std::mt19937 rng(2024);  // weights and inputs only
+  const std::vector<int32_t> edges{1, 2, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65};
   const std::vector<Window> windows{
-      {1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 2, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1},
-      {3, 3, 2, 2, 0, 0, 1, 1}, {3, 3, 2, 2, 1, 1, 1, 1}, {7, 7, 2, 2, 3, 3, 3, 3}, {3, 3, 1, 1, 0, 2, 1, 0},
-      {3, 3, 1, 1, 0, 0, 0, 0}, {2, 5, 1, 3, 0, 1, 0, 0}};
+      {1, 1, 1, 1, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1}, {1, 1, 2, 2, 0, 0, 0, 0}, {3, 3, 2, 2, 0, 0, 1, 1},
+      {3, 3, 2, 2, 1, 1, 1, 1}, {7, 7, 2, 2, 3, 3, 3, 3}, {3, 3, 1, 1, 0, 2, 1, 0}, {3, 3, 1, 1, 0, 0, 0, 0},
+      {2, 5, 1, 3, 0, 1, 0, 0}};
   const std::vector<ElementType> in_types{ElementType::UInt8, ElementType::Int8};
   const std::vector<ElementType> out_types{ElementType::UInt8, ElementType::Int8, ElementType::Int32};
   const std::vector<WeightEncoding> encodings{WeightEncoding::Int8PerChannel, WeightEncoding::TernaryClustered,
                                               WeightEncoding::Int4Clustered};
-  auto pick = [&](const auto& v) { return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)]; };
-  for (int trial = 0; trial < 120; ++trial) {
-    const int32_t c = pick(channels), o = pick(outputs);
-    const Window win = pick(windows);
-    const bool fc = trial % 10 == 9;
-    const int32_t h = fc ? 1 : std::uniform_int_distribution<int32_t>(std::max(1, win.kernel_h - 3), 11)(rng);
-    // Wide rows too, so that whole micro tiles of 6 pixels fall inside the input (read in place).
-    const int32_t w = fc ? 1 : std::uniform_int_distribution<int32_t>(std::max(1, win.kernel_w - 3), trial % 2 ? 12 : 29)(rng);
-    const Window used = fc ? Window{} : win;
-    if (used.out_h(h) < 1 || used.out_w(w) < 1) continue;
-    const ElementType it = pick(in_types), ot = pick(out_types);
-    const bool relu = ot == ElementType::UInt8 || (ot == ElementType::Int8 && trial % 3 == 0);
-    const WeightEncoding enc = pick(encodings);
-    const int32_t cluster = pick(std::vector<int32_t>{1, 2, 3, 4, 16});
-    const ClusterShape shape = trial % 2 ? ClusterShape::Kernels : ClusterShape::Channels;
-    // Output exponents that make shifts from -3 (left shifts) to about 20.
-    const int32_t fi = std::uniform_int_distribution<int32_t>(0, 6)(rng);
-    const int32_t fo = std::uniform_int_distribution<int32_t>(-2, 16)(rng);
-    auto g = std::make_shared<Graph>();
-    g->tensors.push_back(fc ? test::tensor("in", {c}, it, fi) : test::tensor("in", {c, h, w}, it, fi));
-    g->tensors.push_back(fc ? test::tensor("out", {o}, ot, fo) : test::tensor("out", {o, used.out_h(h), used.out_w(w)}, ot, fo));
-    Node n;
-    n.name = "layer";
-    n.op = fc ? OpCode::FullyConnected : OpCode::Conv;
-    n.inputs = {0};
-    n.outputs = {1};
-    n.window = used;
-    n.activation = relu ? Activation::Relu : Activation::None;
-    test::random_weights(n, enc, cluster, shape, {o, c, used.kernel_h, used.kernel_w}, rng);
-    g->nodes.push_back(std::move(n));
-    g->inputs = {0};
-    g->outputs = {1};
-    CAPTURE(trial);
-    CAPTURE(c);
-    CAPTURE(o);
-    CAPTURE(h);
-    CAPTURE(w);
-    CAPTURE(win.kernel_h);
-    CAPTURE(win.stride_h);
-    check_paths(g, 1 + trial % 3, rng);
-  }
+  const std::vector<int32_t> clusters{1, 2, 3, 4, 16};
+  int trial = 0;
+  for (const int32_t c : edges)
+    for (const int32_t o : edges) {
+      ++trial;
+      const bool fc = trial % 10 == 9;
+      const Window used = fc ? Window{} : windows[trial % windows.size()];
+      // Heights from the kernel's up; widths 1 to 13 past the kernel, so that rows of 6 (and 4)
+      // pixels fall wholly inside the input (read in place) and partly outside (gathered).
+      const int32_t h = fc ? 1 : used.kernel_h + trial % 5;
+      const int32_t w = fc ? 1 : used.kernel_w + trial % 13;
+      if (used.out_h(h) < 1 || used.out_w(w) < 1) continue;
+      const ElementType it = in_types[trial % 2], ot = out_types[trial / 2 % 3];
+      const bool relu = ot == ElementType::UInt8 || (ot == ElementType::Int8 && trial % 3 == 0);
+      const WeightEncoding enc = encodings[trial / 3 % 3];
+      const int32_t cluster = clusters[trial / 9 % clusters.size()];
+      const ClusterShape shape = trial / 5 % 2 ? ClusterShape::Kernels : ClusterShape::Channels;
+      // Output exponents that make shifts from -3 (left shifts) to about 20.
+      const int32_t fi = trial % 7, fo = trial % 19 - 2;
+      auto g = std::make_shared<Graph>();
+      g->tensors.push_back(fc ? test::tensor("in", {c}, it, fi) : test::tensor("in", {c, h, w}, it, fi));
+      g->tensors.push_back(fc ? test::tensor("out", {o}, ot, fo) : test::tensor("out", {o, used.out_h(h), used.out_w(w)}, ot, fo));
+      Node n;
+      n.name = "layer";
+      n.op = fc ? OpCode::FullyConnected : OpCode::Conv;
+      n.inputs = {0};
+      n.outputs = {1};
+      n.window = used;
+      n.activation = relu ? Activation::Relu : Activation::None;
+      test::random_weights(n, enc, cluster, shape, {o, c, used.kernel_h, used.kernel_w}, rng);
+      g->nodes.push_back(std::move(n));
+      g->inputs = {0};
+      g->outputs = {1};
+      CAPTURE(trial);
+      CAPTURE(c);
+      CAPTURE(o);
+      CAPTURE(h);
+      CAPTURE(w);
+      CAPTURE(used.kernel_h);
+      CAPTURE(used.stride_h);
+      check_paths(g, 1 + trial % 3, rng);
+    }
+  CHECK(trial == 225);
 }
 
 TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU and Flatten") {

@@ -8,7 +8,7 @@
 #include "helpers.h"
 #include "onnx_import.h"
 #include "trit/error.h"
-#include "trit/float_executor.h"
+#include "float_executor.h"
 #include "trit/model_file.h"
 
 using namespace trit;

@@ -5,9 +5,10 @@
 #include <cmath>
 #include <limits>
 
-#include "../kernels/int_ref.h"
-#include "../kernels/requant.h"
+#include "int_ref.h"
+#include "requant.h"
 #include "helpers.h"
+#include "mixed_precision.h"
 #include "quantize.h"
 #include "trit/error.h"
 #include "trit/weight_codes.h"
@@ -169,41 +170,35 @@ TEST_CASE("error compensation beats plain rounding on the calibration inputs") {
             const double want = gptq.codes[j] * double(gptq.scales[c]) * std::ldexp(1.0, -gptq.exponents[o]);
             REQUIRE(gptq.dequantized[j] == static_cast<float>(want));
             REQUIRE(std::abs(gptq.codes[j]) <= max_code(enc));
-            REQUIRE(int32_t{gptq.scales[c]} <= quant::max_mantissa(enc));
+            REQUIRE(int32_t{gptq.scales[c]} <= max_cluster_scale(enc));
           }
     }
 }
 
-TEST_CASE("weights refitted to quantized inputs reproduce the float outputs; GPTQ of them gains for int8 and int4") {
-  const SmallLayer layer(11);
-  const size_t rows = layer.x.size() / 54;
-  // The quantized network's inputs: the float inputs on a grid of 1/4 (an 8-bit tensor's error).
-  std::vector<double> xq(layer.x.size());
-  for (size_t j = 0; j < xq.size(); ++j) xq[j] = std::nearbyint(layer.x[j] * 4) / 4;
-  std::vector<double> h(54 * 54, 0.0), xt(54 * 8, 0.0);
-  for (size_t r = 0; r < rows; ++r)
-    for (int32_t a = 0; a < 54; ++a) {
-      for (int32_t b = 0; b < 54; ++b) h[a * 54 + b] += xq[r * 54 + a] * xq[r * 54 + b];
-      for (int32_t o = 0; o < 8; ++o) {
-        double t = 0;  // the float layer's output X_f w
-        for (int32_t j = 0; j < 54; ++j) t += layer.x[r * 54 + j] * layer.w[o * 54 + j];
-        xt[a * 8 + o] += xq[r * 54 + a] * t;
+namespace {
+
+// A refit's inputs: the quantized network's inputs xq (the layer's float inputs through
+// `lossy`), their Gram matrix H = X_q^T X_q and their products with the float layer's outputs,
+// xt = X_q^T X_f w.
+struct RefitProblem {
+  const SmallLayer& layer;
+  size_t rows;
+  std::vector<double> xq, h, xt;
+  template <typename F>
+  RefitProblem(const SmallLayer& l, F lossy) : layer(l), rows(l.x.size() / 54), xq(l.x.size()), h(54 * 54, 0.0), xt(54 * 8, 0.0) {
+    for (size_t j = 0; j < xq.size(); ++j) xq[j] = lossy(l.x[j]);
+    for (size_t r = 0; r < rows; ++r)
+      for (int32_t a = 0; a < 54; ++a) {
+        for (int32_t b = 0; b < 54; ++b) h[a * 54 + b] += xq[r * 54 + a] * xq[r * 54 + b];
+        for (int32_t o = 0; o < 8; ++o) {
+          double t = 0;  // the float layer's output X_f w
+          for (int32_t j = 0; j < 54; ++j) t += l.x[r * 54 + j] * l.w[o * 54 + j];
+          xt[a * 8 + o] += xq[r * 54 + a] * t;
+        }
       }
-    }
-  const double damp = 0.01;
-  const std::vector<float> v = quant::refit_to_inputs(layer.w, 8, 54, h, xt, damp);
-  // v solves (H + lambda I) v = X_q^T X_f w + lambda w: the residual is float rounding.
-  double mean_diag = 0;
-  for (int32_t j = 0; j < 54; ++j) mean_diag += h[j * 54 + j] / 54;
-  const double lambda = damp * mean_diag;
-  for (int32_t o = 0; o < 8; ++o)
-    for (int32_t a = 0; a < 54; ++a) {
-      double g = lambda * (v[o * 54 + a] - layer.w[o * 54 + a]) - xt[a * 8 + o];
-      for (int32_t b = 0; b < 54; ++b) g += h[a * 54 + b] * v[o * 54 + b];
-      REQUIRE(std::abs(g) < 1e-4 * (std::abs(xt[a * 8 + o]) + mean_diag));
-    }
+  }
   // ||X_f w - X_q u||: the error of weights u on the quantized inputs against the float layer.
-  auto error = [&](const std::vector<float>& u) {
+  double error(const std::vector<float>& u) const {
     double e = 0;
     for (size_t r = 0; r < rows; ++r)
       for (int32_t o = 0; o < 8; ++o) {
@@ -212,26 +207,62 @@ TEST_CASE("weights refitted to quantized inputs reproduce the float outputs; GPT
         e += d * d;
       }
     return std::sqrt(e);
-  };
-  CHECK(error(v) < error(layer.w));  // v minimises it plus lambda ||v - w||^2
+  }
+};
+
+}  // namespace
+
+TEST_CASE("weights refitted to quantized inputs reproduce the float outputs; GPTQ of them gains for int8 and int4") {
+  const SmallLayer layer(11);
+  // The quantized network's inputs: the float inputs on a grid of 1/4 (an 8-bit tensor's error).
+  const RefitProblem p(layer, [](double x) { return std::nearbyint(x * 4) / 4; });
+  const double damp = 0.01;
+  const std::vector<float> v = quant::refit_to_inputs(layer.w, 8, 54, p.h, p.xt, damp);
+  // v solves (H + lambda I) v = X_q^T X_f w + lambda w: the residual is float rounding.
+  double mean_diag = 0;
+  for (int32_t j = 0; j < 54; ++j) mean_diag += p.h[j * 54 + j] / 54;
+  const double lambda = damp * mean_diag;
+  for (int32_t o = 0; o < 8; ++o)
+    for (int32_t a = 0; a < 54; ++a) {
+      double g = lambda * (v[o * 54 + a] - layer.w[o * 54 + a]) - p.xt[a * 8 + o];
+      for (int32_t b = 0; b < 54; ++b) g += p.h[a * 54 + b] * v[o * 54 + b];
+      REQUIRE(std::abs(g) < 1e-4 * (std::abs(p.xt[a * 8 + o]) + mean_diag));
+    }
+  CHECK(p.error(v) < p.error(layer.w));  // v minimises it plus lambda ||v - w||^2
   // GPTQ of v approximately minimises ||X_q (v - q)||, the rest of ||X_f w - X_q q||: a
-  // heuristic, not a bound. Here it holds for int8 and int4; ternary codes on this tiny layer
-  // (54 columns) are printed, not asserted (on ResNet-50 see the README's table).
+  // heuristic, not a bound. Here it holds for int8 and int4.
   for (auto enc : {WeightEncoding::Int4Clustered, WeightEncoding::Int8PerChannel}) {
     quant::LayerSpec spec;
     spec.encoding = enc;
     spec.cluster = 2;
-    const auto plain = quant::quantize_gptq(layer.w, layer.shape, spec, h);
-    const auto refitted = quant::quantize_gptq(v, layer.shape, spec, h);
-    MESSAGE(std::string(to_string(enc)) << ": error against the float layer, GPTQ of refitted weights " << error(refitted.dequantized)
-                           << ", of the original weights " << error(plain.dequantized));
-    CHECK(error(refitted.dequantized) < error(plain.dequantized));
+    const auto plain = quant::quantize_gptq(layer.w, layer.shape, spec, p.h);
+    const auto refitted = quant::quantize_gptq(v, layer.shape, spec, p.h);
+    MESSAGE(std::string(to_string(enc)) << ": error against the float layer, GPTQ of refitted weights "
+                                        << p.error(refitted.dequantized) << ", of the original weights "
+                                        << p.error(plain.dequantized));
+    CHECK(p.error(refitted.dequantized) < p.error(plain.dequantized));
   }
-  quant::LayerSpec ternary;
-  ternary.cluster = 2;
-  MESSAGE("ternary: error against the float layer, GPTQ of refitted weights "
-          << error(quant::quantize_gptq(v, layer.shape, ternary, h).dequantized) << ", of the original weights "
-          << error(quant::quantize_gptq(layer.w, layer.shape, ternary, h).dequantized));
+}
+
+TEST_CASE("ternary: refitted weights take back what the inputs lost upstream, and GPTQ keeps the gain") {
+  // Ternary codes lose far more than the 1/4 grid of the case above, so the refit's gain there is
+  // within GPTQ's own path noise on 54 columns. What the refit is for: inputs that lost part of
+  // their signal in the quantized layers before (here 30 % of their scale, and the grid), which
+  // the float weights cannot know. Several layers, so that no one seed decides.
+  int wins = 0;
+  for (uint32_t seed = 21; seed < 26; ++seed) {
+    const SmallLayer layer(seed);
+    const RefitProblem p(layer, [](double x) { return std::nearbyint(0.7 * x * 4) / 4; });
+    quant::LayerSpec ternary;
+    ternary.cluster = 2;
+    const std::vector<float> v = quant::refit_to_inputs(layer.w, 8, 54, p.h, p.xt);
+    const double refitted = p.error(quant::quantize_gptq(v, layer.shape, ternary, p.h).dequantized);
+    const double plain = p.error(quant::quantize_gptq(layer.w, layer.shape, ternary, p.h).dequantized);
+    CAPTURE(seed);
+    CHECK(refitted < plain);
+    wins += refitted < 0.9 * plain;
+  }
+  CHECK(wins >= 4);  // and by a margin, not by a hair
 }
 
 namespace {
@@ -247,18 +278,13 @@ struct IntLayer {
     w.cluster_size = enc == WeightEncoding::Int8PerChannel ? 0 : n;
     w.cluster_shape = shape;
     std::uniform_int_distribution<int> code(-max_code(enc), max_code(enc));
-    std::uniform_int_distribution<int> mant(1, quant::max_mantissa(enc));
+    std::uniform_int_distribution<int> mant(1, max_cluster_scale(enc));
     codes.resize(static_cast<size_t>(w.count()));
     for (auto& c : codes) c = static_cast<int8_t>(code(rng));
-    int64_t clusters = enc == WeightEncoding::Int8PerChannel ? s[0] : 0;
-    if (!clusters) {
-      const int64_t per = (s[1] + n - 1) / n;
-      clusters = shape == ClusterShape::Kernels ? s[0] * per : int64_t{s[0]} * s[2] * s[3] * per;
-    }
-    scales.resize(clusters);
+    scales.resize(static_cast<size_t>(cluster_count(w)));
     for (auto& m : scales) m = static_cast<uint8_t>(mant(rng));
   }
-  iref::LayerWeights view() const { return {&w, codes, scales}; }
+  iref::LayerWeights view() const { return {w, codes, scales}; }
 };
 
 }  // namespace
@@ -271,10 +297,10 @@ TEST_CASE("a ternary (or int4) layer equals an int8 layer with weights code * sc
       for (int32_t n : {1, 3, 4, 16})
         for (const Window& win : {Window{3, 3, 1, 1, 1, 1, 1, 1}, Window{1, 1, 2, 2, 0, 0, 0, 0},
                                   Window{3, 3, 2, 2, 0, 0, 1, 1}, Window{7, 7, 2, 2, 3, 3, 3, 3}}) {
-          const ref::Shape3 is{17, 9, 10};
+          const Shape3 is{17, 9, 10};
           const int32_t o = 13;
           const IntLayer layer(enc, n, shape, {o, is.c, win.kernel_h, win.kernel_w}, rng);
-          const ref::Shape3 os{o, win.out_h(is.h), win.out_w(is.w)};
+          const Shape3 os{o, win.out_h(is.h), win.out_w(is.w)};
           std::vector<int32_t> in(is.size());
           for (auto& a : in) a = act(rng);
           iref::Requant rq;
@@ -307,11 +333,11 @@ TEST_CASE("a quantized convolution stays within its rounding bound of the float 
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> act(0, 255);
   const Window win{3, 3, 1, 1, 1, 1, 1, 1};
-  const ref::Shape3 is{8, 6, 7};
+  const Shape3 is{8, 6, 7};
   const int32_t o = 6, fi = 4, fo = 3;
   for (auto enc : {WeightEncoding::TernaryClustered, WeightEncoding::Int4Clustered, WeightEncoding::Int8PerChannel}) {
     const IntLayer layer(enc, 4, ClusterShape::Kernels, {o, is.c, 3, 3}, rng);
-    const ref::Shape3 os{o, 6, 7};
+    const Shape3 os{o, 6, 7};
     std::vector<int32_t> in(is.size());
     for (auto& a : in) a = act(rng);
     std::vector<int32_t> e(o);
@@ -358,13 +384,13 @@ TEST_CASE("weight codes survive packing") {
     std::vector<int8_t> codes(45);
     for (auto& c : codes) c = static_cast<int8_t>(code(rng));
     w.codes = Blob::from_vector(pack_codes(enc, codes));
-    CHECK(unpack_codes(w, "l") == codes);
+    CHECK(unpack_codes(w, w.codes.as<uint8_t>(), "l") == codes);
   }
   Weights bad;
   bad.encoding = WeightEncoding::TernaryClustered;
   bad.shape = {1, 1, 1, 4};
   bad.codes = Blob::from_vector(std::vector<uint8_t>{0xFF});
-  CHECK_THROWS_WITH_AS(unpack_codes(bad, "l"), "layer 'l': ternary weight code 3 is invalid", Error);
+  CHECK_THROWS_WITH_AS(unpack_codes(bad, bad.codes.as<uint8_t>(), "l"), "layer 'l': ternary weight code 3 is invalid", Error);
 }
 
 TEST_CASE("--min-replaced keeps at int4 the layers with the most noise per multiplication, within the budget") {

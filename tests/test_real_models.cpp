@@ -14,12 +14,14 @@
 #include "helpers.h"
 #include "metadata_options.h"
 #include "onnx_import.h"
+#include "mixed_precision.h"
 #include "quantize.h"
 #include "int8/table.h"
-#include "trit/engine.h"
+#include "engine.h"
 #include "trit/error.h"
-#include "trit/float_executor.h"
-#include "trit/int_executor.h"
+#include "float_executor.h"
+#include "int_executor.h"
+#include "quantized_io.h"
 #include "trit/image.h"
 #include "trit/model_file.h"
 
@@ -45,13 +47,13 @@ void check_engine_matches_reference(const std::shared_ptr<const Graph>& model, c
   for (const auto& f : files)
     images.push_back(fit_to_input(decode_image(f.string()), g.metadata, g.input().shape[1], g.input().shape[2]));
   const IntExecutor exec(model);
-  const auto input = exec.quantize_input(images);
+  const auto input = quantize_images(g, images);
   const auto batch = static_cast<int32_t>(images.size());
   const auto want = exec.run(input, batch);
   const int64_t per_image = g.output().elements();
   for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
     if (!k8::isa_supported(isa)) {
-      MESSAGE("skipped: this CPU cannot run the " << k8::to_string(isa) << " path");
+      MESSAGE("not run: this CPU cannot run the " << k8::to_string(isa) << " path");
       continue;
     }
     const std::string name = k8::to_string(isa);
@@ -114,14 +116,15 @@ std::vector<fs::path> labelled_photos(const fs::path& data) {
   return photos;
 }
 
-// The real ResNet-50 that scripts/fetch_resnet50.sh writes, converted; null (and a message
-// saying the test is skipped) when it has not been fetched.
+// Whether scripts/fetch_resnet50.sh has fetched the real ResNet-50.
+bool resnet50_fetched() {
+  const auto models = test::source_dir() / "models";
+  return fs::exists(models / "resnet50.onnx") && fs::exists(models / "resnet50.labels.txt");
+}
+
+// The real ResNet-50 that scripts/fetch_resnet50.sh writes, converted.
 std::shared_ptr<const Graph> fetched_resnet50() {
   const auto models = test::source_dir() / "models";
-  if (!fs::exists(models / "resnet50.onnx") || !fs::exists(models / "resnet50.labels.txt")) {
-    MESSAGE("skipped: models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
-    return nullptr;
-  }
   return convert(models / "resnet50.onnx", "keras-resnet50", models / "resnet50.labels.txt");
 }
 
@@ -219,129 +222,143 @@ fs::path cifar_calibration(const fs::path& dir) {
   return cal;
 }
 
+// The CIFAR-10 ResNet-8 in float, its 1000 photos and labels, float32's answers, and a
+// calibration folder of 50 of them (removed with it).
+struct ResNet8 {
+  std::shared_ptr<const Graph> float_model;
+  std::vector<fs::path> files;
+  std::vector<int> labels, float_top;
+  fs::path calibration;
+
+  explicit ResNet8(const fs::path& data) {
+    const auto dir = data / "resnet8-cifar10";
+    float_model = convert(dir / "resnet8.onnx", "raw");
+    cifar_photos(dir, files, labels);
+    float_top = classify(FloatExecutor(float_model), files);
+    calibration = cifar_calibration(dir);
+  }
+  ~ResNet8() { fs::remove_all(calibration); }
+  int top1(const std::vector<int>& top) const {
+    int correct = 0;
+    for (size_t i = 0; i < files.size(); ++i) correct += top[i] == labels[i];
+    return correct;
+  }
+  QuantizeOptions options(WeightEncoding enc) const {
+    QuantizeOptions q;
+    q.encoding = enc;
+    q.calib_dir = calibration.string();
+    return q;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, ternary is reported") {
   TRIT_REQUIRE_SHARED(data);
-  const auto dir = data / "resnet8-cifar10";
-  const auto float_model = convert(dir / "resnet8.onnx", "raw");
-  std::vector<fs::path> files;
-  std::vector<int> labels;
-  cifar_photos(dir, files, labels);
-  const auto float_top = classify(FloatExecutor(float_model), files);
-  const fs::path cal = cifar_calibration(dir);
-  auto top1 = [&](const std::vector<int>& top) {
-    int correct = 0;
-    for (size_t i = 0; i < files.size(); ++i) correct += top[i] == labels[i];
-    return correct;
-  };
-  QuantizeReport ternary_report;
-  int ternary_top1 = 0;
+  const ResNet8 r8(data);
   for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::TernaryClustered}) {
-    QuantizeOptions q;
-    q.encoding = enc;
-    q.calib_dir = cal.string();
     QuantizeReport report;
-    const Graph g = quantize(*float_model, q, &report);
-    if (enc == WeightEncoding::TernaryClustered) ternary_report = report;
+    const Graph g = quantize(*r8.float_model, r8.options(enc), &report);
     // Through the file format, as a user loads it.
     auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-int.trit"));
     const IntExecutor exec(model);
-    const auto top = classify(exec, files);
-    check_engine_matches_reference(model, std::vector<fs::path>(files.begin(), files.begin() + 8));
+    const auto top = classify(exec, r8.files);
+    check_engine_matches_reference(model, std::vector<fs::path>(r8.files.begin(), r8.files.begin() + 8));
     int agree = 0;
-    for (size_t i = 0; i < files.size(); ++i) agree += top[i] == float_top[i];
-    MESSAGE("ResNet-8 " << std::string(to_string(enc)) << ": top-1 " << top1(top) / 10.0 << " % (float32 " << top1(float_top) / 10.0
-                        << " %), agreement " << agree / 10.0 << " %, multiplications replaced "
-                        << 100 * report.replaced_share() << " %");
+    for (size_t i = 0; i < r8.files.size(); ++i) agree += top[i] == r8.float_top[i];
+    MESSAGE("ResNet-8 " << std::string(to_string(enc)) << ": top-1 " << r8.top1(top) / 10.0 << " % (float32 "
+                        << r8.top1(r8.float_top) / 10.0 << " %), agreement " << agree / 10.0
+                        << " %, multiplications replaced " << 100 * report.replaced_share() << " %");
     if (enc == WeightEncoding::Int8PerChannel) {
-      CHECK(top1(top) >= top1(float_top) - 10);  // within 1 point
+      CHECK(r8.top1(top) >= r8.top1(r8.float_top) - 10);  // within 1 point
       CHECK(agree >= 960);
     } else {
-      CHECK(top1(top) >= 400);  // far above chance (10 %); this small network loses much to ternary
-      ternary_top1 = top1(top);
+      CHECK(r8.top1(top) >= 400);  // far above chance (10 %); this small network loses much to ternary
     }
     // Dynamic exponents, chosen from each tensor at run time, do about as well as calibrated ones.
-    const auto dyn = classify(IntExecutor(model, true), files);
-    MESSAGE("ResNet-8 " << std::string(to_string(enc)) << " with dynamic exponents: top-1 " << top1(dyn) / 10.0 << " %");
-    CHECK(std::abs(top1(dyn) - top1(top)) <= 30);
+    const auto dyn = classify(IntExecutor(model, true), r8.files);
+    MESSAGE("ResNet-8 " << std::string(to_string(enc)) << " with dynamic exponents: top-1 " << r8.top1(dyn) / 10.0 << " %");
+    CHECK(std::abs(r8.top1(dyn) - r8.top1(top)) <= 30);
     // The same bits on one and on two threads.
     std::vector<Image> images;
-    for (int i = 0; i < 8; ++i) images.push_back(decode_image(files[i * 100].string()));
+    for (int i = 0; i < 8; ++i) images.push_back(decode_image(r8.files[i * 100].string()));
     std::vector<float> one, two;
     tbb::task_arena(1).execute([&] { one = exec.classify(images); });
     tbb::task_arena(2).execute([&] { two = exec.classify(images); });
     CHECK(one == two);
   }
-  // Automatic mixed precision: the second pass keeps at int4 exactly the layers chosen from the
-  // first (all-ternary) pass's report, and the share replaced stays at the minimum asked for.
-  {
-    QuantizeOptions q;
-    q.encoding = WeightEncoding::TernaryClustered;
-    q.calib_dir = cal.string();
-    q.min_replaced = 0.85;
-    QuantizeReport report;
-    std::vector<std::pair<int, size_t>> passes;
-    auto g = std::make_shared<const Graph>(load_model_bytes(
-        serialize_model(quantize(*float_model, q, &report,
-                                 [&](int pass, size_t i, size_t, const LayerReport&, double) { passes.push_back({pass, i}); })),
-        "r8-mixed.trit"));
-    // The first pass's measures: every ternary layer added some error; branches of residual
-    // blocks carry a measured share of their trunk, the classifier none to share.
-    int branches = 0;
-    for (const LayerReport& l : ternary_report.layers) {
-      if (l.encoding == WeightEncoding::TernaryClustered) CHECK(l.added_error > 0);
-      CHECK(l.trunk_share > 0);
-      branches += l.trunk_share != 1;
-    }
-    CHECK(branches >= 6);
-    CHECK(ternary_report.layers.back().trunk_share == 1);
-    const auto chosen = choose_int4_layers(ternary_report, 0.85, {});
-    REQUIRE(!chosen.empty());
-    CHECK(passes.size() == 2 * ternary_report.layers.size());
-    CHECK(passes.front() == std::pair<int, size_t>{1, 0});
-    CHECK(passes.back() == std::pair<int, size_t>{2, ternary_report.layers.size() - 1});
-    CHECK(report.replaced_share() >= 0.85);
-    CHECK(report.replaced_share() < ternary_report.replaced_share());
-    std::vector<std::string> int4;
-    for (const LayerReport& l : report.layers)
-      if (l.encoding == WeightEncoding::Int4Clustered) {
-        int4.push_back(l.name);
-        CHECK(l.note.find("int4 by --min-replaced") != std::string::npos);
-      }
-    std::sort(int4.begin(), int4.end());
-    auto sorted = chosen;
-    std::sort(sorted.begin(), sorted.end());
-    CHECK(int4 == sorted);
-    check_engine_matches_reference(g, std::vector<fs::path>(files.begin(), files.begin() + 8));
-    const auto top = classify(IntExecutor(g), files);
-    MESSAGE("ResNet-8 ternary with " << chosen.size() << " layers at int4 (--min-replaced 0.85): top-1 " << top1(top) / 10.0
-                                     << " % (all ternary " << ternary_top1 / 10.0 << " %), multiplications replaced "
-                                     << 100 * report.replaced_share() << " %");
-    CHECK(top1(top) >= 400);
-    // Asking for more than all-ternary replaces is an error that says so, before any calibration
-    // (the share follows from the shapes: no images are read).
-    q.min_replaced = 0.99;
-    q.calib_dir = (fs::path(TRIT_TESTDATA_DIR) / "no such folder").string();
-    CHECK_THROWS_WITH_AS(quantize(*float_model, q, nullptr), doctest::Contains("cannot be met"), Error);
+}
+
+TEST_CASE("the real CIFAR-10 ResNet-8, --min-replaced: the second pass keeps at int4 what the first pass chose") {
+  TRIT_REQUIRE_SHARED(data);
+  const ResNet8 r8(data);
+  QuantizeReport ternary_report;
+  const auto ternary = std::make_shared<const Graph>(quantize(*r8.float_model, r8.options(WeightEncoding::TernaryClustered), &ternary_report));
+  const int ternary_top1 = r8.top1(classify(IntExecutor(ternary), r8.files));
+  QuantizeOptions q = r8.options(WeightEncoding::TernaryClustered);
+  q.min_replaced = 0.85;
+  QuantizeReport report;
+  std::vector<std::pair<int, size_t>> passes;
+  auto g = std::make_shared<const Graph>(load_model_bytes(
+      serialize_model(quantize(*r8.float_model, q, &report,
+                               [&](int pass, size_t i, size_t, const LayerReport&, double) { passes.push_back({pass, i}); })),
+      "r8-mixed.trit"));
+  // The first pass's measures: every ternary layer added some error; branches of residual
+  // blocks carry a measured share of their trunk, the classifier none to share.
+  int branches = 0;
+  for (const LayerReport& l : ternary_report.layers) {
+    if (l.encoding == WeightEncoding::TernaryClustered) CHECK(l.added_error > 0);
+    CHECK(l.trunk_share > 0);
+    branches += l.trunk_share != 1;
   }
-  // Mixed precision: the first layer left in float inside an int8 model.
-  QuantizeOptions q;
-  q.encoding = WeightEncoding::Int8PerChannel;
+  CHECK(branches >= 6);
+  CHECK(ternary_report.layers.back().trunk_share == 1);
+  const auto chosen = choose_int4_layers(ternary_report, 0.85, {});
+  REQUIRE(!chosen.empty());
+  CHECK(passes.size() == 2 * ternary_report.layers.size());
+  CHECK(passes.front() == std::pair<int, size_t>{1, 0});
+  CHECK(passes.back() == std::pair<int, size_t>{2, ternary_report.layers.size() - 1});
+  CHECK(report.replaced_share() >= 0.85);
+  CHECK(report.replaced_share() < ternary_report.replaced_share());
+  std::vector<std::string> int4;
+  for (const LayerReport& l : report.layers)
+    if (l.encoding == WeightEncoding::Int4Clustered) {
+      int4.push_back(l.name);
+      CHECK(l.note.find("int4 by --min-replaced") != std::string::npos);
+    }
+  std::sort(int4.begin(), int4.end());
+  auto sorted = chosen;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(int4 == sorted);
+  check_engine_matches_reference(g, std::vector<fs::path>(r8.files.begin(), r8.files.begin() + 8));
+  const auto top = classify(IntExecutor(g), r8.files);
+  MESSAGE("ResNet-8 ternary with " << chosen.size() << " layers at int4 (--min-replaced 0.85): top-1 " << r8.top1(top) / 10.0
+                                   << " % (all ternary " << ternary_top1 / 10.0 << " %), multiplications replaced "
+                                   << 100 * report.replaced_share() << " %");
+  CHECK(r8.top1(top) >= 400);
+  // Asking for more than all-ternary replaces is an error that says so, before any calibration
+  // (the share follows from the shapes: no images are read).
+  q.min_replaced = 0.99;
+  q.calib_dir = (fs::path(TRIT_TESTDATA_DIR) / "no such folder").string();
+  CHECK_THROWS_WITH_AS(quantize(*r8.float_model, q, nullptr), doctest::Contains("cannot be met"), Error);
+}
+
+TEST_CASE("the real CIFAR-10 ResNet-8 in int8 with its first layer left in float") {
+  TRIT_REQUIRE_SHARED(data);
+  const ResNet8 r8(data);
+  QuantizeOptions q = r8.options(WeightEncoding::Int8PerChannel);
   q.layers["stem.conv"] = WeightEncoding::Float32;
-  q.calib_dir = cal.string();
-  auto mixed = std::make_shared<const Graph>(load_model_bytes(serialize_model(quantize(*float_model, q, nullptr)), "mixed"));
+  auto mixed = std::make_shared<const Graph>(load_model_bytes(serialize_model(quantize(*r8.float_model, q, nullptr)), "mixed"));
   CHECK(mixed->nodes[0].weights.encoding == WeightEncoding::Float32);
-  const auto top = classify(IntExecutor(mixed), files);
-  MESSAGE("ResNet-8 int8 with a float first layer: top-1 " << top1(top) / 10.0 << " %");
-  CHECK(top1(top) >= top1(float_top) - 10);
-  fs::remove_all(cal);
+  const auto top = classify(IntExecutor(mixed), r8.files);
+  MESSAGE("ResNet-8 int8 with a float first layer: top-1 " << r8.top1(top) / 10.0 << " %");
+  CHECK(r8.top1(top) >= r8.top1(r8.float_top) - 10);
 }
 
 TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 labels") {
   TRIT_REQUIRE_SHARED(data);
+  if (!resnet50_fetched()) TRIT_SKIP("models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
   const auto float_model = fetched_resnet50();
-  if (!float_model) return;
   const auto photos = labelled_photos(data);
   for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::Int4Clustered}) {
     QuantizeOptions q;
@@ -363,8 +380,8 @@ TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 
 
 TEST_CASE("the real ImageNet ResNet-50: the photos, and top-1 on the 500-photo sample") {
   TRIT_REQUIRE_SHARED(data);
+  if (!resnet50_fetched()) TRIT_SKIP("models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
   const auto model = fetched_resnet50();
-  if (!model) return;
   const FloatExecutor exec(model);
   const auto& labels = model->metadata.labels;
 

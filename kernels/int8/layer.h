@@ -13,7 +13,7 @@
 //
 // A convolution or fully connected layer is a GEMM over rows m = (n, oy, ox) of the output and
 // columns o, with K = KH * KW * cs taps in the order (ky, kx, c). Weights are int8: every
-// encoding expands exactly to W = code * cluster scale in [-127, 127] (method.md), the padded
+// encoding expands exactly to W = code * cluster scale in [-127, 127] (trit/weight_codes.h), the padded
 // channels' weights are 0. The kernels read u8 inputs: an s8 input is read as a + 128 (its
 // byte XOR 0x80), and the offset's contribution, -128 * sum_k W[o][k], is folded into the
 // bias at prepare time, so the inner loop never sees it. Zero padding of the window reads the
@@ -43,7 +43,7 @@
 #include <memory>
 #include <vector>
 
-#include "trit/graph.h"
+#include "trit/types.h"
 
 namespace trit::k8 {
 

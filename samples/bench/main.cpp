@@ -17,9 +17,8 @@
 #include <cstdio>
 #include <random>
 
-#include "trit/engine.h"
+#include "engine.h"
 #include "trit/error.h"
-#include "trit/int_executor.h"
 #include "trit/json.h"
 #include "trit/model_file.h"
 
@@ -37,57 +36,78 @@ int64_t peak_rss_bytes() {
   return int64_t{u.ru_maxrss} * 1024;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"trit-bench: time an integer model on the fast kernels"};
+struct Options {
   std::string model_path, isa;
   int threads = 1, batch = 1, iters = 20, warmup = 3;
   double peak_gmacs = 0;
   bool json = false;
-  app.add_option("model", model_path, "integer trit model")->required();
-  app.add_option("-t,--threads", threads, "threads")->check(CLI::Range(1, 1024));
-  app.add_option("-b,--batch", batch, "images per run")->check(CLI::Range(1, 4096));
-  app.add_option("-n,--iters", iters, "timed runs")->check(CLI::Range(1, 1000000));
-  app.add_option("-w,--warmup", warmup, "untimed runs first")->check(CLI::Range(0, 1000000));
-  app.add_option("--isa", isa, "ref, avx2 or avx512vnni (default: the best this CPU runs, or TRIT_ISA)");
-  app.add_option("--peak-gmacs", peak_gmacs, "the machine's int8 ceiling at this thread count, in G multiply-adds/s")
+};
+
+// What a run of the benchmark measured.
+struct Measured {
+  std::vector<double> per_image_ms;
+  std::vector<std::vector<double>> layer_s;  // per node, each timed run's seconds
+};
+
+// Times whole runs of seeded random inputs, then runs with per-layer timing.
+Measured measure(const Options& o, const trit::Graph& g, const trit::Engine* engine, trit::Workspace& ws,
+                 tbb::task_arena& arena) {
+  Measured m;
+  const trit::Range r = trit::range_of(g.input().type);
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int32_t> d(r.lo, r.hi);
+  std::vector<int32_t> input(static_cast<size_t>(g.input().elements() * o.batch));
+  for (auto& v : input) v = d(rng);
+  m.layer_s.resize(g.nodes.size());
+  arena.execute([&] {
+    for (int i = 0; i < o.warmup; ++i) engine->run(ws, input);
+    for (int i = 0; i < o.iters; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      engine->run(ws, input);
+      m.per_image_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / o.batch);
+    }
+    // Per-layer times, from separate runs (timing each step adds a little).
+    std::vector<double> steps;
+    for (int i = 0; i < std::max(3, o.iters / 2); ++i) {
+      engine->run(ws, input, &steps);
+      for (size_t s = 0; s < steps.size(); ++s) m.layer_s[s].push_back(steps[s]);
+    }
+  });
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"trit-bench: time an integer model on the fast kernels"};
+  Options o;
+  app.add_option("model", o.model_path, "integer trit model")->required();
+  app.add_option("-t,--threads", o.threads, "threads")->check(CLI::Range(1, 1024));
+  app.add_option("-b,--batch", o.batch, "images per run")->check(CLI::Range(1, 4096));
+  app.add_option("-n,--iters", o.iters, "timed runs")->check(CLI::Range(1, 1000000));
+  app.add_option("-w,--warmup", o.warmup, "untimed runs first")->check(CLI::Range(0, 1000000));
+  app.add_option("--isa", o.isa, "ref, avx2 or avx512vnni (default: the best this CPU runs, or TRIT_ISA)");
+  app.add_option("--peak-gmacs", o.peak_gmacs, "the machine's int8 ceiling at this thread count, in G multiply-adds/s")
       ->check(CLI::PositiveNumber);
-  app.add_flag("--json", json, "print one JSON object");
+  app.add_flag("--json", o.json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    auto graph = std::make_shared<const trit::Graph>(trit::load_model(model_path));
-    tbb::task_arena arena(threads);
+    auto graph = std::make_shared<const trit::Graph>(trit::load_model(o.model_path));
+    const trit::Graph& g = *graph;
+    tbb::task_arena arena(o.threads);
     std::unique_ptr<trit::Engine> engine;
     const auto p0 = std::chrono::steady_clock::now();
-    arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, isa); });
+    arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, o.isa); });
     const double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count();
-    trit::release_file_pages(*graph);  // as trit::Model does: the engine holds its own weights
-    const trit::Graph& g = *graph;
-    const trit::Range r = trit::range_of(g.input().type);
-    std::mt19937 rng(1);
-    std::uniform_int_distribution<int32_t> d(r.lo, r.hi);
-    std::vector<int32_t> input(static_cast<size_t>(g.input().elements() * batch));
-    for (auto& v : input) v = d(rng);
-    trit::Workspace ws(*engine, batch);
-
-    std::vector<double> per_image_ms;
-    std::vector<std::vector<double>> layer_s(g.nodes.size());
-    arena.execute([&] {
-      for (int i = 0; i < warmup; ++i) engine->run(ws, input);
-      for (int i = 0; i < iters; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
-        engine->run(ws, input);
-        per_image_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / batch);
-      }
-      // Per-layer times, from separate runs (timing each step adds a little).
-      std::vector<double> steps;
-      for (int i = 0; i < std::max(3, iters / 2); ++i) {
-        engine->run(ws, input, &steps);
-        for (size_t s = 0; s < steps.size(); ++s) layer_s[s].push_back(steps[s]);
-      }
-    });
+    trit::release_file_pages(g);  // as trit::Model does: the engine holds its own weights
+    trit::Workspace ws(*engine, o.batch);
+    const Measured m = measure(o, g, engine.get(), ws, arena);
+    const int batch = o.batch, threads = o.threads, iters = o.iters;
+    const double peak_gmacs = o.peak_gmacs;
+    const std::string& model_path = o.model_path;
+    const auto& per_image_ms = m.per_image_ms;
+    const auto& layer_s = m.layer_s;
     const auto macs = engine->macs();
     int64_t total_macs = 0;
     for (int64_t m : macs) total_macs += m;
@@ -98,7 +118,7 @@ int main(int argc, char** argv) {
     auto share = [&](int64_t m, double seconds_per_batch) {
       return peak_gmacs > 0 && seconds_per_batch > 0 ? m * batch / seconds_per_batch / (peak_gmacs * 1e9) : 0.0;
     };
-    if (json) {
+    if (o.json) {
       std::string layers;
       for (size_t s = 0; s < g.nodes.size(); ++s) {
         const double t = percentile(layer_s[s], 0.5);

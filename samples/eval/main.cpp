@@ -1,9 +1,8 @@
-// trit-eval: top-1 and top-5 of one or more models over the same labelled images, with the
-// agreement of each model's top-1 with the first model's, and how closely each model's logits follow
-// the first's (signal-to-noise ratio in dB over all images and classes: a continuous measure that
-// moves where top-1 on a few hundred images is still noise). It does the heavy work (decoding,
+// trit-eval: one or more models over the same labelled images; per image, each model's top five
+// classes and how far its logits lie from the first model's. It does the heavy work (decoding,
 // resizing, inference over a pipeline of batches) for scripts/eval_imagenet.py, which finds the
-// images and their labels in the dataset layouts people have.
+// images and their labels in the dataset layouts people have, and computes and prints the totals
+// (top-1, top-5, drop, agreement, logit SQNR) from these records: the one place they are defined.
 //
 //   trit-eval --model A.trit [--model B.trit ...] (--data DIR | --list FILE) [--skip N] [--limit N]
 //             [--threads T] [--json OUT]
@@ -14,8 +13,10 @@
 // drops the first N (e.g. the calibration images), --limit keeps at most N after that.
 // --list FILE: one image a line, "PATH<TAB>LABEL", in the order given; LABEL is a WordNet id, a
 // class name, or a class index (0-based, the model's label order).
-// --json: the totals, each model's configuration, and every image's label, top-5 per model, the
-// first model's sum of squared logits and each model's squared distance from them.
+// The result (to --json OUT, else stdout) is JSON: each model's configuration, and every image's
+// label, top-5 per model, the first model's sum of squared logits and each model's squared
+// distance from them. The progress bar (images per second, the first model's running top-1) goes
+// to stderr.
 #include <CLI/CLI.hpp>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
@@ -35,12 +36,9 @@
 #include <numeric>
 
 #include "trit/error.h"
-#include "trit/engine.h"
-#include "trit/float_executor.h"
 #include "trit/image.h"
-#include "trit/int_executor.h"
 #include "trit/json.h"
-#include "trit/model_file.h"
+#include "trit/session.h"
 
 namespace fs = std::filesystem;
 
@@ -50,12 +48,6 @@ struct Sample {
   std::string path;
   std::string label;  // WordNet id or class folder name
 };
-
-bool is_image(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
-}
 
 bool is_wnid(const std::string& s) {
   return s.size() == 9 && s[0] == 'n' && std::all_of(s.begin() + 1, s.end(), ::isdigit);
@@ -67,8 +59,8 @@ std::vector<Sample> list_samples(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir)) {
     if (e.is_directory()) {
       for (const auto& f : fs::directory_iterator(e.path()))
-        if (f.is_regular_file() && is_image(f.path())) out.push_back({f.path().string(), e.path().filename().string()});
-    } else if (e.is_regular_file() && is_image(e.path())) {
+        if (f.is_regular_file() && trit::is_image_file(f.path().string())) out.push_back({f.path().string(), e.path().filename().string()});
+    } else if (e.is_regular_file() && trit::is_image_file(e.path().string())) {
       const std::string name = e.path().filename().string();
       const std::string prefix = name.substr(0, name.find('_'));
       if (!is_wnid(prefix)) trit::fail("cannot evaluate: '{}' does not start with a WordNet id", name);
@@ -101,18 +93,17 @@ bool is_index(const std::string& s) {
   return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), ::isdigit);
 }
 
+constexpr size_t kChunk = 16;  // images per batch of the pipeline
+
 struct Runner {
   std::string path;
-  std::shared_ptr<const trit::Graph> graph;
-  std::unique_ptr<trit::FloatExecutor> fexec;
-  std::unique_ptr<trit::IntExecutor> iexec;  // integer models the fast kernels do not take
-  std::unique_ptr<trit::Engine> engine;      // the other integer models
-  std::unique_ptr<trit::Workspace> workspace;
+  std::shared_ptr<const trit::Model> model;
+  std::unique_ptr<trit::Session> session;
   std::map<std::string, int> class_of;  // label -> class index
-  int top1 = 0, top5 = 0, agree = 0;
+  int top1 = 0;                         // for the progress bar
   std::vector<int> truths;
-  std::vector<std::array<int, 5>> top5s;  // per image, best first; -1 where the model has fewer classes
-  std::vector<double> logit_error;        // per image, sum (logit - first model's)^2; NaN: other classes
+  std::vector<std::vector<int32_t>> top5s;  // per image, best first (fewer where the model has fewer classes)
+  std::vector<double> logit_error;          // per image, sum (logit - first model's)^2; NaN: other classes
   int classes = 0;
 
   int class_index(const std::string& label) const {
@@ -120,29 +111,15 @@ struct Runner {
     if (is_index(label) && std::stoi(label) < classes) return std::stoi(label);
     trit::fail("cannot evaluate '{}': no class of the model is named '{}'", path, label);
   }
-
-  std::vector<float> logits(const std::vector<trit::Image>& images) {
-    if (engine) {
-      if (!workspace || workspace->batch() < static_cast<int32_t>(images.size()))
-        workspace = std::make_unique<trit::Workspace>(*engine, static_cast<int32_t>(images.size()));
-      return engine->classify(*workspace, images);
-    }
-    if (iexec) return iexec->classify(images);
-    const int64_t n = graph->input().elements();
-    std::vector<float> x(images.size() * n);
-    for (size_t i = 0; i < images.size(); ++i) trit::normalize(images[i], graph->metadata, std::span(x).subspan(i * n, n));
-    return fexec->run(x, static_cast<int32_t>(images.size()));
-  }
 };
 
 std::string describe(const trit::Graph& g) {
   std::map<std::string, int> count;
   for (const auto& n : g.nodes)
-    if (n.op == trit::OpCode::Conv || n.op == trit::OpCode::FullyConnected) {
+    if (trit::has_weights(n)) {
       std::string k = trit::to_string(n.weights.encoding);
       if (n.weights.encoding == trit::WeightEncoding::TernaryClustered || n.weights.encoding == trit::WeightEncoding::Int4Clustered)
-        k += fmt::format(" N={} {}", n.weights.cluster_size,
-                         n.weights.cluster_shape == trit::ClusterShape::Kernels ? "kernels" : "channels");
+        k += fmt::format(" N={} {}", n.weights.cluster_size, trit::to_string(n.weights.cluster_shape));
       ++count[k];
     }
   std::string s;
@@ -150,10 +127,147 @@ std::string describe(const trit::Graph& g) {
   return s;
 }
 
+// Each model, loaded, with its classes named by the labels the images carry.
+std::vector<Runner> load_runners(const std::vector<std::string>& models, bool dynamic, const std::vector<Sample>& samples) {
+  std::vector<std::string> folders;
+  for (const auto& s : samples) folders.push_back(s.label);
+  std::sort(folders.begin(), folders.end());
+  folders.erase(std::unique(folders.begin(), folders.end()), folders.end());
+  std::vector<Runner> runners(models.size());
+  for (size_t m = 0; m < models.size(); ++m) {
+    Runner& r = runners[m];
+    r.path = models[m];
+    trit::Model::Options options;
+    options.dynamic_exponents = dynamic;
+    r.model = trit::Model::load(models[m], options);
+    r.session = std::make_unique<trit::Session>(r.model, static_cast<int32_t>(kChunk));
+    const auto& labels = r.model->graph().metadata.labels;
+    for (size_t c = 0; c < labels.size(); ++c) {
+      if (!labels[c].wnid.empty()) r.class_of[labels[c].wnid] = static_cast<int>(c);
+      r.class_of[labels[c].name] = static_cast<int>(c);
+    }
+    if (labels.empty())
+      for (size_t c = 0; c < folders.size(); ++c) r.class_of[folders[c]] = static_cast<int>(c);
+    r.classes = r.model->classes();
+    for (const auto& f : folders) r.class_index(f);  // every label known before the first image
+  }
+  return runners;
+}
+
+// One batch's logits from every model: each model's top five, and its logits' squared distance
+// from the first model's (logit_signal gets the first model's own power per image).
+void score_batch(std::vector<Runner>& runners, const std::vector<Sample>& samples, size_t begin,
+                 const std::vector<trit::Image>& images, std::vector<double>& logit_signal) {
+  const size_t count = images.size();
+  std::vector<float> first;
+  for (Runner& r : runners) {
+    const std::vector<float> logits = r.session->logits_fitted(images);
+    const size_t classes = logits.size() / count;
+    if (&r == &runners[0]) {
+      first = logits;
+      for (size_t i = 0; i < count; ++i) {
+        double sum = 0;
+        for (size_t c = 0; c < classes; ++c) sum += double(logits[i * classes + c]) * logits[i * classes + c];
+        logit_signal.push_back(sum);
+      }
+    }
+    for (size_t i = 0; i < count; ++i) {
+      double err = NAN;
+      if (logits.size() == first.size()) {
+        err = 0;
+        for (size_t c = i * classes; c < (i + 1) * classes; ++c) err += (double(logits[c]) - first[c]) * (double(logits[c]) - first[c]);
+      }
+      r.logit_error.push_back(err);
+      const auto top = trit::top_classes(std::span(logits).subspan(i * classes, classes), 5);
+      const int truth = r.class_index(samples[begin + i].label);
+      r.top1 += !top.empty() && top[0] == truth;
+      r.truths.push_back(truth);
+      r.top5s.push_back(top);
+    }
+  }
+}
+
+// The images through every model, over a pipeline of batches: decoding and resizing (in
+// parallel) run a batch or two ahead of the models, which take the batches in order.
+std::vector<double> run_all(std::vector<Runner>& runners, const std::vector<Sample>& samples, tbb::task_arena& arena) {
+  const auto start = std::chrono::steady_clock::now();
+  const trit::Model& model0 = *runners[0].model;
+  struct Batch {
+    size_t begin = 0, count = 0;
+    std::vector<trit::Image> images;
+  };
+  size_t next = 0;
+  std::vector<double> logit_signal;  // per image, the first model's sum of squared logits
+  auto source = [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
+    if (next == samples.size()) {
+      fc.stop();
+      return nullptr;
+    }
+    auto b = std::make_shared<Batch>();
+    b->begin = next;
+    b->count = std::min(kChunk, samples.size() - next);
+    next += b->count;
+    return b;
+  };
+  auto decode = [&](std::shared_ptr<Batch> b) {
+    b->images.resize(b->count);
+    tbb::parallel_for(size_t{0}, b->count, [&](size_t i) {
+      b->images[i] = trit::fit_to_input(trit::decode_image(samples[b->begin + i].path), model0.graph().metadata,
+                                        model0.height(), model0.width());
+    });
+    return b;
+  };
+  auto score = [&](std::shared_ptr<Batch> b) {
+    score_batch(runners, samples, b->begin, b->images, logit_signal);
+    const size_t done = b->begin + b->count;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const int bar = static_cast<int>(30 * done / samples.size());
+    std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu  %.1f images/s  top-1 %.1f%%   ", bar, "##############################",
+                 30 - bar, "", done, samples.size(), done / seconds, 100.0 * runners[0].top1 / double(done));
+  };
+  arena.execute([&] {
+    tbb::parallel_pipeline(3, tbb::make_filter<void, std::shared_ptr<Batch>>(tbb::filter_mode::serial_in_order, source) &
+                                  tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(tbb::filter_mode::parallel, decode) &
+                                  tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order, score));
+  });
+  std::fprintf(stderr, "\n");
+  return logit_signal;
+}
+
+std::string result_json(const std::vector<Runner>& runners, const std::vector<Sample>& samples,
+                        const std::vector<double>& logit_signal, const std::string& source, int skip, bool dynamic,
+                        int threads, double seconds) {
+  std::string json = fmt::format(
+      "{{\"data\": {}, \"images\": {}, \"skip\": {}, \"dynamic_exponents\": {}, \"threads\": {}, "
+      "\"seconds\": {:.3f}, \"models\": [",
+      trit::json_quote(source), samples.size(), skip, dynamic, threads, seconds);
+  for (size_t m = 0; m < runners.size(); ++m)
+    json += fmt::format("{}{{\"model\": {}, \"weights\": {}, \"bytes\": {}}}", m ? ", " : "",
+                        trit::json_quote(runners[m].path), trit::json_quote(describe(runners[m].model->graph())),
+                        fs::file_size(runners[m].path));
+  // Every image: its label, and per model the class index of the label and the top five.
+  json += "],\n\"per_image\": [";
+  for (size_t i = 0; i < samples.size(); ++i) {
+    std::string truth, top, error;
+    for (size_t m = 0; m < runners.size(); ++m) {
+      truth += fmt::format("{}{}", m ? ", " : "", runners[m].truths[i]);
+      const double e = runners[m].logit_error[i];
+      error += fmt::format("{}{}", m ? ", " : "", std::isfinite(e) ? fmt::format("{:.9g}", e) : "null");
+      top += fmt::format("{}[{}]", m ? ", " : "", fmt::join(runners[m].top5s[i], ", "));
+    }
+    json += fmt::format(
+        "{}\n  {{\"path\": {}, \"label\": {}, \"truth\": [{}], \"top5\": [{}], \"logit_signal\": {:.9g}, "
+        "\"logit_error\": [{}]}}",
+        i ? "," : "", trit::json_quote(samples[i].path), trit::json_quote(samples[i].label), truth, top, logit_signal[i],
+        error);
+  }
+  return json + "\n]}\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"trit-eval: accuracy of trit models on labelled images"};
+  CLI::App app{"trit-eval: models over labelled images, per image (scripts/eval_imagenet.py makes the tables)"};
   std::vector<std::string> models;
   std::string data, list, json_path;
   int skip = 0, limit = 0, threads = 0;
@@ -165,7 +279,7 @@ int main(int argc, char** argv) {
   app.add_option("--skip", skip, "leave out the first N images (e.g. the calibration images)")->check(CLI::Range(0, 100000000));
   app.add_option("--limit", limit, "evaluate at most N images")->check(CLI::Range(0, 100000000));
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 4096));
-  app.add_option("--json", json_path, "write the results as JSON");
+  app.add_option("--json", json_path, "write the results there (default: standard output)");
   app.add_flag("--dynamic-exponents", dynamic, "integer models: each activation's exponent from its own values");
   CLI11_PARSE(app, argc, argv);
 
@@ -175,164 +289,21 @@ int main(int argc, char** argv) {
     samples.erase(samples.begin(), samples.begin() + std::min<size_t>(skip, samples.size()));
     if (limit > 0 && samples.size() > static_cast<size_t>(limit)) samples.resize(limit);
     if (samples.empty()) trit::fail("cannot evaluate: no images left after --skip {}", skip);
-    std::vector<std::string> folders;
-    for (const auto& s : samples) folders.push_back(s.label);
-    std::sort(folders.begin(), folders.end());
-    folders.erase(std::unique(folders.begin(), folders.end()), folders.end());
-
-    std::vector<Runner> runners(models.size());
-    for (size_t m = 0; m < models.size(); ++m) {
-      Runner& r = runners[m];
-      r.path = models[m];
-      r.graph = std::make_shared<const trit::Graph>(trit::load_model(models[m]));
-      if (!trit::is_integer_model(*r.graph)) r.fexec = std::make_unique<trit::FloatExecutor>(r.graph);
-      else if (dynamic || !trit::Engine::unsupported_reason(*r.graph).empty())
-        r.iexec = std::make_unique<trit::IntExecutor>(r.graph, dynamic);
-      else r.engine = std::make_unique<trit::Engine>(r.graph);
-      const auto& labels = r.graph->metadata.labels;
-      for (size_t c = 0; c < labels.size(); ++c) {
-        if (!labels[c].wnid.empty()) r.class_of[labels[c].wnid] = static_cast<int>(c);
-        r.class_of[labels[c].name] = static_cast<int>(c);
-      }
-      if (labels.empty())
-        for (size_t c = 0; c < folders.size(); ++c) r.class_of[folders[c]] = static_cast<int>(c);
-      r.classes = static_cast<int>(r.graph->tensors[r.graph->outputs[0]].elements());
-      for (const auto& f : folders) r.class_index(f);  // every label known before the first image
-    }
-
+    std::vector<Runner> runners = load_runners(models, dynamic, samples);
     tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
     const auto start = std::chrono::steady_clock::now();
-    constexpr size_t kChunk = 16;
-    const trit::Tensor& in = runners[0].graph->input();
-    // A pipeline of batches: decoding and resizing (in parallel) run a batch or two ahead of
-    // the models, which take the batches in order.
-    struct Batch {
-      size_t begin = 0, count = 0;
-      std::vector<trit::Image> images;
-    };
-    size_t next = 0;
-    std::vector<double> logit_signal;  // per image, the first model's sum of squared logits
-    arena.execute([&] {
-      tbb::parallel_pipeline(
-          3,
-          tbb::make_filter<void, std::shared_ptr<Batch>>(tbb::filter_mode::serial_in_order,
-                                                         [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
-                                                           if (next == samples.size()) {
-                                                             fc.stop();
-                                                             return nullptr;
-                                                           }
-                                                           auto b = std::make_shared<Batch>();
-                                                           b->begin = next;
-                                                           b->count = std::min(kChunk, samples.size() - next);
-                                                           next += b->count;
-                                                           return b;
-                                                         }) &
-              tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                  tbb::filter_mode::parallel,
-                  [&](std::shared_ptr<Batch> b) {
-                    b->images.resize(b->count);
-                    tbb::parallel_for(size_t{0}, b->count, [&](size_t i) {
-                      b->images[i] = trit::fit_to_input(trit::decode_image(samples[b->begin + i].path),
-                                                        runners[0].graph->metadata, in.shape[1], in.shape[2]);
-                    });
-                    return b;
-                  }) &
-              tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
-                const size_t begin = b->begin, count = b->count;
-                std::vector<float> first;
-                for (Runner& r : runners) {
-                  const std::vector<float> logits = r.logits(b->images);
-                  const size_t classes = logits.size() / count;
-                  if (&r == &runners[0]) {
-                    first = logits;
-                    for (size_t i = 0; i < count; ++i) {
-                      double sum = 0;
-                      for (size_t c = 0; c < classes; ++c) sum += double(logits[i * classes + c]) * logits[i * classes + c];
-                      logit_signal.push_back(sum);
-                    }
-                  }
-                  for (size_t i = 0; i < count; ++i) {
-                    double err = NAN;
-                    if (logits.size() == first.size()) {
-                      err = 0;
-                      for (size_t c = i * classes; c < (i + 1) * classes; ++c) err += (double(logits[c]) - first[c]) * (double(logits[c]) - first[c]);
-                    }
-                    r.logit_error.push_back(err);
-                    std::vector<int> order(classes);
-                    std::iota(order.begin(), order.end(), 0);
-                    const float* l = logits.data() + i * classes;
-                    std::partial_sort(order.begin(), order.begin() + std::min<size_t>(5, classes), order.end(),
-                                      [&](int a, int c) { return l[a] > l[c] || (l[a] == l[c] && a < c); });
-                    const int truth = r.class_index(samples[begin + i].label);
-                    r.top1 += order[0] == truth;
-                    r.top5 += std::find(order.begin(), order.begin() + std::min<size_t>(5, classes), truth) !=
-                              order.begin() + std::min<size_t>(5, classes);
-                    r.truths.push_back(truth);
-                    std::array<int, 5> top{-1, -1, -1, -1, -1};
-                    for (size_t j = 0; j < std::min<size_t>(5, classes); ++j) top[j] = order[j];
-                    r.top5s.push_back(top);
-                  }
-                }
-                const size_t done = begin + count;
-                const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                const int bar = static_cast<int>(30 * done / samples.size());
-                std::fprintf(stderr, "\r[%.*s%*s] %zu/%zu  %.1f images/s  top-1 %.1f%%   ", bar,
-                             "##############################", 30 - bar, "", done, samples.size(), done / seconds,
-                             100.0 * runners[0].top1 / double(done));
-              }));
-    });
-    std::fprintf(stderr, "\n");
+    const std::vector<double> signal = run_all(runners, samples, arena);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double n = double(samples.size());
-    for (Runner& r : runners)
-      for (size_t i = 0; i < samples.size(); ++i) r.agree += r.top5s[i][0] == runners[0].top5s[i][0];
-    const std::string source = list.empty() ? data : list;
-    std::printf("%zu images of %s (skipped %d), %.1f s\n", samples.size(), source.c_str(), skip, seconds);
-    std::printf("| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | logit SQNR | file size |\n");
-    std::printf("|---|---|---|---|---|---|---|---|\n");
-    const double signal = std::accumulate(logit_signal.begin(), logit_signal.end(), 0.0);
-    const int used_threads = arena.max_concurrency();
-    std::string json = fmt::format(
-        "{{\"data\": {}, \"images\": {}, \"skip\": {}, \"dynamic_exponents\": {}, \"threads\": {}, "
-        "\"seconds\": {:.3f}, \"models\": [",
-        trit::json_quote(source), samples.size(), skip, dynamic, used_threads, seconds);
-    for (size_t m = 0; m < runners.size(); ++m) {
-      const Runner& r = runners[m];
-      const double size_mb = fs::file_size(r.path) / 1e6;
-      // Logit SQNR against the first model: "-" for the first itself and for other class counts.
-      const double noise = std::accumulate(r.logit_error.begin(), r.logit_error.end(), 0.0);
-      const bool comparable = m > 0 && std::isfinite(noise) && noise > 0 && signal > 0;
-      const std::string sqnr = comparable ? fmt::format("{:.1f} dB", 10 * std::log10(signal / noise)) : "-";
-      std::printf("| %s | %s | %.1f %% | %.1f %% | %+.1f | %.1f %% | %s | %.1f MB |\n", fs::path(r.path).filename().c_str(),
-                  describe(*r.graph).c_str(), 100 * r.top1 / n, 100 * r.top5 / n,
-                  100 * (runners[0].top1 - r.top1) / n, 100 * r.agree / n, sqnr.c_str(), size_mb);
-      json += fmt::format(
-          "{}{{\"model\": {}, \"weights\": {}, \"top1\": {:.6f}, \"top5\": {:.6f}, \"agreement\": {:.6f}, "
-          "\"logit_sqnr_db\": {}, \"bytes\": {}}}",
-          m ? ", " : "", trit::json_quote(r.path), trit::json_quote(describe(*r.graph)), r.top1 / n, r.top5 / n,
-          r.agree / n, comparable ? fmt::format("{:.4f}", 10 * std::log10(signal / noise)) : "null", fs::file_size(r.path));
+    const std::string json = result_json(runners, samples, signal, list.empty() ? data : list, skip, dynamic,
+                                         arena.max_concurrency(), seconds);
+    if (json_path.empty()) {
+      std::fputs(json.c_str(), stdout);
+    } else {
+      std::ofstream out(json_path);
+      out << json;
+      if (!out) trit::fail("cannot write '{}'", json_path);
     }
-    // Every image: its label, and per model the class index of the label and the top five.
-    json += "],\n\"per_image\": [";
-    for (size_t i = 0; i < samples.size(); ++i) {
-      std::string truth, top, error;
-      for (size_t m = 0; m < runners.size(); ++m) {
-        truth += fmt::format("{}{}", m ? ", " : "", runners[m].truths[i]);
-        const double e = runners[m].logit_error[i];
-        error += fmt::format("{}{}", m ? ", " : "", std::isfinite(e) ? fmt::format("{:.9g}", e) : "null");
-        top += m ? ", [" : "[";
-        for (int c : runners[m].top5s[i])
-          if (c >= 0) top += fmt::format("{}{}", top.back() == '[' ? "" : ", ", c);
-        top += "]";
-      }
-      json += fmt::format(
-          "{}\n  {{\"path\": {}, \"label\": {}, \"truth\": [{}], \"top5\": [{}], \"logit_signal\": {:.9g}, "
-          "\"logit_error\": [{}]}}",
-          i ? "," : "", trit::json_quote(samples[i].path), trit::json_quote(samples[i].label), truth, top,
-          logit_signal[i], error);
-    }
-    json += "\n]}\n";
-    if (!json_path.empty()) std::ofstream(json_path) << json;
+    std::fprintf(stderr, "%zu images, %.1f s\n", samples.size(), seconds);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "trit-eval: %s\n", e.what());

@@ -15,7 +15,6 @@
 #include <memory>
 
 #include "trit/error.h"
-#include "trit/engine.h"
 #include "trit/image.h"
 #include "trit/json.h"
 #include "trit/session.h"

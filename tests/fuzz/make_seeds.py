@@ -5,6 +5,8 @@ and ternary models. Generated at test time (ctest's make_fuzz_seeds, scripts/fuz
 committed; tests/fuzz/<target>/ holds only the inputs fuzzing found.
 
   /usr/bin/python3 tests/fuzz/make_seeds.py build/bin/trit-convert OUT
+
+With "-" for trit-convert (a build without the converter), no models are made.
 """
 import os
 import subprocess
@@ -56,6 +58,8 @@ def main(convert, out):
     for fmt, ext, mode in [("PNG", "png", "RGB"), ("JPEG", "jpg", "RGB"), ("BMP", "bmp", "RGB"), ("PNG", "gray.png", "L"),
                            ("PNG", "rgba.png", "RGBA"), ("GIF", "gif", "P"), ("PPM", "ppm", "RGB")]:
         Image.fromarray(pixels).convert(mode).save(os.path.join(out, "image", f"tiny.{ext}"), fmt)
+    if convert == "-":
+        return
     with tempfile.TemporaryDirectory() as calib:
         for i in range(3):
             Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(os.path.join(calib, f"{i}.png"))

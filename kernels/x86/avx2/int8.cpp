@@ -1,7 +1,7 @@
 // The avx2 path, for CPUs without VNNI. Compiled with -mavx2 -mfma -mbmi2 for this file only.
 //
-// vpmaddubsw (u8 x s8 pairs summed into int16) saturates once 2 * 255 * 127 > 32767
-// (method.md), so this path widens both sides to int16 and uses vpmaddwd, whose pairs sum into
+// vpmaddubsw (u8 x s8 pairs summed into int16) saturates: its largest pair sum, 2 * 255 * 127,
+// exceeds 32767. So this path widens both sides to int16 and uses vpmaddwd, whose pairs sum into
 // int32 exactly: half vpmaddubsw's rate, never a wrong bit.
 // Weights: blocks of nr = 16 output channels, [k / 2][16][2] int16 per block (one k-step of a
 // block is two 32-byte loads). Rows are gathered as int16 (im2col, zero-extended u8).

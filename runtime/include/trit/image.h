@@ -29,6 +29,10 @@ struct Image {
 // Images larger than this many pixels are refused before they are decoded.
 inline constexpr int64_t kDefaultMaxPixels = int64_t{1} << 27;  // 134 M pixels, 402 MB as RGB
 
+// Whether decode_image reads files of this name: the extensions .jpg, .jpeg, .png and .bmp, in
+// any case. (The tools list folders with it.)
+bool is_image_file(const std::string& path);
+
 // Grayscale becomes three equal channels; alpha is dropped. Throws trit::Error
 // "cannot read image '<path>': <reason>".
 Image decode_image(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);

@@ -36,12 +36,12 @@
 
 #include "trit/graph.h"
 #include "trit/image.h"
+#include "trit/memory_plan.h"
 
 namespace trit {
 
 class Engine;
 class Workspace;
-struct MemoryPlan;
 class FloatExecutor;
 class IntExecutor;
 
@@ -129,5 +129,8 @@ class Session {
 
 // The top k entries of logits (one image), with labels.
 std::vector<Prediction> top_k(const Model& model, std::span<const float> logits, int32_t k);
+// The indices of the k largest logits (at most logits.size()), largest first; ties go to the
+// lower index. What top_k and the tools rank by.
+std::vector<int32_t> top_classes(std::span<const float> logits, int32_t k);
 
 }  // namespace trit

@@ -14,6 +14,26 @@ int32_t max_code(WeightEncoding e) {
   return 0;
 }
 
+int32_t max_cluster_scale(WeightEncoding e) { return e == WeightEncoding::Int4Clustered ? 18 : 127; }
+
+int64_t weight_code_bytes(WeightEncoding encoding, int64_t count) {
+  switch (encoding) {
+    case WeightEncoding::Float32: return count * 4;
+    case WeightEncoding::Int8PerChannel: return count;
+    case WeightEncoding::Int4Clustered: return (count + 1) / 2;
+    case WeightEncoding::TernaryClustered: return (count + 3) / 4;
+  }
+  return -1;
+}
+
+int64_t cluster_count(const WeightLayout& w) {
+  const int64_t o = w.shape[0], i = w.shape[1], taps = int64_t{w.shape[2]} * w.shape[3];
+  if (w.encoding == WeightEncoding::Int8PerChannel) return o;
+  if (w.cluster_size < 1) return 0;
+  const int64_t per_filter = (i + w.cluster_size - 1) / w.cluster_size;
+  return w.cluster_shape == ClusterShape::Kernels ? o * per_filter : o * taps * per_filter;
+}
+
 std::vector<uint8_t> pack_codes(WeightEncoding e, std::span<const int8_t> codes) {
   std::vector<uint8_t> out;
   switch (e) {
@@ -38,9 +58,10 @@ std::vector<uint8_t> pack_codes(WeightEncoding e, std::span<const int8_t> codes)
   return out;
 }
 
-std::vector<int8_t> unpack_codes(const Weights& w, const std::string& layer) {
+std::vector<int8_t> unpack_codes(const WeightLayout& w, std::span<const uint8_t> bytes, const std::string& layer) {
   const auto n = static_cast<size_t>(w.count());
-  const auto bytes = w.codes.as<uint8_t>();
+  if (static_cast<int64_t>(bytes.size()) < weight_code_bytes(w.encoding, w.count()))
+    fail("layer '{}': {} bytes of codes for {} weights", layer, bytes.size(), n);
   std::vector<int8_t> codes(n);
   for (size_t j = 0; j < n; ++j) {
     int32_t v = 0;
@@ -68,7 +89,7 @@ std::vector<int8_t> unpack_codes(const Weights& w, const std::string& layer) {
   return codes;
 }
 
-int64_t cluster_of(const Weights& w, int32_t o, int32_t i, int32_t ky, int32_t kx) {
+int64_t cluster_of(const WeightLayout& w, int32_t o, int32_t i, int32_t ky, int32_t kx) {
   if (w.encoding == WeightEncoding::Int8PerChannel) return o;
   const int64_t per = (int64_t{w.shape[1]} + w.cluster_size - 1) / w.cluster_size;
   if (w.cluster_shape == ClusterShape::Kernels) return o * per + i / w.cluster_size;

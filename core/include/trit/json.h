@@ -1,4 +1,5 @@
 // JSON string quoting for the tools' output (infer --json, trit-eval --json, conversion reports).
+// Shared by the tools and the converter; not part of the installed API.
 #pragma once
 
 #include <string>

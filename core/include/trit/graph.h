@@ -21,36 +21,10 @@
 #include <string>
 #include <vector>
 
+#include "trit/types.h"
+#include "trit/weight_codes.h"
+
 namespace trit {
-
-enum class ElementType : int32_t { Float32 = 0, UInt8 = 1, Int8 = 2, Int32 = 3 };
-
-enum class OpCode : int32_t {
-  Conv = 0,
-  Add = 1,
-  MaxPool = 2,
-  AveragePool = 3,
-  GlobalAveragePool = 4,
-  FullyConnected = 5,
-  Flatten = 6,
-  Relu = 7,
-};
-
-enum class Activation : int32_t { None = 0, Relu = 1 };
-
-enum class WeightEncoding : int32_t {
-  Float32 = 0,
-  Int8PerChannel = 1,
-  Int4Clustered = 2,
-  TernaryClustered = 3,
-};
-
-enum class ClusterShape : int32_t { Kernels = 0, Channels = 1 };
-
-enum class ChannelOrder : int32_t { RGB = 0, BGR = 1 };
-
-const char* to_string(OpCode op);
-const char* to_string(WeightEncoding encoding);
 
 // Bytes with shared ownership of their storage. Empty when data == nullptr.
 struct Blob {
@@ -87,29 +61,11 @@ struct Tensor {
   int64_t elements() const;
 };
 
-// Kernel window of a convolution or pool.
-struct Window {
-  int32_t kernel_h = 1, kernel_w = 1;
-  int32_t stride_h = 1, stride_w = 1;
-  int32_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-
-  // Output extent for an input extent, or 0 when the window does not fit.
-  int32_t out_h(int32_t in_h) const;
-  int32_t out_w(int32_t in_w) const;
-};
-
-struct Weights {
-  WeightEncoding encoding = WeightEncoding::Float32;
-  std::array<int32_t, 4> shape{};  // O, I, KH, KW
-  Blob codes;
-  int32_t cluster_size = 0;
-  ClusterShape cluster_shape = ClusterShape::Kernels;
+// A layer's weights: the layout (trit/weight_codes.h) and the bytes of the file's layout.
+struct Weights : WeightLayout {
+  Blob codes;            // float32, or the packed integer codes
   Blob scales;           // uint8 per cluster (integer encodings)
   Blob scale_exponents;  // int8 per output channel (integer encodings)
-
-  int64_t count() const {
-    return int64_t{shape[0]} * shape[1] * shape[2] * shape[3];
-  }
 };
 
 struct Node {
@@ -151,5 +107,13 @@ struct Graph {
   const Tensor& input() const { return tensors[inputs.at(0)]; }
   const Tensor& output() const { return tensors[outputs.at(0)]; }
 };
+
+// A tensor's shape as one image's [C, H, W] ([C] is [C, 1, 1]).
+Shape3 shape3(const Tensor& tensor);
+// Whether the node is a layer with weights: Conv or FullyConnected.
+bool has_weights(const Node& node);
+// The range the node writes into its (integer) output tensor: the type's, floored at 0 after a
+// fused ReLU or a Relu op.
+Range output_range(const Node& node, const Tensor& output);
 
 }  // namespace trit

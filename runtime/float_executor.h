@@ -1,6 +1,6 @@
 // FloatExecutor: runs a Graph whose weights are float32 through the float reference kernels
 // (kernels/float_ref.h). It is the float specification of a model, and the engine the converter
-// calibrates with.
+// calibrates with (one node at a time, through run_float_node: internal, not installed).
 //
 // Load, prepare, run: the constructor prepares (checks the encodings, reorders Conv weights
 // into the layout the reference kernel reads); run() only computes.
@@ -10,7 +10,6 @@
 // the call in a tbb::task_arena to cap the threads); results do not depend on the thread count.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -21,9 +20,8 @@ namespace trit {
 
 // Runs one node on `batch` images: inputs[k] points at the node's k-th input for the batch, out
 // at its output. `packed` holds a Conv's weights as ref::pack_conv_weights orders them (ignored
-// for other ops); `weights` and `bias` override the node's own when given (the converter runs
-// layers with weights it is still choosing).
-void run_float_node(const Graph& graph, const Node& node, const float* packed, const float* bias, int32_t batch,
+// for other ops; a fully connected layer reads the node's weights as they are).
+void run_float_node(const Graph& graph, const Node& node, const float* packed, int32_t batch,
                     const std::vector<const float*>& inputs, float* out);
 
 class FloatExecutor {
@@ -31,14 +29,9 @@ class FloatExecutor {
   // Throws trit::Error when a layer's weights are not float32, naming the layer.
   explicit FloatExecutor(std::shared_ptr<const Graph> graph);
 
-  // Called after each node with the node's index and its output for the whole batch
-  // ([batch][elements of the tensor]); the span is valid during the call only.
-  using Observer = std::function<void(size_t node, std::span<const float> output)>;
-
   // input: batch images of graph().input().elements() floats each, [N][C][H][W].
   // Returns the first graph output, [N][graph().output().elements()].
-  std::vector<float> run(std::span<const float> input, int32_t batch,
-                         const Observer& observer = {}) const;
+  std::vector<float> run(std::span<const float> input, int32_t batch) const;
 
   const Graph& graph() const { return *graph_; }
 

@@ -14,8 +14,9 @@
 //   - run() is const: one Engine may serve many threads at once, each with its own Workspace.
 // Work is split over oneTBB tasks in the caller's task_arena; results are identical for any
 // thread count. With more than one thread, independent branches (a ResNet block's projection
-// shortcut beside its main path) run at the same time in a task_group; the memory plan keeps
-// apart every two tensors whose steps do not depend on each other.
+// shortcut beside its main path) run at the same time in a task_group (schedule.h); the memory
+// plan keeps apart every two tensors whose steps do not depend on each other (memory_planner.h).
+// Each layer is prepared by kernels/int8/prepare.h, the contract's own file.
 //
 // Not supported here (the constructor says so, and the caller runs IntExecutor instead): layers
 // kept in float32 (trit-convert --layer NAME=float), dynamic exponents, int32 tensors read by
@@ -30,6 +31,7 @@
 
 #include "trit/graph.h"
 #include "trit/image.h"
+#include "trit/memory_plan.h"
 
 namespace trit {
 
@@ -37,15 +39,6 @@ namespace detail {
 struct EngineSteps;
 struct WorkspaceState;
 }  // namespace detail
-
-// Where each tensor of a batch lives in one arena (offsets are 64-byte aligned).
-struct MemoryPlan {
-  int32_t batch = 0;
-  std::vector<int64_t> offset;  // per tensor; -1 for tensors never stored (none today)
-  std::vector<int64_t> bytes;   // per tensor, for the batch
-  int64_t arena_bytes = 0;      // the arena's size
-  int64_t lower_bound = 0;      // the largest total of tensors alive at one step
-};
 
 class Workspace;
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "trit/error.h"
+#include "trit/weight_codes.h"
 
 namespace trit {
 namespace {
@@ -253,24 +254,6 @@ struct Checker {
 };
 
 }  // namespace
-
-int64_t weight_code_bytes(WeightEncoding encoding, int64_t count) {
-  switch (encoding) {
-    case WeightEncoding::Float32: return count * 4;
-    case WeightEncoding::Int8PerChannel: return count;
-    case WeightEncoding::Int4Clustered: return (count + 1) / 2;
-    case WeightEncoding::TernaryClustered: return (count + 3) / 4;
-  }
-  return -1;
-}
-
-int64_t cluster_count(const Weights& w) {
-  const int64_t o = w.shape[0], i = w.shape[1], taps = int64_t{w.shape[2]} * w.shape[3];
-  if (w.encoding == WeightEncoding::Int8PerChannel) return o;
-  if (w.cluster_size < 1) return 0;
-  const int64_t per_filter = (i + w.cluster_size - 1) / w.cluster_size;
-  return w.cluster_shape == ClusterShape::Kernels ? o * per_filter : o * taps * per_filter;
-}
 
 void check_graph(const Graph& graph, const std::string& context) {
   Checker{graph, context}.run();

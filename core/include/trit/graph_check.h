@@ -22,9 +22,4 @@ namespace trit {
 
 void check_graph(const Graph& graph, const std::string& context);
 
-// Bytes a weight encoding takes for `count` weights.
-int64_t weight_code_bytes(WeightEncoding encoding, int64_t count);
-// Clusters a layer has: one per output channel for Int8PerChannel, else per cluster shape.
-int64_t cluster_count(const Weights& weights);
-
 }  // namespace trit

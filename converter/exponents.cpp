@@ -1,0 +1,60 @@
+#include "exponents.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace trit {
+
+void assign_types(Graph& g) {
+  const Metadata& m = g.metadata;
+  bool non_negative = true;
+  for (size_t c = 0; c < m.mean.size(); ++c) non_negative &= m.mean[c] <= 0;  // (0 - mean) / scale >= 0
+  g.tensors[g.inputs[0]].type = non_negative ? ElementType::UInt8 : ElementType::Int8;
+  std::vector<bool> is_output(g.tensors.size(), false);
+  for (int32_t t : g.outputs) is_output[t] = true;
+  for (const Node& n : g.nodes) {
+    Tensor& out = g.tensors[n.outputs[0]];
+    const Tensor& in = g.tensors[n.inputs[0]];
+    switch (n.op) {
+      case OpCode::Conv:
+      case OpCode::FullyConnected:
+        out.type = is_output[n.outputs[0]] ? ElementType::Int32
+                   : n.activation == Activation::Relu ? ElementType::UInt8 : ElementType::Int8;
+        break;
+      case OpCode::Add: out.type = n.activation == Activation::Relu ? ElementType::UInt8 : ElementType::Int8; break;
+      case OpCode::Relu: out.type = ElementType::UInt8; break;
+      default: out.type = in.type; break;
+    }
+  }
+}
+
+void ExponentSample::add(std::span<const float> v) {
+  const size_t stride = std::max<size_t>(1, v.size() / 262144);
+  for (size_t j = 0; j < v.size(); ++j) {
+    peak = std::max(peak, std::abs(v[j]));
+    if (j % stride == 0) values.push_back(v[j]);
+  }
+}
+
+int32_t choose_exponent(const ExponentSample& s, Range r, bool lse) {
+  if (!(s.peak > 0)) return 0;
+  const int32_t top = static_cast<int32_t>(std::clamp(std::floor(std::log2(r.hi / double(s.peak))), -32.0, 32.0));
+  if (!lse) return top;
+  int32_t best = top;
+  double best_err = INFINITY;
+  for (int32_t f = top; f <= std::min(top + 8, 32); ++f) {
+    double err = 0;
+    for (float x : s.values) {
+      const double m = std::clamp(std::floor(std::ldexp(double(x), f) + 0.5), double(r.lo), double(r.hi));
+      const double d = x - std::ldexp(m, -f);
+      err += d * d;
+    }
+    if (err < best_err) {
+      best_err = err;
+      best = f;
+    }
+  }
+  return best;
+}
+
+}  // namespace trit

@@ -1,0 +1,94 @@
+#include "int8/prepare.h"
+
+#include <cstdlib>
+#include <limits>
+#include <vector>
+
+#include "trit/error.h"
+
+namespace trit::k8 {
+
+ConvLayer prepare_conv(const ConvSpec& spec, const KernelTable& table, const std::string& name) {
+  const iref::Requant& rq = *spec.requant;
+  const WeightLayout& wt = spec.weights.layout;
+  const auto [o_n, i_n, kh, kw] = wt.shape;
+  ConvLayer L;
+  L.c = spec.in.c;
+  L.cs = channel_stride(L.c);
+  L.h = spec.in.h;
+  L.w = spec.in.w;
+  L.o = o_n;
+  L.out_int32 = spec.out_int32;
+  L.ocs = L.out_int32 ? o_n : channel_stride(o_n);
+  L.oh = spec.out.h;
+  L.ow = spec.out.w;
+  L.window = spec.window;
+  if (int64_t{kh} * kw * L.cs > 65536)
+    fail("cannot prepare layer '{}' for the fast kernels: {} taps per output exceed 65536", name, int64_t{kh} * kw * L.cs);
+  L.k = kh * kw * L.cs;
+  L.in_signed = spec.in_signed;
+  L.in_xor = L.in_signed && !spec.in_biased ? 0x80 : 0;
+  L.in_zero = L.in_signed ? 0x80 : 0;
+  const Window& w = L.window;
+  L.direct = kh == 1 && kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 && w.pad_left == 0 &&
+             w.pad_bottom == 0 && w.pad_right == 0 && L.in_xor == 0;
+  L.tap_lda = int64_t{w.stride_w} * L.cs;
+  for (int32_t ky = 0; ky < kh; ++ky) L.tap_offsets.push_back(int64_t{ky} * L.w * L.cs);
+  // W[o][(ky, kx, c)] = code * cluster scale (1 for int8 per channel), straight from the codes
+  // (no intermediate copy of the whole layer: prepare's peak memory is the codes and W).
+  std::vector<int8_t> wk(static_cast<size_t>(o_n) * L.k, 0);
+  std::vector<int64_t> sum(o_n, 0), abs_sum(o_n, 0);
+  const bool per_channel = wt.encoding == WeightEncoding::Int8PerChannel;
+  const auto codes = spec.weights.codes;
+  const auto scales = spec.weights.scales;
+  for (int32_t o = 0; o < o_n; ++o)
+    for (int32_t i = 0; i < i_n; ++i)
+      for (int32_t ky = 0; ky < kh; ++ky)
+        for (int32_t kx = 0; kx < kw; ++kx) {
+          const int32_t code = codes[((int64_t{o} * i_n + i) * kh + ky) * kw + kx];
+          const int32_t v = per_channel ? code : code * int32_t{scales[cluster_of(wt, o, i, ky, kx)]};
+          if (v < -127 || v > 127)
+            fail("cannot prepare layer '{}' for the fast kernels: weight {} of output {} does not fit 8 bits", name, v, o);
+          wk[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] = static_cast<int8_t>(v);
+          sum[o] += v;
+          abs_sum[o] += std::abs(v);
+        }
+  table.pack_weights(L, wk.data());
+  const size_t padded = static_cast<size_t>(L.blocks) * L.nr;
+  L.mult.assign(padded, 0);
+  L.bias.assign(padded, 0);
+  L.shl.assign(padded, 0);
+  L.shr.assign(padded, 0);
+  L.vmin.assign(padded, std::numeric_limits<int64_t>::min());
+  L.vmax.assign(padded, std::numeric_limits<int64_t>::max());
+  for (int32_t o = 0; o < o_n; ++o) {
+    const int32_t s = rq.shift[o];
+    L.mult[o] = rq.multiplier[o];
+    // The s8 input's +128 and the rounding constant, folded (layer.h).
+    L.bias[o] = rq.bias[o] - (L.in_signed ? 128 * sum[o] * rq.multiplier[o] : 0) + (s > 0 ? int64_t{1} << (s - 1) : 0);
+    if (s >= 0) {
+      L.shr[o] = s;
+    } else {
+      L.shl[o] = -s;
+      L.vmin[o] = -(int64_t{1} << 33);
+      L.vmax[o] = int64_t{1} << 33;
+      L.shifts_right = false;
+    }
+  }
+  L.lo = rq.lo;
+  L.hi = rq.hi;
+  L.fits32 = L.shifts_right;
+  L.unit_mult = true;
+  for (int32_t o = 0; o < o_n; ++o) {
+    L.fits32 = L.fits32 && 255 * abs_sum[o] * L.mult[o] + std::abs(L.bias[o]) < (int64_t{1} << 31);
+    L.unit_mult = L.unit_mult && L.mult[o] == 1;
+  }
+  if (L.fits32) {
+    L.mult32.assign(L.mult.begin(), L.mult.end());
+    L.bias32.assign(L.bias.begin(), L.bias.end());
+    L.shr32.assign(L.shr.begin(), L.shr.end());
+  }
+  return L;
+}
+
+}  // namespace trit::k8
