@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "exponents.h"
 #include "trit/error.h"
 
 namespace trit {
@@ -13,11 +12,8 @@ void emit_layer(Graph& g, Node& n, const LayerEmission& e) {
   Tensor& out_tensor = g.tensors[n.outputs[0]];
   const auto o_n = static_cast<int32_t>(e.bias.size());
   if (e.encoding == WeightEncoding::Float32) {
-    if (out_tensor.type == ElementType::Int32) {
-      ExponentSample s;
-      s.add(*e.float_output);
-      out_tensor.exponent = choose_exponent(s, {-(1 << 30), 1 << 30}, false);
-    }
+    if (out_tensor.type == ElementType::Int32)
+      out_tensor.exponent = choose_exponent(*e.float_output, {-(1 << 30), 1 << 30}, false);
     std::vector<float> bias(o_n);
     for (int32_t o = 0; o < o_n; ++o) bias[o] = static_cast<float>(e.bias[o]);
     n.bias = Blob::from_vector(bias);

@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "exponents.h"
 #include "trit/graph.h"
 #include "weight_quant.h"
 
@@ -21,7 +22,7 @@ struct LayerEmission {
   ClusterShape shape = ClusterShape::Kernels;
   const quant::QuantizedLayer* quantized = nullptr;  // integer encodings
   std::vector<double> bias;                          // the float bias, corrected, per output
-  const std::vector<float>* float_output = nullptr;  // float layers with an int32 output: its values
+  const ExponentSample* float_output = nullptr;      // float layers with an int32 output: its values
 };
 
 // Writes node n of g (weights, bias, and the exponent of an int32 output tensor). Throws

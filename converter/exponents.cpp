@@ -28,11 +28,11 @@ void assign_types(Graph& g) {
   }
 }
 
-void ExponentSample::add(std::span<const float> v) {
-  const size_t stride = std::max<size_t>(1, v.size() / 262144);
+void ExponentSample::add(std::span<const float> v, int64_t offset, int64_t total) {
+  const int64_t stride = std::max<int64_t>(1, total / 262144);
   for (size_t j = 0; j < v.size(); ++j) {
     peak = std::max(peak, std::abs(v[j]));
-    if (j % stride == 0) values.push_back(v[j]);
+    if ((offset + static_cast<int64_t>(j)) % stride == 0) values.push_back(v[j]);
   }
 }
 

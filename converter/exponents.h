@@ -19,12 +19,15 @@ namespace trit {
 // Sets the element type of every tensor of g (exponents are chosen later).
 void assign_types(Graph& g);
 
-// A strided sample of a tensor's calibration values (every max(1, floor(n / 262144))-th of the n
-// values given at once: fewer than 512 K), and their exact peak magnitude.
+// A strided sample of a tensor's calibration values (every max(1, floor(n / 262144))-th of its
+// n values over all images: fewer than 512 K), and their exact peak magnitude.
 struct ExponentSample {
   std::vector<float> values;
   float peak = 0;
-  void add(std::span<const float> v);
+  // Values [offset, offset + v.size()) of the tensor's `total`, given in order (image chunk
+  // after image chunk): the sample is the same however the images are chunked.
+  void add(std::span<const float> v, int64_t offset, int64_t total);
+  void add(std::span<const float> v) { add(v, 0, static_cast<int64_t>(v.size())); }
 };
 
 // The exponent in [-32, 32] for values of the sample in the range r (see above).

@@ -1,8 +1,10 @@
 // A layer's calibration sample: the rows its weights multiply, at a strided sample of output
-// pixels, and what the float network gives there. The statistics every weight fit works from.
+// pixels over every calibration image, and the float network's outputs there. The statistics
+// every weight fit works from. The set of pixels is fixed by the number of images, so the sample
+// can be gathered image chunk by image chunk (the quantizer streams) and comes out the same.
 //
-// Pixels: position p = image * OH * OW + y * OW + x over the batch; at most max_rows of them,
-// p = r * stride with stride = ceil(positions / max_rows). A row is the im2col of the layer's
+// Pixels: position p = image * OH * OW + y * OW + x over all N images; at most max_rows of them,
+// p = r * stride with stride = ceil(N * OH * OW / max_rows). A row is the im2col of the layer's
 // input at that pixel: K = C * KH * KW values in [I][KH][KW] order (the weights' column order),
 // padded taps 0. A fully connected layer is a 1x1 convolution of its [K, 1, 1] input.
 #pragma once
@@ -14,16 +16,33 @@
 
 namespace trit {
 
+struct SamplePlan {
+  int64_t plane = 1;   // OH * OW
+  int64_t stride = 1;  // positions between sampled ones
+  int64_t rows = 0;    // sampled positions
+  // The sampled rows whose pixels lie in images [begin, end): rows [first, last).
+  std::pair<int64_t, int64_t> rows_in(int64_t begin, int64_t end) const;
+};
+SamplePlan sample_plan(int64_t images, Shape3 out, int32_t max_rows);
+
 struct LayerSample {
   std::vector<float> cols;  // [rows][k]
-  int64_t rows = 0, k = 0, stride = 1;
-  int64_t plane = 1;        // OH * OW: position p is image p / plane, pixel p % plane
+  int64_t rows = 0, k = 0;
 };
 
-// The rows of input x ([batch][C][H][W] reals) for a layer with this window and output shape.
-LayerSample sample_rows(const std::vector<float>& x, Shape3 in, const Window& window, Shape3 out, int32_t batch,
-                        int32_t max_rows);
-// A [batch][O][OH * OW] tensor at the sample's pixels, as [rows][O].
-std::vector<float> at_sampled_pixels(const LayerSample& s, const std::vector<float>& y, int32_t channels);
+// Writes into s (sized rows x k) the rows of images [begin, begin + count), whose layer input
+// is x ([count][C][H][W] integers of exponent f, taken as the reals m * 2^-f).
+void gather_rows(const SamplePlan& plan, const std::vector<int32_t>& x, int32_t exponent, Shape3 in, const Window& window,
+                 Shape3 out, int64_t begin, int64_t count, LayerSample& s);
+// The values of y ([count][O][OH * OW]) of images [begin, begin + count) at the sampled pixels,
+// as rows [first, last) of [rows][O], written to dst + first * O.
+template <typename T>
+void gather_pixels(const SamplePlan& plan, const T* y, int32_t channels, int64_t begin, int64_t count, T* dst) {
+  const auto [first, last] = plan.rows_in(begin, begin + count);
+  for (int64_t r = first; r < last; ++r) {
+    const int64_t p = r * plan.stride, im = p / plan.plane - begin, pix = p % plan.plane;
+    for (int32_t o = 0; o < channels; ++o) dst[r * channels + o] = y[(im * channels + o) * plan.plane + pix];
+  }
+}
 
 }  // namespace trit

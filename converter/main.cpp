@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -37,6 +38,21 @@ void print_layer(int pass, size_t i, size_t n, const trit::LayerReport& l, doubl
                seconds, l.note.empty() ? "" : "  ", l.note.c_str());
 }
 
+void print_block(const trit::recon::BlockResult& b, int32_t iteration, double train, double held) {
+  if (iteration == 0) {
+    std::fprintf(stderr, "reconstructing block %-22s (%d layers): error %.4f on training images, %.4f held back\n",
+                 b.name.c_str(), b.layers, train, held);
+  } else if (b.seconds == 0) {
+    std::fprintf(stderr, "  iteration %5d: %.4f held back\n", iteration, held);
+  } else {
+    std::fprintf(stderr,
+                 "  kept iteration %d: %.4f on training images (from %.4f), %.4f held back (from %.4f); %.1f%% of codes "
+                 "changed, %.1f s%s\n",
+                 b.best_iteration, train, b.train_start, held, b.held_start, 100 * b.flipped, b.seconds,
+                 b.kept ? "" : " (no iteration did better on held-back images: the layer-wise result stays)");
+  }
+}
+
 void print_summary(const trit::QuantizeReport& r) {
   std::map<std::string, int64_t> bytes;
   for (const auto& l : r.layers) bytes[trit::to_string(l.encoding)] += l.bytes;
@@ -69,8 +85,17 @@ int main(int argc, char** argv) {
     m.converter_options = join_args(argc, argv);
     if (!args.force && std::filesystem::exists(args.output))
       trit::fail("cannot write model '{}': the file exists (pass --force to replace it)", args.output);
-    if (const std::optional<trit::QuantizeOptions> q = trit::quantize_options(args)) {
-      std::fprintf(stderr, "calibrating on %d images of %s\n", args.calib_count, args.calib.c_str());
+    if (std::optional<trit::QuantizeOptions> q = trit::quantize_options(args)) {
+      std::fprintf(stderr, "calibrating on %s%s%s\n", args.calib.empty() ? "the list " : "",
+                   args.calib.empty() ? args.calib_list.c_str() : args.calib.c_str(),
+                   args.augment > 1 ? fmt::format(", {} views of each image", args.augment).c_str() : "");
+      const auto float_start = std::chrono::steady_clock::now();
+      q->float_progress = [&](int64_t done, int64_t total) {
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - float_start).count();
+        std::fprintf(stderr, "\rfloat network: %lld/%lld images, %.1f s%s", static_cast<long long>(done),
+                     static_cast<long long>(total), s, done == total ? "\n" : "");
+      };
+      q->block_progress = print_block;
       trit::QuantizeReport report;
       g = trit::quantize(g, *q, &report, print_layer);
       print_summary(report);
@@ -82,11 +107,14 @@ int main(int argc, char** argv) {
     }
     trit::save_model(g, args.output, args.force);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
     std::fprintf(stderr,
                  "wrote %s: %zu nodes, %lld parameters (%s), %d batch norms folded, %d ReLUs "
-                 "fused, %d biases folded, %zu labels, %.1f s\n",
+                 "fused, %d biases folded, %zu labels; %.1f s, peak memory %.0f MB\n",
                  args.output.c_str(), g.nodes.size(), static_cast<long long>(stats.parameters), args.weights.c_str(),
-                 stats.folded_batch_norms, stats.fused_relus, stats.folded_biases, m.labels.size(), seconds);
+                 stats.folded_batch_norms, stats.fused_relus, stats.folded_biases, m.labels.size(), seconds,
+                 usage.ru_maxrss / 1024.0);
     return 0;
   } catch (const trit::Error& e) {
     std::fprintf(stderr, "trit-convert: %s\n", e.what());

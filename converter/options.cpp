@@ -44,8 +44,21 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
                "per-channel bias correction on the calibration images (default on)");
   app.add_option("--keep-8bit", a.keep, "layers kept at int8: first,last (default), first, last or none");
   app.add_option("--layer", a.layers, "NAME=int8|int4|ternary|float: one layer's encoding (repeatable)");
-  app.add_option("--calib", a.calib, "folder of calibration images (the first --calib-count in name order)");
-  app.add_option("--calib-count", a.calib_count, "calibration images (default 50)")->check(CLI::Range(1, 100000));
+  auto* calib = app.add_option("--calib", a.calib, "folder of calibration images (taken in name order)");
+  app.add_option("--calib-list", a.calib_list, "file naming the calibration images, one path a line")->excludes(calib);
+  app.add_option("--calib-shard", a.calib_shard,
+                 "K/N: every N-th calibration image from the K-th (two folds: 1/2 and 2/2, as eval_imagenet.py --shard)");
+  app.add_option("--calib-count", a.calib_count, "calibration images: the first N after --calib-shard (default 50; 0: all)")
+      ->check(CLI::Range(0, 100000000));
+  app.add_option("--augment", a.augment, "K views of each calibration image: itself and K - 1 random resized crops and flips")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--seed", a.seed, "seed of the augmented views and of reconstruction");
+  app.add_flag("--reconstruct", a.reconstruct,
+               "after the layer-wise pass, optimize each residual block's rounding, scales and biases (slow)");
+  app.add_option("--reconstruct-iters", a.reconstruct_iters, "iterations per block (default 500)");
+  app.add_option("--reconstruct-batch", a.reconstruct_batch, "images per iteration (default 8)");
+  app.add_option("--reconstruct-images", a.reconstruct_images,
+                 "calibration images reconstruction uses, spread over them, every 8th held back (default 256)");
   app.add_option("--exponents", a.exponents, "activation exponents: lse (least squared error) or max")
       ->check(CLI::IsMember({"lse", "max"}));
   app.add_option("--min-replaced", a.min_replaced,
@@ -75,6 +88,8 @@ WeightEncoding encoding_named(const std::string& name) {
 std::optional<QuantizeOptions> quantize_options(const ConvertArgs& a) {
   if (a.min_replaced > 0 && a.weights != "ternary")
     fail("--min-replaced needs ternary weights: it keeps the ternary layers that lose most at int4");
+  if (a.reconstruct && a.weights == "float")
+    fail("--reconstruct needs integer weights (--weights ternary, int4 or int8): float weights have no rounding to learn");
   if (a.weights == "float") return std::nullopt;
   QuantizeOptions q;
   q.encoding = encoding_named(a.weights);
@@ -85,7 +100,8 @@ std::optional<QuantizeOptions> quantize_options(const ConvertArgs& a) {
     if (q.cluster < 1 || q.cluster > 65536) fail("--cluster {} is outside [1, 65536]", q.cluster);
   }
   q.shape = a.cluster_shape == "channels" ? ClusterShape::Channels : ClusterShape::Kernels;
-  if (a.calib.empty()) fail("--weights {} needs calibration images: pass --calib DIR", a.weights);
+  if (a.calib.empty() && a.calib_list.empty())
+    fail("--weights {} needs calibration images: pass --calib DIR or --calib-list FILE", a.weights);
   q.gptq = a.method != "rtn";
   q.threshold = a.threshold == "twn" ? quant::Threshold::Twn : quant::Threshold::Exact;
   q.bias_correction = a.bias_correction;
@@ -99,8 +115,25 @@ std::optional<QuantizeOptions> quantize_options(const ConvertArgs& a) {
     if (eq == std::string::npos || eq == 0) fail("--layer '{}' is not NAME=ENCODING", spec);
     q.layers[spec.substr(0, eq)] = encoding_named(spec.substr(eq + 1));
   }
-  q.calib_dir = a.calib;
-  q.calib_count = a.calib_count;
+  q.calibration.dir = a.calib;
+  q.calibration.list = a.calib_list;
+  q.calibration.count = a.calib_count;
+  const size_t slash = a.calib_shard.find('/');
+  if (slash == std::string::npos) fail("--calib-shard '{}' is not K/N", a.calib_shard);
+  q.calibration.shard_k = parse_int(a.calib_shard.substr(0, slash), "--calib-shard's K");
+  q.calibration.shard_n = parse_int(a.calib_shard.substr(slash + 1), "--calib-shard's N");
+  if (q.calibration.shard_n < 1 || q.calibration.shard_k < 1 || q.calibration.shard_k > q.calibration.shard_n)
+    fail("--calib-shard {} is not K/N with 1 <= K <= N", a.calib_shard);
+  q.calibration.augment = a.augment;
+  q.calibration.seed = a.seed;
+  q.reconstruct = a.reconstruct;
+  q.reconstruction.iterations = a.reconstruct_iters;
+  q.reconstruction.batch = a.reconstruct_batch;
+  q.reconstruction.images = a.reconstruct_images;
+  q.reconstruction.seed = a.seed;
+  if (a.reconstruct && a.reconstruct_iters < 1)
+    fail("--reconstruct-iters {} is not a number of iterations (1 or more)", a.reconstruct_iters);
+  if (a.reconstruct && a.reconstruct_batch < 1) fail("--reconstruct-batch {} is not a batch size (1 or more)", a.reconstruct_batch);
   q.lse_exponents = a.exponents == "lse";
   q.min_replaced = a.min_replaced;
   return q;

@@ -21,9 +21,12 @@ struct ConvertArgs {
   bool bgr = false, force = false;
   int resize = -1;  // -1: the preset's (or the import's)
   std::string weights = "float", cluster = "4", cluster_shape = "kernels", method, threshold = "exact";
-  std::string keep = "first,last", calib, report, exponents = "lse";
+  std::string keep = "first,last", calib, calib_list, calib_shard = "1/1", report, exponents = "lse";
   std::vector<std::string> layers;  // NAME=ENCODING
-  int calib_count = 50;
+  int calib_count = 50, augment = 1;
+  uint64_t seed = 1;
+  bool reconstruct = false;
+  int reconstruct_iters = 500, reconstruct_batch = 8, reconstruct_images = 256;
   double min_replaced = 0;
   bool bias_correction = true;
 };
@@ -38,7 +41,8 @@ void apply_metadata_options(const ConvertArgs& args, Metadata& metadata);
 
 // The quantizer's options, or nothing for --weights float. Throws trit::Error with one line for
 // options that contradict each other or cannot be read (--min-replaced without ternary weights,
-// integer weights without --calib, a bad --cluster, --keep-8bit or --layer).
+// integer weights without --calib or --calib-list, --reconstruct with float weights, a bad
+// --cluster, --calib-shard, --keep-8bit or --layer).
 std::optional<QuantizeOptions> quantize_options(const ConvertArgs& args);
 
 // A weight encoding by its name on the command line: float, int8, int4, ternary.

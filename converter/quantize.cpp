@@ -4,20 +4,18 @@
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <memory>
 
 #include "bias_correction.h"
 #include "blas.h"
 #include "calibration.h"
 #include "emit.h"
-#include "engine.h"
 #include "exponents.h"
-#include "float_executor.h"
-#include "float_ref.h"
-#include "int_node.h"
+#include "float_pass.h"
+#include "int_network.h"
 #include "layer_sample.h"
 #include "mixed_precision.h"
-#include "quantized_io.h"
+#include "reconstruct/float_trunk.h"
+#include "reconstruct/reconstruct.h"
 #include "residual_blocks.h"
 #include "trit/error.h"
 
@@ -29,89 +27,22 @@ namespace {
 // least squares would fit the calibration images' noise.
 constexpr int64_t kRefitRows = 2;
 
-// The float and the integer network side by side over the calibration batch: every tensor's
-// values in each, as far as the pass has come. A tensor is freed after the last node reading it.
-struct Networks {
-  const Graph& float_graph;
-  Graph& g;  // the integer graph being made
-  int32_t batch = 0;
-  std::vector<std::vector<float>> fv;    // float network
-  std::vector<std::vector<int32_t>> iv;  // integer network
-  std::vector<size_t> last_use;
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-  Networks(const Graph& float_graph_, Graph& g_, CalibrationBatch calib, int32_t batch_)
-      : float_graph(float_graph_), g(g_), batch(batch_), fv(g_.tensors.size()), iv(g_.tensors.size()),
-        last_use(g_.tensors.size(), g_.nodes.size()) {
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      for (int32_t t : g.nodes[i].inputs) last_use[t] = i;
-    fv[g.inputs[0]] = std::move(calib.normalized);
-    iv[g.inputs[0]] = quantize_images(g, calib.fitted);
+// Step 2: every exponent from the float network's values (MaxPool, Flatten and Relu keep their
+// input's; int32 outputs are set when their layer is emitted).
+void set_exponents(Graph& g, const FloatStatistics& fs, bool lse) {
+  auto set = [&](int32_t t) {
+    Tensor& tt = g.tensors[t];
+    if (tt.type != ElementType::Int32) tt.exponent = choose_exponent(fs.exponent[t], range_of(tt.type), lse);
+  };
+  set(g.inputs[0]);
+  for (const Node& n : g.nodes) {
+    if (n.op == OpCode::MaxPool || n.op == OpCode::Flatten || n.op == OpCode::Relu)
+      g.tensors[n.outputs[0]].exponent = g.tensors[n.inputs[0]].exponent;
+    else set(n.outputs[0]);
   }
-
-  template <typename T>
-  static std::vector<const T*> pointers(const std::vector<std::vector<T>>& values, const Node& n) {
-    std::vector<const T*> p;
-    for (int32_t t : n.inputs) p.push_back(values[t].data());
-    return p;
-  }
-
-  void release_inputs(size_t ni) {
-    for (int32_t t : g.nodes[ni].inputs)
-      if (last_use[t] == ni) {
-        std::vector<float>().swap(fv[t]);
-        std::vector<int32_t>().swap(iv[t]);
-      }
-  }
-};
-
-void set_exponent(Tensor& t, std::span<const float> values, bool lse) {
-  if (t.type == ElementType::Int32) return;
-  ExponentSample sample;
-  sample.add(values);
-  t.exponent = choose_exponent(sample, range_of(t.type), lse);
-}
-
-double power(const std::vector<float>& v) {
-  double p = 0;
-  for (float x : v) p += double(x) * x;
-  return p;
-}
-
-// One layer of the integer network over the calibration batch: on the fast kernels, which equal
-// the integer reference bit for bit (tests/test_kernels.cpp) in a fraction of its time, through
-// a graph of that one layer; a layer kept in float32 runs on the reference.
-void run_int_layer(const Graph& g, const Node& n, int32_t batch, const std::vector<int32_t>& in,
-                   std::vector<int32_t>& out) {
-  auto one = std::make_shared<Graph>();
-  one->tensors = {g.tensors[n.inputs[0]], g.tensors[n.outputs[0]]};
-  one->nodes.push_back(n);
-  one->nodes[0].inputs = {0};
-  one->nodes[0].outputs = {1};
-  one->inputs = {0};
-  one->outputs = {1};
-  if (!Engine::unsupported_reason(*one).empty()) {
-    const PreparedLayer layer = prepare_layer(g, n);
-    run_int_node(g, n, &layer, batch, {in.data()}, out.data());
-    return;
-  }
-  const Engine engine(one);
-  Workspace workspace(engine, batch);
-  engine.run_into(workspace, in, out);
-}
-
-// A node that is not a layer, in both networks; its output's exponent from the float values.
-void run_other_node(Networks& net, size_t ni, bool lse) {
-  const Node& n = net.g.nodes[ni];
-  const int32_t out = n.outputs[0];
-  const int64_t out_n = net.g.tensors[out].elements() * net.batch;
-  net.fv[out].resize(out_n);
-  net.iv[out].resize(out_n);
-  run_float_node(net.float_graph, net.float_graph.nodes[ni], nullptr, net.batch, Networks::pointers(net.fv, n),
-                 net.fv[out].data());
-  if (n.op == OpCode::MaxPool || n.op == OpCode::Flatten || n.op == OpCode::Relu)
-    net.g.tensors[out].exponent = net.g.tensors[n.inputs[0]].exponent;
-  else set_exponent(net.g.tensors[out], net.fv[out], lse);
-  run_int_node(net.g, n, nullptr, net.batch, Networks::pointers(net.iv, n), net.iv[out].data());
 }
 
 // Step 3b: the layer's weights as the quantizer chooses them, and the weights it was given
@@ -167,45 +98,21 @@ quant::LayerSpec layer_spec(const Graph& g, const Node& fnode, const LayerCost& 
   return spec;
 }
 
-// Steps 3a-3d for layer ni. Returns its report (trunk share and note left to the caller).
-LayerReport quantize_layer(Networks& net, size_t ni, const QuantizeOptions& opt) {
-  Graph& g = net.g;
+// Steps 3b-3d for layer ni of g, from its sample (rows: the integer network's inputs; yfr: the
+// float network's pre-activation outputs at the same pixels). Returns its report; the agreement
+// of its output tensor and its trunk share are the caller's.
+LayerReport quantize_layer(Graph& g, const Graph& float_graph, size_t ni, const FloatStatistics& fs, const LayerSample& rows,
+                           const std::vector<float>& yfr, const QuantizeOptions& opt, std::vector<float>* given) {
   Node& n = g.nodes[ni];
-  const Node& fnode = net.float_graph.nodes[ni];
-  const int32_t out_t = n.outputs[0], batch = net.batch;
-  const Shape3 is = shape3(g.tensors[n.inputs[0]]), os = shape3(g.tensors[out_t]);
-  const int32_t o_n = fnode.weights.shape[0];
+  const Node& fnode = float_graph.nodes[ni];
+  const auto [o_n, i_n, kh, kw] = fnode.weights.shape;
   const auto b = fnode.bias.as<float>();
-  // The float layer before its activation (yf); after it, the float network's output, whose
-  // values give the output's exponent.
-  Node pre = fnode;
-  pre.activation = Activation::None;
-  std::vector<float> yf(static_cast<size_t>(g.tensors[out_t].elements()) * batch);
-  const auto w = fnode.weights.codes.as<float>();
-  const auto [o_w, i_w, kh, kw] = fnode.weights.shape;
-  const auto packed_f = n.op == OpCode::Conv ? ref::pack_conv_weights(w.data(), o_w, i_w, kh, kw) : std::vector<float>{};
-  run_float_node(net.float_graph, pre, packed_f.data(), batch, Networks::pointers(net.fv, n), yf.data());
-  net.fv[out_t] = yf;
-  if (n.activation == Activation::Relu)
-    for (float& v : net.fv[out_t]) v = std::max(v, 0.0f);
-  set_exponent(g.tensors[out_t], net.fv[out_t], opt.lse_exponents);
-
-  const LayerCost cost = layer_cost(net.float_graph, ni, opt);
+  const LayerCost cost = layer_cost(float_graph, ni, opt);
   const quant::LayerSpec spec = layer_spec(g, fnode, cost, opt);
-  // 3a. The integer network's input to this layer as real values (exact: m * 2^-f), sampled.
-  LayerSample rows;
-  {
-    const float unit = static_cast<float>(std::ldexp(1.0, -g.tensors[n.inputs[0]].exponent));
-    std::vector<float> xq(net.iv[n.inputs[0]].size());
-    for (size_t j = 0; j < xq.size(); ++j) xq[j] = static_cast<float>(net.iv[n.inputs[0]][j]) * unit;
-    rows = sample_rows(xq, is, n.window, os, batch, opt.max_rows);
-  }
-  const std::vector<float> yfr = at_sampled_pixels(rows, yf, o_n);
-  // 3b. The weights.
   WeightFit fit = fit_weights(fnode, spec, opt, rows, yfr);
   const quant::QuantizedLayer& ql = fit.quantized;
-  // 3c. The quantized layer's pre-activation output (float bias) on the integer network's
-  // input at the same pixels, and the bias correction that brings it to the float one.
+  // 3c. The quantized layer's pre-activation output (float bias) on the integer network's input
+  // at the sampled pixels, and the bias correction that brings it to the float one.
   std::vector<float> yq(yfr.size());
   blas::rows_times_weights(rows.cols.data(), rows.rows, rows.k, ql.dequantized.data(), o_n, yq.data());
   for (size_t j = 0; j < yq.size(); ++j) yq[j] += b[j % o_n];
@@ -218,6 +125,7 @@ LayerReport quantize_layer(Networks& net, size_t ni, const QuantizeOptions& opt)
     num += d * d;
     den += double(yfr[j]) * yfr[j];
   }
+  if (given) *given = fit.given;
   // What quantizing this layer's weights added on its own: X_q (given - dequantized).
   double added = 0;
   if (spec.encoding != WeightEncoding::Float32) {
@@ -225,12 +133,10 @@ LayerReport quantize_layer(Networks& net, size_t ni, const QuantizeOptions& opt)
     blas::rows_times_weights(rows.cols.data(), rows.rows, rows.k, fit.given.data(), o_n, yq.data());
     for (float v : yq) added += double(v) * v;
   }
-  // 3d. Emitted, run in integer for the next layers, reported.
-  LayerEmission e{spec.encoding, spec.cluster, spec.shape, &ql, std::vector<double>(o_n), &net.fv[out_t]};
+  // 3d. Emitted as the file holds it.
+  LayerEmission e{spec.encoding, spec.cluster, spec.shape, &ql, std::vector<double>(o_n), &fs.exponent[n.outputs[0]]};
   for (int32_t o = 0; o < o_n; ++o) e.bias[o] = b[o] + shift[o];
   emit_layer(g, n, e);
-  net.iv[out_t].resize(net.fv[out_t].size());
-  run_int_layer(g, n, batch, net.iv[n.inputs[0]], net.iv[out_t]);
 
   LayerReport lr;
   lr.name = n.name;
@@ -241,14 +147,9 @@ LayerReport quantize_layer(Networks& net, size_t ni, const QuantizeOptions& opt)
   lr.weight_error = ql.weight_error;
   lr.output_error = den > 0 ? std::sqrt(num / den) : 0.0;
   lr.added_error = den > 0 ? std::sqrt(added / den) : 0.0;
-  const Agreement agreement = compare(net.fv[out_t], net.iv[out_t], g.tensors[out_t]);
-  lr.sqnr_db = agreement.sqnr_db;
-  lr.cosine = agreement.cosine;
-  lr.saturated = agreement.saturated;
   lr.macs = cost.macs;
   lr.multiplications = cost.multiplications;
   lr.bytes = int64_t(n.weights.codes.size + n.weights.scales.size + n.weights.scale_exponents.size + n.bias.size);
-  const int32_t i_n = fnode.weights.shape[1];
   if (spec.encoding == WeightEncoding::TernaryClustered || spec.encoding == WeightEncoding::Int4Clustered) {
     if (opt.cluster > i_n) lr.note = fmt::format("N={} exceeds the {} input channels: one cluster of {}", opt.cluster, i_n, i_n);
     else if (i_n % spec.cluster) lr.note = fmt::format("last cluster of {} channels, not {}", i_n % spec.cluster, spec.cluster);
@@ -256,49 +157,129 @@ LayerReport quantize_layer(Networks& net, size_t ni, const QuantizeOptions& opt)
   return lr;
 }
 
-// One conversion with the encodings the options give (pass: 0 alone, else 1 or 2 of two).
-Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, QuantizeReport* report,
+// 3a. Layer ni's sample of the integer network's inputs: every chunk of images through the
+// segment's nodes before it.
+LayerSample sample_layer(IntNetwork& net, const Graph& g, const Segment& seg, size_t ni, const FloatStatistics& fs,
+                         int32_t chunk) {
+  const Node& n = g.nodes[ni];
+  const Tensor& in = g.tensors[n.inputs[0]];
+  LayerSample rows;
+  rows.k = int64_t{n.weights.shape[1]} * n.weights.shape[2] * n.weights.shape[3];
+  rows.rows = fs.plan[ni].rows;
+  rows.cols.assign(static_cast<size_t>(rows.rows * rows.k), 0.0f);
+  for (int64_t first = 0; first < fs.images; first += chunk) {
+    IntChunk c = net.load(seg.input, first, std::min<int64_t>(chunk, fs.images - first));
+    for (size_t nj = seg.begin; nj < ni; ++nj) net.run(nj, c);
+    gather_rows(fs.plan[ni], c.values[n.inputs[0]], in.exponent, shape3(in), n.window, shape3(g.tensors[n.outputs[0]]),
+                c.first, c.count, rows);
+  }
+  return rows;
+}
+
+// The segment's last pass: every chunk through all its nodes; its output kept for the next
+// segment, and each layer's integer output at its sampled pixels compared with the float one.
+void finish_segment(IntNetwork& net, const Graph& g, const Segment& seg, bool last, const FloatStatistics& fs,
+                    int32_t chunk, std::vector<LayerReport>& reports, const std::vector<size_t>& layers) {
+  std::vector<std::vector<int32_t>> outputs(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l)
+    outputs[l].resize(static_cast<size_t>(fs.plan[layers[l]].rows * g.nodes[layers[l]].weights.shape[0]));
+  for (int64_t first = 0; first < fs.images; first += chunk) {
+    IntChunk c = net.load(seg.input, first, std::min<int64_t>(chunk, fs.images - first));
+    for (size_t nj = seg.begin; nj < seg.end; ++nj) net.run(nj, c);
+    if (!last) net.keep(seg.output, c);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const Node& n = g.nodes[layers[l]];
+      gather_pixels(fs.plan[layers[l]], c.values[n.outputs[0]].data(), n.weights.shape[0], c.first, c.count,
+                    outputs[l].data());
+    }
+  }
+  net.end_segment();
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const Node& n = g.nodes[layers[l]];
+    std::vector<float> f = fs.layer_output(g, layers[l]);
+    if (n.activation == Activation::Relu)
+      for (float& v : f) v = std::max(v, 0.0f);
+    const Agreement a = compare(f, outputs[l], g.tensors[n.outputs[0]]);
+    reports[l].sqnr_db = a.sqnr_db;
+    reports[l].cosine = a.cosine;
+    reports[l].saturated = a.saturated;
+  }
+}
+
+// A block's data for reconstruction: the quantized network's input from the integer network's
+// trunk, the float network's input and output from the float trunk of the sample.
+class SegmentData : public recon::BlockData {
+ public:
+  SegmentData(const IntNetwork& net, const recon::FloatTrunk& trunk, const Segment& seg) : net_(net), trunk_(trunk), seg_(seg) {}
+  int64_t images() const override { return trunk_.size(); }
+  void quantized_input(int64_t j, int32_t* out) const override {
+    const IntChunk c = net_.load(seg_.input, trunk_.image(j), 1);
+    std::copy(c.values[seg_.input].begin(), c.values[seg_.input].end(), out);
+  }
+  void float_input(int64_t j, float* out) const override { trunk_.read_input(j, out); }
+  void float_output(int64_t j, float* out) const override { trunk_.read_output(j, out); }
+
+ private:
+  const IntNetwork& net_;
+  const recon::FloatTrunk& trunk_;
+  const Segment& seg_;
+};
+
+// One conversion with the encodings the options give, on the float pass's statistics (pass: 0
+// alone, else 1 or 2 of --min-replaced's two).
+Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, const FloatStatistics& fs, QuantizeReport& rep,
                     const Progress& progress, int pass) {
-  // 1. Calibration images, fitted and normalized.
-  const ImageFiles source(list_images(opt.calib_dir, opt.calib_count));
-  const auto batch = static_cast<int32_t>(source.size());
-  CalibrationBatch calib = load_calibration(source, 0, source.size(), float_graph);
-  // 2. Types now; each exponent from the float network's values as the pass reaches its tensor.
   Graph g = float_graph;  // becomes the integer graph, layer by layer
   assign_types(g);
-  set_exponent(g.tensors[g.inputs[0]], calib.normalized, opt.lse_exponents);
-  Networks net(float_graph, g, std::move(calib), batch);
-
-  // 3. Layers in order, float and integer networks side by side.
-  QuantizeReport rep;
-  for (size_t i = 0; i < source.size(); ++i) rep.calibration_images.push_back(source.name(i));
+  set_exponents(g, fs, opt.lse_exponents);
   const size_t layer_count = std::count_if(g.nodes.begin(), g.nodes.end(), has_weights);
-  // Where each layer's output joins the trunk (residual_blocks.h): at that Add, its trunk share.
   const std::vector<BranchJoin> joins = branch_joins(g);
-  std::vector<std::vector<std::pair<int32_t, size_t>>> joining(g.nodes.size());  // add -> (tensor, report index)
-  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
-    const auto start = std::chrono::steady_clock::now();
-    if (!has_weights(g.nodes[ni])) {
-      run_other_node(net, ni, opt.lse_exponents);
-      if (!joining[ni].empty()) {
-        const double total = power(net.fv[g.nodes[ni].outputs[0]]);
-        std::map<int32_t, double> branch;  // each entering tensor's power, once for all its layers
-        for (const auto& [t, li] : joining[ni]) {
-          auto [it, fresh] = branch.try_emplace(t, 0.0);
-          if (fresh) it->second = power(net.fv[t]);
-          rep.layers[li].trunk_share = total > 0 ? it->second / total : 1.0;
-        }
-      }
-    } else {
-      LayerReport lr = quantize_layer(net, ni, opt);
-      if (joins[ni].add_node >= 0) joining[joins[ni].add_node].push_back({joins[ni].entering, rep.layers.size()});
-      rep.layers.push_back(lr);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (progress) progress(pass, rep.layers.size() - 1, layer_count, lr, seconds);
+  const std::vector<Segment> segments = residual_segments(g);
+  IntNetwork net(g, fs, opt.chunk);
+  // With reconstruction (not in --min-replaced's measuring pass): the float network over the
+  // bounded sample, a segment at a time beside the integer one.
+  const bool reconstruct = opt.reconstruct && pass != 1;
+  std::unique_ptr<recon::FloatTrunk> trunk;
+  if (reconstruct) trunk = std::make_unique<recon::FloatTrunk>(float_graph, fs, opt.reconstruction.images, opt.chunk);
+  for (size_t s = 0; s < segments.size(); ++s) {
+    const Segment& seg = segments[s];
+    std::vector<size_t> layers;
+    std::vector<LayerReport> reports;
+    std::vector<double> seconds;
+    std::map<size_t, std::vector<float>> given;
+    for (size_t ni = seg.begin; ni < seg.end; ++ni) {
+      if (!has_weights(g.nodes[ni])) continue;
+      const auto t0 = Clock::now();
+      const LayerSample rows = sample_layer(net, g, seg, ni, fs, opt.chunk);
+      reports.push_back(quantize_layer(g, float_graph, ni, fs, rows, fs.layer_output(g, ni), opt,
+                                       reconstruct ? &given[ni] : nullptr));
+      net.prepare(ni);
+      layers.push_back(ni);
+      seconds.push_back(seconds_since(t0));
     }
-    net.release_inputs(ni);
+    if (reconstruct) {
+      trunk->run(seg);
+      const std::string why = recon::cannot_reconstruct(g, seg);
+      if (why.empty()) {
+        const SegmentData data(net, *trunk, seg);
+        rep.blocks.push_back(recon::reconstruct_block(g, seg, given, data, opt.reconstruction, s, opt.block_progress));
+        for (size_t ni : layers) net.prepare(ni);  // the block's layers as reconstruction left them
+      }
+      trunk->next();
+    }
+    const auto t1 = Clock::now();
+    finish_segment(net, g, seg, s + 1 == segments.size(), fs, opt.chunk, reports, layers);
+    const double final_pass = seconds_since(t1) / std::max<size_t>(1, layers.size());
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const BranchJoin& j = joins[layers[l]];
+      if (j.add_node >= 0) {
+        const double total = fs.power[g.nodes[j.add_node].outputs[0]];
+        reports[l].trunk_share = total > 0 ? fs.power[j.entering] / total : 1.0;
+      }
+      rep.layers.push_back(reports[l]);
+      if (progress) progress(pass, rep.layers.size() - 1, layer_count, reports[l], seconds[l] + final_pass);
+    }
   }
-  if (report) *report = std::move(rep);
   return g;
 }
 
@@ -315,31 +296,57 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
   for (const Node& n : float_graph.nodes)
     if (has_weights(n) && n.weights.encoding != WeightEncoding::Float32)
       fail("cannot quantize layer '{}': it is already {}", n.name, to_string(n.weights.encoding));
+  if (opt.chunk < 1) fail("quantize: chunks of {} images", opt.chunk);
+  if (opt.reconstruct) {
+    const recon::ReconstructOptions& r = opt.reconstruction;
+    if (r.iterations < 1) fail("--reconstruct-iters {} is not a number of iterations (1 or more)", r.iterations);
+    if (r.batch < 1) fail("--reconstruct-batch {} is not a batch size (1 or more)", r.batch);
+    if (r.images < 1) fail("--reconstruct-images {} is not a number of images (1 or more)", r.images);
+  }
+  if (opt.min_replaced > 0) {
+    if (opt.encoding != WeightEncoding::TernaryClustered)
+      fail("--min-replaced needs ternary weights: it keeps the ternary layers that lose most at int4");
+    if (!(opt.min_replaced < 1)) fail("--min-replaced {} is not a share below 1", opt.min_replaced);
+    // The share all-ternary replaces is known from the shapes: an unreachable one fails now,
+    // before any image is read (choose_int4_layers says the same).
+    QuantizeReport shapes;
+    for (size_t ni = 0; ni < float_graph.nodes.size(); ++ni)
+      if (has_weights(float_graph.nodes[ni])) {
+        const LayerCost c = layer_cost(float_graph, ni, opt);
+        LayerReport l;
+        l.macs = c.macs;
+        l.multiplications = c.multiplications;
+        shapes.layers.push_back(l);
+      }
+    choose_int4_layers(shapes, opt.min_replaced, opt.layers);
+  }
 
-  if (opt.min_replaced <= 0) return quantize_pass(float_graph, opt, report, progress, 0);
-  if (opt.encoding != WeightEncoding::TernaryClustered)
-    fail("--min-replaced needs ternary weights: it keeps the ternary layers that lose most at int4");
-  if (!(opt.min_replaced < 1)) fail("--min-replaced {} is not a share below 1", opt.min_replaced);
-  // The share all-ternary replaces is known from the shapes: an unreachable one fails now, not
-  // after the first pass (choose_int4_layers says the same).
-  QuantizeReport shapes;
-  for (size_t ni = 0; ni < float_graph.nodes.size(); ++ni)
-    if (has_weights(float_graph.nodes[ni])) {
-      const LayerCost c = layer_cost(float_graph, ni, opt);
-      LayerReport l;
-      l.macs = c.macs;
-      l.multiplications = c.multiplications;
-      shapes.layers.push_back(l);
-    }
-  choose_int4_layers(shapes, opt.min_replaced, opt.layers);
+  // 1-2. The calibration images through the float network, once for every pass.
+  const std::unique_ptr<CalibrationSource> source = make_calibration(opt.calibration);
+  if (opt.reconstruct) {  // the sample less its held-back images must fill a batch
+    const recon::ReconstructOptions& r = opt.reconstruction;
+    const int64_t sample = std::min<int64_t>(r.images, static_cast<int64_t>(source->size()));
+    const int64_t train = sample - sample / r.held_out_every;
+    if (train < r.batch)
+      fail("cannot reconstruct on {} calibration images: {} of them train ({} held back), fewer than a batch of {}",
+           source->size(), train, sample - train, r.batch);
+  }
+  const FloatStatistics fs = float_pass(float_graph, *source, opt.max_rows, opt.chunk, opt.float_progress);
+  QuantizeReport rep;
+  for (size_t i = 0; i < source->size(); ++i) rep.calibration_images.push_back(source->name(i));
 
-  QuantizeReport first;
-  quantize_pass(float_graph, opt, &first, progress, 1);
+  // 3. The layers (4. twice, with --min-replaced).
+  if (opt.min_replaced <= 0) {
+    Graph g = quantize_pass(float_graph, opt, fs, rep, progress, 0);
+    if (report) *report = std::move(rep);
+    return g;
+  }
+  QuantizeReport first = rep;
+  quantize_pass(float_graph, opt, fs, first, progress, 1);
   const std::vector<std::string> chosen = choose_int4_layers(first, opt.min_replaced, opt.layers);
   QuantizeOptions second = opt;
   for (const std::string& name : chosen) second.layers[name] = WeightEncoding::Int4Clustered;
-  QuantizeReport rep;
-  Graph g = quantize_pass(float_graph, second, &rep, progress, 2);
+  Graph g = quantize_pass(float_graph, second, fs, rep, progress, 2);
   for (LayerReport& l : rep.layers)
     if (std::find(chosen.begin(), chosen.end(), l.name) != chosen.end()) {
       const auto it = std::find_if(first.layers.begin(), first.layers.end(), [&](const LayerReport& f) { return f.name == l.name; });

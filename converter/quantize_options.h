@@ -3,9 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
+#include "calibration.h"
+#include "reconstruct/reconstruct.h"
 #include "trit/graph.h"
 #include "weight_quant.h"
 
@@ -21,10 +24,17 @@ struct QuantizeOptions {
   bool keep_first_8bit = true;
   bool keep_last_8bit = true;
   std::map<std::string, WeightEncoding> layers;  // per-layer encodings, by node name
-  std::string calib_dir;      // calibration images: the first calib_count of this folder (calibration.h)
-  int32_t calib_count = 50;
+  CalibrationSpec calibration;  // which images (calibration.h)
   bool lse_exponents = true;  // false: the largest magnitude decides
   int32_t max_rows = 16384;   // im2col rows sampled per layer for the Gram matrix
+  int32_t chunk = 16;         // images the streamed passes hold at once (memory, not results)
+  // Called as the float network's pass goes (images done, of all).
+  std::function<void(int64_t done, int64_t total)> float_progress;
+  // Block-wise reconstruction after the layer-wise pass (reconstruct/reconstruct.h), and what it
+  // prints as it goes.
+  bool reconstruct = false;
+  recon::ReconstructOptions reconstruction;
+  recon::BlockProgress block_progress;
   // Automatic mixed precision (ternary only; 0: off): a first pass converts every layer it may
   // as ternary and measures what each one adds (LayerReport::added_error); the second keeps at
   // int4 the layers that lose most per multiplication given back, while the share of

@@ -52,6 +52,18 @@ std::string QuantizeReport::json() const {
         to_string(l.shape), l.zero_share, l.weight_error, l.output_error,
         l.added_error, l.trunk_share, l.sqnr_db, l.cosine, l.saturated, l.macs, l.multiplications, l.bytes, json_quote(l.note));
   }
+  s += "\n], \"blocks\": [";
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const recon::BlockResult& b = blocks[i];
+    std::string curve;
+    for (const auto& [it, e] : b.curve) curve += fmt::format("{}[{}, {:.6g}]", curve.empty() ? "" : ", ", it, e);
+    s += fmt::format(
+        "{}\n  {{\"name\": {}, \"layers\": {}, \"skipped\": {}, \"train_start\": {:.6g}, \"train_end\": {:.6g}, "
+        "\"held_start\": {:.6g}, \"held_end\": {:.6g}, \"flipped\": {:.6f}, \"best_iteration\": {}, \"kept\": {}, \"seconds\": {:.2f}, "
+        "\"curve\": [{}]}}",
+        i ? "," : "", json_quote(b.name), b.layers, json_quote(b.skipped), b.train_start, b.train_end, b.held_start, b.held_end,
+        b.flipped, b.best_iteration, b.kept, b.seconds, curve);
+  }
   s += "\n], \"calibration_images\": [";
   for (size_t i = 0; i < calibration_images.size(); ++i)
     s += (i ? ", " : "") + json_quote(std::filesystem::path(calibration_images[i]).filename().string());

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "reconstruct/reconstruct.h"
 #include "trit/graph.h"
 
 namespace trit {
@@ -45,6 +46,7 @@ double replaced_share(const std::vector<LayerReport>& layers);
 
 struct QuantizeReport {
   std::vector<LayerReport> layers;
+  std::vector<recon::BlockResult> blocks;  // --reconstruct: each block's optimization
   std::vector<std::string> calibration_images;
   double replaced_share() const { return trit::replaced_share(layers); }
   std::string json() const;

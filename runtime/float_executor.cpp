@@ -4,6 +4,7 @@
 #include <tbb/parallel_for.h>
 
 #include "float_ref.h"
+#include "int8/table.h"
 #include "trit/error.h"
 
 namespace trit {
@@ -39,12 +40,15 @@ void run_float_node(const Graph& g, const Node& n, const float* packed, int32_t 
     case OpCode::FullyConnected: {
       const float* w = n.op == OpCode::Conv ? packed : n.weights.codes.as<float>().data();
       const float* b = n.bias.as<float>().data();
-      // Split over images and blocks of output channels; each task writes its own channels.
+      // The reference's convolution as the chosen kernel path computes it (the same bits, TRIT_ISA
+      // or the best this CPU runs). Split over images and blocks of output channels; each task
+      // writes its own channels.
+      static const auto conv_f32 = k8::table_for(k8::select_isa()).conv_f32;
       tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, batch, 1, 0, os.c, 64),
                         [&](const tbb::blocked_range2d<int32_t>& r) {
                           for (int32_t im = r.rows().begin(); im < r.rows().end(); ++im) {
                             if (n.op == OpCode::Conv)
-                              ref::conv2d(in + im * in_n, is, w, b, n.window, n.activation, out + im * out_n, os,
+                              conv_f32(in + im * in_n, is, w, b, n.window, n.activation, out + im * out_n, os,
                                           r.cols().begin(), r.cols().end());
                             else
                               ref::fully_connected(in + im * in_n, is.c, w, b, n.activation, out + im * out_n,

@@ -271,7 +271,14 @@ Image center_crop(const Image& image, int32_t width, int32_t height) {
   check_image(image);
   if (width > image.width || height > image.height)
     fail("cannot crop a {}x{} image to {}x{}", image.width, image.height, width, height);
-  const int32_t top = crop_offset(image.height, height), left = crop_offset(image.width, width);
+  return crop(image, crop_offset(image.width, width), crop_offset(image.height, height), width, height);
+}
+
+Image crop(const Image& image, int32_t left, int32_t top, int32_t width, int32_t height) {
+  check_image(image);
+  if (left < 0 || top < 0 || width < 1 || height < 1 || int64_t{left} + width > image.width ||
+      int64_t{top} + height > image.height)
+    fail("cannot crop {}x{} at ({}, {}) from a {}x{} image", width, height, left, top, image.width, image.height);
   Image out;
   out.width = width;
   out.height = height;

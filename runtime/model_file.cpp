@@ -334,10 +334,19 @@ void save_model(const Graph& graph, const std::string& path, bool overwrite) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail("cannot write model '{}': {}", path, std::strerror(errno));
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    if (!out) fail("cannot write model '{}': {}", path, std::strerror(errno));
+    out.close();
+    if (!out) {
+      const int e = errno;
+      std::filesystem::remove(tmp, ec);
+      fail("cannot write model '{}': {}", path, std::strerror(e));
+    }
   }
   std::filesystem::rename(tmp, path, ec);
-  if (ec) fail("cannot write model '{}': {}", path, ec.message());
+  if (ec) {
+    const std::string why = ec.message();
+    std::filesystem::remove(tmp, ec);
+    fail("cannot write model '{}': {}", path, why);
+  }
 }
 
 Graph load_model(const std::string& path) {

@@ -41,6 +41,33 @@ expect "  ...with one line saying it needs ternary" grep -q "^trit-convert: --mi
 "$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/mixed.trit" --preset raw --min-replaced 0.5 2>"$tmp/err"
 expect "  ...and with float weights too" grep -q "^trit-convert: --min-replaced needs ternary weights" "$tmp/err"
 
+# Calibration streams: ten times the photos, no more memory than a bounded sample's worth.
+find "$r8/cifar10-test-1000" -name '*.jpg' | sort >"$tmp/all1000.txt"
+head -n 100 "$tmp/all1000.txt" >"$tmp/all100.txt"
+peak() { grep -o "peak memory [0-9]* MB" "$1" | grep -o "[0-9]*"; }
+for n in 100 1000; do
+  "$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/c$n.trit" --preset raw --weights ternary --calib-list "$tmp/all$n.txt" \
+    --calib-count 0 2>"$tmp/c$n.err"
+done
+p100=$(peak "$tmp/c100.err")
+p1000=$(peak "$tmp/c1000.err")
+echo "peak memory calibrating on 100 photos: $p100 MB; on 1000: $p1000 MB"
+expect "calibrating on 10x the photos raises the peak memory by less than 40 MB" test -n "$p1000" -a $((p1000 - p100)) -lt 40
+
+# --reconstruct's bad options: one line each, and no file.
+cal=(--calib-list "$tmp/all100.txt" --calib-count 0)
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/rec.trit" --preset raw --reconstruct 2>"$tmp/err"
+expect "--reconstruct with float weights fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/rec.trit"
+expect "  ...with one line saying why" grep -q "^trit-convert: --reconstruct needs integer weights" "$tmp/err"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/rec.trit" --preset raw --weights ternary "${cal[@]}" --reconstruct \
+  --reconstruct-iters 0 2>"$tmp/err"
+expect "--reconstruct-iters 0 fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/rec.trit"
+expect "  ...with one error line" test "$(grep -c '^trit-convert: ' "$tmp/err")" -eq 1
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/rec.trit" --preset raw --weights ternary --calib-list "$tmp/all100.txt" \
+  --calib-count 6 --reconstruct 2>"$tmp/err"
+expect "--reconstruct on fewer photos than a batch fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/rec.trit"
+expect "  ...with one line saying so" grep -q "^trit-convert: cannot reconstruct on 6 calibration images" "$tmp/err"
+
 echo "not a model" >"$tmp/junk.onnx"
 "$bin/trit-convert" "$tmp/junk.onnx" -o "$tmp/junk.trit" 2>"$tmp/err"
 expect "trit-convert fails on junk" test $? -ne 0

@@ -74,7 +74,7 @@ TEST_CASE("normalize follows the metadata's channel order, mean and scale") {
   CHECK(out == std::vector<float>{29, 59, 9, 24, 1.75f, 9.25f});
 }
 
-TEST_CASE("a 1x1 image is stretched to the input; thin images still fill the crop") {
+TEST_CASE("a 1x1 image is stretched to the input, and thin images still fill the crop") {
   Image one{1, 1, {200, 100, 50}};
   Metadata m;
   m.resize_shorter = 256;

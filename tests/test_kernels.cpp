@@ -5,8 +5,10 @@
 #include <tbb/task_arena.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <random>
 
+#include "float_ref.h"
 #include "helpers.h"
 #include "int8/table.h"
 #include "engine.h"
@@ -115,7 +117,7 @@ TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU a
   }
 }
 
-TEST_CASE("TRIT_ISA names a path; an unknown or unavailable one is refused") {
+TEST_CASE("TRIT_ISA names a path, and an unknown or unavailable one is refused") {
   CHECK(k8::parse_isa("ref") == k8::Isa::Ref);
   CHECK(k8::parse_isa("avx512vnni") == k8::Isa::Avx512Vnni);
   CHECK_THROWS_WITH_AS(k8::parse_isa("sse9"), "unknown instruction set 'sse9': expected ref, avx2 or avx512vnni", Error);
@@ -228,4 +230,43 @@ TEST_CASE("a projection branch runs beside the main path, and the plan keeps the
     CAPTURE(threads);
     tbb::task_arena(threads).execute([&] { check_paths(g, 2, rng); });
   }
+}
+
+TEST_CASE("every path's float convolution equals the float reference bit for bit") {
+  // Channel counts around the vector widths (8, 16) and blocks (24, 64), windows of every kind,
+  // widths that leave interior runs of every length, with and without a ReLU; the output split
+  // into channel ranges as the executor splits it.
+  std::mt19937 rng(77);
+  const std::vector<Window> windows{{1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 2, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1},
+                                    {3, 3, 2, 2, 0, 0, 1, 1}, {7, 7, 2, 2, 3, 3, 3, 3}, {3, 3, 1, 1, 0, 2, 1, 0},
+                                    {2, 5, 1, 3, 0, 1, 0, 0}};
+  int cases = 0;
+  for (const int32_t o : {1, 7, 8, 9, 16, 17, 24, 33, 64, 65, 130})
+    for (const Window& w : windows) {
+      const int32_t c = 1 + (cases % 5), h = w.kernel_h + cases % 7, wd = w.kernel_w + cases % 13;
+      const Shape3 is{c, h, wd}, os{o, w.out_h(h), w.out_w(wd)};
+      const auto in = test::random_floats(static_cast<size_t>(is.size()), rng);
+      const auto weights = test::random_floats(static_cast<size_t>(o) * c * w.kernel_h * w.kernel_w, rng);
+      const auto bias = test::random_floats(o, rng);
+      const auto packed = ref::pack_conv_weights(weights.data(), o, c, w.kernel_h, w.kernel_w);
+      const Activation act = cases % 2 ? Activation::Relu : Activation::None;
+      std::vector<float> want(static_cast<size_t>(os.size()));
+      ref::conv2d(in.data(), is, packed.data(), bias.data(), w, act, want.data(), os, 0, o);
+      for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
+        if (!k8::isa_supported(isa)) continue;
+        const auto& table = k8::table_for(isa);
+        std::vector<float> got(want.size(), -1.0f);
+        for (int32_t c0 = 0; c0 < o; c0 += 64) table.conv_f32(in.data(), is, packed.data(), bias.data(), w, act, got.data(), os, c0, std::min(o, c0 + 64));
+        CAPTURE(table.name);
+        CAPTURE(o);
+        CAPTURE(c);
+        CAPTURE(h);
+        CAPTURE(wd);
+        CAPTURE(w.kernel_h);
+        CAPTURE(w.stride_h);
+        REQUIRE(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+      }
+      ++cases;
+    }
+  CHECK(cases == 77);
 }

@@ -46,8 +46,8 @@ TEST_CASE("quantization options become the quantizer's") {
   CHECK(q->encoding == WeightEncoding::TernaryClustered);
   CHECK(q->cluster == 16);
   CHECK(q->shape == ClusterShape::Channels);
-  CHECK(q->calib_dir == "photos");
-  CHECK(q->calib_count == 7);
+  CHECK(q->calibration.dir == "photos");
+  CHECK(q->calibration.count == 7);
   CHECK_FALSE(q->gptq);
   CHECK(q->threshold == quant::Threshold::Twn);
   CHECK_FALSE(q->bias_correction);
@@ -58,6 +58,18 @@ TEST_CASE("quantization options become the quantizer's") {
   CHECK_FALSE(q->lse_exponents);
   CHECK(q->min_replaced == doctest::Approx(0.8));
 
+  const auto l = quantize_options(parse({"m.onnx", "-o", "m.trit", "--weights", "int4", "--calib-list", "photos.txt",
+                                         "--calib-shard", "2/3", "--calib-count", "0", "--augment", "10", "--seed", "7"}));
+  REQUIRE(l.has_value());
+  CHECK(l->calibration.dir.empty());
+  CHECK(l->calibration.list == "photos.txt");
+  CHECK(l->calibration.shard_k == 2);
+  CHECK(l->calibration.shard_n == 3);
+  CHECK(l->calibration.count == 0);
+  CHECK(l->calibration.augment == 10);
+  CHECK(l->calibration.seed == 7);
+  CHECK_THROWS_AS(parse({"m.onnx", "-o", "m.trit", "--calib", "a", "--calib-list", "b"}), CLI::ExcludesError);
+
   const auto d = quantize_options(parse({"m.onnx", "-o", "m.trit", "--weights", "int8", "--calib", "x", "--cluster", "full"}));
   REQUIRE(d.has_value());
   CHECK(d->encoding == WeightEncoding::Int8PerChannel);
@@ -66,7 +78,7 @@ TEST_CASE("quantization options become the quantizer's") {
   CHECK(d->bias_correction);
   CHECK(d->keep_first_8bit);
   CHECK(d->keep_last_8bit);
-  CHECK(d->calib_count == 50);
+  CHECK(d->calibration.count == 50);
 }
 
 TEST_CASE("options that cannot work together are one-line errors") {
@@ -76,7 +88,9 @@ TEST_CASE("options that cannot work together are one-line errors") {
     v.insert(v.end(), more.begin(), more.end());
     return error_of(v);
   };
-  CHECK(with({"--weights", "int8"}) == "--weights int8 needs calibration images: pass --calib DIR");
+  CHECK(with({"--weights", "int8"}) == "--weights int8 needs calibration images: pass --calib DIR or --calib-list FILE");
+  CHECK(with({"--weights", "int8", "--calib", "x", "--calib-shard", "3/2"}) == "--calib-shard 3/2 is not K/N with 1 <= K <= N");
+  CHECK(with({"--weights", "int8", "--calib", "x", "--calib-shard", "half"}) == "--calib-shard 'half' is not K/N");
   CHECK(with({"--weights", "int8", "--calib", "x", "--min-replaced", "0.5"}).starts_with("--min-replaced needs ternary weights"));
   CHECK(with({"--min-replaced", "0.5"}).starts_with("--min-replaced needs ternary weights"));
   CHECK(with({"--weights", "ternary", "--calib", "x", "--cluster", "four"}) == "--cluster 'four' is not a number");

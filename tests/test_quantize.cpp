@@ -212,7 +212,7 @@ struct RefitProblem {
 
 }  // namespace
 
-TEST_CASE("weights refitted to quantized inputs reproduce the float outputs; GPTQ of them gains for int8 and int4") {
+TEST_CASE("weights refitted to quantized inputs reproduce the float outputs, and GPTQ of them gains for int8 and int4") {
   const SmallLayer layer(11);
   // The quantized network's inputs: the float inputs on a grid of 1/4 (an 8-bit tensor's error).
   const RefitProblem p(layer, [](double x) { return std::nearbyint(x * 4) / 4; });

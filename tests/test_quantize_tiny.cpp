@@ -34,7 +34,7 @@ Tiny tiny() {
 
 std::vector<Image> calibration_images(const Tiny& t) {
   std::vector<Image> out;
-  for (const auto& f : list_images(t.images, 0))
+  for (const auto& f : list_images(t.images))
     out.push_back(fit_to_input(decode_image(f), t.graph.metadata, t.graph.input().shape[1], t.graph.input().shape[2]));
   return out;
 }
@@ -56,8 +56,8 @@ TEST_CASE("the tiny graph quantizes in every encoding, and the integer model fol
     QuantizeOptions q;
     q.encoding = enc;
     q.cluster = 2;
-    q.calib_dir = t.images;
-    q.calib_count = 0;  // all of them
+    q.calibration.dir = t.images;
+    q.calibration.count = 0;  // all of them
     QuantizeReport report;
     const Graph g = quantize(t.graph, q, &report);
     // The report: one line per layer, the first and the last int8, the others as asked.

@@ -246,7 +246,7 @@ struct ResNet8 {
   QuantizeOptions options(WeightEncoding enc) const {
     QuantizeOptions q;
     q.encoding = enc;
-    q.calib_dir = calibration.string();
+    q.calibration.dir = calibration.string();
     return q;
   }
 };
@@ -339,8 +339,58 @@ TEST_CASE("the real CIFAR-10 ResNet-8, --min-replaced: the second pass keeps at 
   // Asking for more than all-ternary replaces is an error that says so, before any calibration
   // (the share follows from the shapes: no images are read).
   q.min_replaced = 0.99;
-  q.calib_dir = (fs::path(TRIT_TESTDATA_DIR) / "no such folder").string();
+  q.calibration.dir = (fs::path(TRIT_TESTDATA_DIR) / "no such folder").string();
   CHECK_THROWS_WITH_AS(quantize(*r8.float_model, q, nullptr), doctest::Contains("cannot be met"), Error);
+}
+
+TEST_CASE("the real CIFAR-10 ResNet-8, reconstructed: each block follows float more closely on held-back photos, and one seed gives one model") {
+  TRIT_REQUIRE_SHARED(data);
+  const ResNet8 r8(data);
+  // 200 calibration photos (every 5th of the 1000), 25 of them held back from the optimization.
+  QuantizeOptions q = r8.options(WeightEncoding::TernaryClustered);
+  q.calibration.dir.clear();
+  const fs::path list = r8.calibration / "list.txt";
+  {
+    std::ofstream out(list);
+    for (size_t i = 0; i < r8.files.size(); i += 5) out << r8.files[i].string() << "\n";
+  }
+  q.calibration.list = list.string();
+  q.calibration.count = 0;
+  QuantizeReport layer_wise;
+  const auto plain = std::make_shared<const Graph>(quantize(*r8.float_model, q, &layer_wise));
+  q.reconstruct = true;
+  q.reconstruction.iterations = 200;
+  q.reconstruction.images = 200;
+  QuantizeReport report;
+  const Graph g = quantize(*r8.float_model, q, &report);
+  REQUIRE(report.blocks.size() == 3);
+  for (const recon::BlockResult& b : report.blocks) {
+    CAPTURE(b.name);
+    MESSAGE("ResNet-8 block " << b.name << ": relative error on held-back photos " << b.held_start << " -> " << b.held_end
+                              << ", on training photos " << b.train_start << " -> " << b.train_end << ", "
+                              << 100 * b.flipped << " % of codes changed");
+    CHECK(b.layers >= 2);
+    CHECK(b.kept);
+    CHECK(b.held_end < b.held_start);
+    CHECK(b.train_end < b.train_start);
+  }
+  // What ships: the fast kernels equal the reference on it; the layer-wise report's layers.
+  auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-rec.trit"));
+  check_engine_matches_reference(model, std::vector<fs::path>(r8.files.begin(), r8.files.begin() + 8));
+  CHECK(report.layers.size() == layer_wise.layers.size());
+  CHECK(report.replaced_share() == layer_wise.replaced_share());
+  const auto top = classify(IntExecutor(model), r8.files), plain_top = classify(IntExecutor(plain), r8.files);
+  MESSAGE("ResNet-8 ternary N=4 kernels on 200 photos: top-1 " << r8.top1(plain_top) / 10.0 << " % layer-wise, "
+                                                                << r8.top1(top) / 10.0 << " % reconstructed (float32 "
+                                                                << r8.top1(r8.float_top) / 10.0 << " %)");
+  // One seed and one thread count: one model, to the byte.
+  q.reconstruction.iterations = 40;
+  std::vector<std::byte> first, second;
+  tbb::task_arena(2).execute([&] { first = serialize_model(quantize(*r8.float_model, q, nullptr)); });
+  tbb::task_arena(2).execute([&] { second = serialize_model(quantize(*r8.float_model, q, nullptr)); });
+  CHECK(first == second);
+  q.reconstruction.seed = 2;
+  CHECK(serialize_model(quantize(*r8.float_model, q, nullptr)) != first);
 }
 
 TEST_CASE("the real CIFAR-10 ResNet-8 in int8 with its first layer left in float") {
@@ -363,8 +413,8 @@ TEST_CASE("the real ImageNet ResNet-50 in int8 and int4 keeps the photos' top-1 
   for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::Int4Clustered}) {
     QuantizeOptions q;
     q.encoding = enc;
-    q.calib_dir = (data / "imagenet-sample").string();
-    q.calib_count = 32;
+    q.calibration.dir = (data / "imagenet-sample").string();
+    q.calibration.count = 32;
     const auto model = std::make_shared<const Graph>(quantize(*float_model, q, nullptr));
     const auto top = classify(IntExecutor(model), photos);
     check_engine_matches_reference(model, std::vector<fs::path>(photos.begin(), photos.begin() + 3));

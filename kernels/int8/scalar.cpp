@@ -2,6 +2,7 @@
 // machine runs it. Weights: [blocks * nr][k] int8 with nr = 1.
 #include "int8/generic.h"
 #include "int8/table.h"
+#include "float_ref.h"
 
 namespace trit::k8 {
 namespace {
@@ -38,7 +39,7 @@ void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t 
 }
 
 const KernelTable kTable{Isa::Ref, "ref", 1, pack_weights, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
-                         max_pool_bytes, average_pool_bytes, global_average_pool_bytes};
+                         max_pool_bytes, average_pool_bytes, global_average_pool_bytes, ref::conv2d};
 
 }  // namespace
 

@@ -18,11 +18,15 @@
 //                 out-of-line code compiled with AVX-512 flags could be what the linker keeps).
 //   add, relu     n bytes, elementwise; out may alias an input.
 //   pools         one image.
+//   conv_f32      the float reference's convolution (float_ref.h, ref::conv2d: its contract and
+//                 its bits, tiled for the path's vectors; float_conv_generic.h). The ref path's
+//                 entry is the reference itself.
 #pragma once
 
 #include <cstdint>
 
 #include "int8/layer.h"
+#include "trit/types.h"
 
 namespace trit::k8 {
 
@@ -42,6 +46,8 @@ struct KernelTable {
   void (*max_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
   void (*average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
   void (*global_average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
+  void (*conv_f32)(const float* in, Shape3 in_shape, const float* packed, const float* bias, const Window& window,
+                   Activation act, float* out, Shape3 out_shape, int32_t o_begin, int32_t o_end);
 };
 
 // The entries; nullptr for a path this build or CPU cannot run.

@@ -13,6 +13,7 @@
 
 #include "int8/generic.h"
 #include "int8/table.h"
+#include "x86/float_conv.h"
 
 namespace trit::k8 {
 namespace {
@@ -347,7 +348,7 @@ void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t 
 }
 
 const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, pack_weights, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
-                         max_pool_bytes, average_pool_bytes, global_average_pool_bytes};
+                         max_pool_bytes, average_pool_bytes, global_average_pool_bytes, avx512vnni_conv2d_f32};
 
 }  // namespace
 

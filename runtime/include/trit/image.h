@@ -43,6 +43,8 @@ Image decode_image_bytes(std::span<const uint8_t> bytes, const std::string& name
 Image resize_bilinear(const Image& image, int32_t width, int32_t height);
 // The centre width x height window; the image must be at least that large.
 Image center_crop(const Image& image, int32_t width, int32_t height);
+// The width x height window at (left, top), which must lie inside the image.
+Image crop(const Image& image, int32_t left, int32_t top, int32_t width, int32_t height);
 // Steps 1 and 2 above for a model with input [C, H, W].
 Image fit_to_input(const Image& image, const Metadata& metadata, int32_t height, int32_t width);
 // Step 3: writes C*H*W floats to out; the image must already be the input's size.

@@ -1,0 +1,62 @@
+#include "float_trunk.h"
+
+#include <algorithm>
+
+#include "float_executor.h"
+#include "float_ref.h"
+#include "trit/error.h"
+
+namespace trit::recon {
+
+FloatTrunk::FloatTrunk(const Graph& g, const FloatStatistics& fs, int32_t count, int32_t chunk) : g_(g), chunk_(chunk) {
+  const int64_t n = std::min<int64_t>(count, fs.images);
+  for (int64_t j = 0; j < n; ++j) images_.push_back(j * fs.images / n);
+  const Tensor& input = g.input();
+  in_tensor_ = g.inputs[0];
+  in_ = std::make_unique<ImageRecords>(input.elements() * static_cast<int64_t>(sizeof(float)));
+  Image im;
+  im.height = input.shape[1];
+  im.width = input.shape[2];
+  im.pixels.resize(static_cast<size_t>(fs.fitted->record_bytes()));
+  std::vector<float> x(static_cast<size_t>(input.elements()));
+  for (int64_t j = 0; j < n; ++j) {
+    fs.fitted->read(images_[j], 1, im.pixels.data());
+    normalize(im, g.metadata, x);
+    in_->write(j, 1, x.data());
+  }
+}
+
+void FloatTrunk::run(const Segment& seg) {
+  if (seg.input != in_tensor_) fail("reconstruct: the float trunk holds another tensor than segment input '{}'", g_.tensors[seg.input].name);
+  out_ = std::make_unique<ImageRecords>(g_.tensors[seg.output].elements() * static_cast<int64_t>(sizeof(float)));
+  out_tensor_ = seg.output;
+  std::vector<std::vector<float>> packed(seg.end);
+  for (size_t ni = seg.begin; ni < seg.end; ++ni) {
+    const Node& n = g_.nodes[ni];
+    if (n.op != OpCode::Conv) continue;
+    const auto [o, i, kh, kw] = n.weights.shape;
+    packed[ni] = ref::pack_conv_weights(n.weights.codes.as<float>().data(), o, i, kh, kw);
+  }
+  for (int64_t first = 0; first < size(); first += chunk_) {
+    const int64_t count = std::min<int64_t>(chunk_, size() - first);
+    std::vector<std::vector<float>> values(g_.tensors.size());
+    values[seg.input].resize(static_cast<size_t>(g_.tensors[seg.input].elements() * count));
+    in_->read(first, count, values[seg.input].data());
+    for (size_t ni = seg.begin; ni < seg.end; ++ni) {
+      const Node& n = g_.nodes[ni];
+      std::vector<const float*> ins;
+      for (int32_t t : n.inputs) ins.push_back(values[t].data());
+      std::vector<float>& y = values[n.outputs[0]];
+      y.resize(static_cast<size_t>(g_.tensors[n.outputs[0]].elements() * count));
+      run_float_node(g_, n, packed[ni].data(), static_cast<int32_t>(count), ins, y.data());
+    }
+    out_->write(first, count, values[seg.output].data());
+  }
+}
+
+void FloatTrunk::next() {
+  in_ = std::move(out_);
+  in_tensor_ = out_tensor_;
+}
+
+}  // namespace trit::recon

@@ -1,0 +1,234 @@
+#include "reconstruct.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <random>
+
+#include "adam.h"
+#include "block_net.h"
+#include "emit.h"
+#include "ops.h"
+#include "soft_rounding.h"
+#include "trit/error.h"
+
+namespace trit::recon {
+namespace {
+
+// A batch of the sample: the block's input (quantized, or mixed with the float one by QDrop's
+// bits) and the float target.
+struct Batch {
+  std::vector<float> x, target;
+};
+
+Batch load_batch(const Graph& g, const Segment& seg, const BlockData& data, const std::vector<int64_t>& images,
+                 uint64_t keep_seed) {
+  const Tensor& in = g.tensors[seg.input];
+  const int64_t in_n = in.elements(), out_n = g.tensors[seg.output].elements();
+  const auto count = static_cast<int64_t>(images.size());
+  Batch b;
+  b.x.resize(static_cast<size_t>(in_n * count));
+  b.target.resize(static_cast<size_t>(out_n * count));
+  std::vector<int32_t> q(static_cast<size_t>(in_n));
+  std::vector<float> f(static_cast<size_t>(in_n));
+  std::vector<uint64_t> keep;
+  if (keep_seed != 0) {
+    keep.resize(static_cast<size_t>((in_n * count + 63) / 64));
+    random_bits(keep_seed, in_n * count, keep.data());
+  }
+  const float unit = std::ldexp(1.0f, -in.exponent);
+  for (int64_t i = 0; i < count; ++i) {
+    data.quantized_input(images[i], q.data());
+    if (keep_seed != 0) data.float_input(images[i], f.data());
+    for (int64_t j = 0; j < in_n; ++j) {
+      const int64_t e = i * in_n + j;
+      b.x[e] = keep_seed != 0 && (keep[e >> 6] >> (e & 63) & 1) ? f[j] : static_cast<float>(q[j]) * unit;
+    }
+    data.float_output(images[i], b.target.data() + i * out_n);
+  }
+  return b;
+}
+
+// Relative error of the hard block over images (every activation quantized).
+double evaluate(BlockNet& net, const Graph& g, const Segment& seg, const BlockData& data, const std::vector<int64_t>& images,
+                int32_t batch) {
+  double err = 0, sig = 0;
+  for (size_t i = 0; i < images.size(); i += static_cast<size_t>(batch)) {
+    const std::vector<int64_t> part(images.begin() + static_cast<std::ptrdiff_t>(i),
+                                    images.begin() + static_cast<std::ptrdiff_t>(std::min(images.size(), i + batch)));
+    const Batch b = load_batch(g, seg, data, part, 0);
+    const std::vector<float>& out = net.forward(b.x, static_cast<int32_t>(part.size()), true, {});
+    for (size_t j = 0; j < out.size(); ++j) {
+      err += (double(out[j]) - b.target[j]) * (double(out[j]) - b.target[j]);
+      sig += double(b.target[j]) * b.target[j];
+    }
+  }
+  return sig > 0 ? err / sig : 0.0;
+}
+
+// The variables of every layer, to come back to.
+struct Snapshot {
+  std::map<size_t, std::vector<float>> v, s, b;
+};
+Snapshot snapshot(BlockNet& net) {
+  Snapshot s;
+  for (auto& [ni, l] : net.layers()) {
+    s.v[ni] = l->v();
+    s.s[ni] = l->log_scale();
+    s.b[ni] = l->bias();
+  }
+  return s;
+}
+void restore(BlockNet& net, const Snapshot& s) {
+  for (auto& [ni, l] : net.layers()) {
+    l->v() = s.v.at(ni);
+    l->log_scale() = s.s.at(ni);
+    l->bias() = s.b.at(ni);
+  }
+}
+
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t x = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return (x ^ (x >> 31)) | 1;  // never 0 (0 means "no QDrop")
+}
+
+}  // namespace
+
+std::string cannot_reconstruct(const Graph& g, const Segment& seg) {
+  bool low_bit = false;
+  for (size_t ni = seg.begin; ni < seg.end; ++ni) {
+    const Node& n = g.nodes[ni];
+    if (n.op != OpCode::Conv && n.op != OpCode::FullyConnected && n.op != OpCode::Add && n.op != OpCode::Relu)
+      return fmt::format("it holds a {} ('{}')", to_string(n.op), n.name);
+    if (g.tensors[n.outputs[0]].type == ElementType::Int32) return "it writes the int32 logits";
+    low_bit = low_bit || (has_weights(n) && (n.weights.encoding == WeightEncoding::TernaryClustered ||
+                                             n.weights.encoding == WeightEncoding::Int4Clustered));
+  }
+  return low_bit ? "" : "it holds no ternary or int4 layer";
+}
+
+BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_t, std::vector<float>>& given,
+                              const BlockData& data, const ReconstructOptions& opt_in, uint64_t block_seed,
+                              const BlockProgress& progress) {
+  ReconstructOptions opt = opt_in;  // EXPERIMENT
+  if (const char* e = std::getenv("TRIT_EXP_LRV")) opt.lr_rounding = std::atof(e);
+  if (const char* e = std::getenv("TRIT_EXP_LRS")) opt.lr_scale = std::atof(e);
+  if (const char* e = std::getenv("TRIT_EXP_LRB")) opt.lr_bias = std::atof(e);
+  if (const char* e = std::getenv("TRIT_EXP_DROP")) opt.drop = std::atof(e);
+  if (const char* e = std::getenv("TRIT_EXP_LAMBDA")) opt.lambda = std::atof(e);
+  const auto start = std::chrono::steady_clock::now();
+  // BLAS in the calling threads (ops.cpp splits the products over oneTBB's), for the block.
+  struct SingleThreadedBlas {
+    int saved = openblas_get_num_threads();
+    SingleThreadedBlas() { openblas_set_num_threads(1); }
+    ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
+  } single_threaded_blas;
+  BlockResult res;
+  res.name = g.nodes[seg.end - 1].name;
+  BlockNet net(g, seg, given);
+  res.layers = static_cast<int32_t>(net.layers().size());
+  std::vector<int64_t> train, held;
+  for (int64_t j = 0; j < data.images(); ++j) (j % opt.held_out_every == opt.held_out_every - 1 ? held : train).push_back(j);
+  if (static_cast<int64_t>(train.size()) < opt.batch)
+    fail("cannot reconstruct: {} training images, fewer than a batch of {}", train.size(), opt.batch);
+  const std::vector<int64_t> train_eval(train.begin(), train.begin() + std::min<size_t>(train.size(), held.size() * 2 + 8));
+  res.train_start = evaluate(net, g, seg, data, train_eval, opt.batch);
+  res.held_start = held.empty() ? 0.0 : evaluate(net, g, seg, data, held, opt.batch);
+  res.curve.push_back({0, res.held_start});
+  if (progress) progress(res, 0, res.train_start, res.held_start);
+  double best_held = res.held_start;
+  Snapshot best = snapshot(net);
+
+  // Adam per variable group.
+  struct Opt {
+    Adam v, s, b;
+  };
+  std::map<size_t, Opt> adam;
+  for (auto& [ni, l] : net.layers())
+    adam.emplace(ni, Opt{Adam(l->v().size(), opt.lr_rounding), Adam(l->log_scale().size(), opt.lr_scale),
+                         Adam(l->bias().size(), opt.lr_bias)});
+  std::mt19937_64 rng(mix(opt.seed, block_seed));
+  std::vector<int64_t> order = train;
+  size_t cursor = order.size();
+  const int32_t warm = static_cast<int32_t>(opt.warmup * opt.iterations);
+  const int64_t out_n = g.tensors[seg.output].elements();
+  const Shape3 out_shape = shape3(g.tensors[seg.output]);
+  const double pixels = double(out_shape.h) * out_shape.w;
+  for (int32_t it = 1; it <= opt.iterations; ++it) {
+    std::vector<int64_t> batch;
+    for (int32_t i = 0; i < opt.batch; ++i) {
+      if (cursor == order.size()) {
+        std::shuffle(order.begin(), order.end(), rng);
+        cursor = 0;
+      }
+      batch.push_back(order[cursor++]);
+    }
+    const uint64_t keep_seed = opt.drop > 0 ? mix(mix(opt.seed, block_seed), static_cast<uint64_t>(it)) : 0;
+    const Batch b = load_batch(g, seg, data, batch, keep_seed);
+    BlockNet::Keep keep;
+    if (keep_seed != 0) keep = {BlockNet::Keep::Random, keep_seed};
+    const std::vector<float>& out = net.forward(b.x, opt.batch, false, keep);
+    // d/d(out) of the mean over images and pixels of the sum over channels of squared errors.
+    std::vector<float> dout(out.size());
+    const double scale = 2.0 / (double(opt.batch) * pixels);
+    for (size_t j = 0; j < out.size(); ++j) dout[j] = static_cast<float>(scale * (double(out[j]) - b.target[j]));
+    (void)out_n;
+    net.backward(dout);
+    const double beta = it <= warm ? 0.0 : 20.0 - 18.0 * double(it - warm) / double(std::max(1, opt.iterations - warm));
+    // Cosine decay of every learning rate, to 0 at the last iteration.
+    const double decay = std::getenv("TRIT_EXP_DECAY") ? 0.5 * (1 + std::cos(M_PI * double(it - 1) / double(opt.iterations))) : 1.0;
+    for (auto& [ni, l] : net.layers()) {
+      BlockNet::Grads& gr = net.grads(ni);
+      std::vector<float> dv(l->v().size()), ds(l->log_scale().size());
+      l->backward(gr.dw.data(), dv.data(), ds.data());
+      if (it > warm) l->regularizer(beta, opt.lambda, dv.data());
+      Opt& a = adam.at(ni);
+      a.v.step(l->v(), dv, decay);
+      a.s.step(l->log_scale(), ds, decay);
+      a.b.step(l->bias(), gr.db, decay);
+    }
+    if (it % 100 == 0 || it == opt.iterations) {
+      const double h = held.empty() ? 0.0 : evaluate(net, g, seg, data, held, opt.batch);
+      res.curve.push_back({it, h});
+      if (!held.empty() && h < best_held) {
+        best_held = h;
+        best = snapshot(net);
+        res.best_iteration = it;
+      }
+      if (it < opt.iterations && progress) progress(res, it, NAN, h);
+    }
+  }
+  // The variables at the checkpoint where the held-back error was lowest (the layer-wise start
+  // when none improved on it).
+  if (!held.empty()) restore(net, best);
+  res.train_end = evaluate(net, g, seg, data, train_eval, opt.batch);
+  res.held_end = held.empty() ? res.train_end : evaluate(net, g, seg, data, held, opt.batch);
+  double flipped = 0;
+  int64_t weights = 0;
+  for (auto& [ni, l] : net.layers()) {
+    flipped += l->flipped() * double(l->v().size());
+    weights += static_cast<int64_t>(l->v().size());
+  }
+  res.flipped = weights > 0 ? flipped / double(weights) : 0.0;
+  res.kept = res.best_iteration > 0 || held.empty();
+  if (res.kept)
+    for (auto& [ni, l] : net.layers()) {
+      Node& n = g.nodes[ni];
+      const quant::QuantizedLayer q = l->result();
+      LayerEmission e{n.weights.encoding, n.weights.cluster_size, n.weights.cluster_shape, &q, {}, nullptr};
+      for (float bias : l->bias()) e.bias.push_back(bias);
+      emit_layer(g, n, e);
+    }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (progress) progress(res, opt.iterations, res.train_end, res.held_end);
+  return res;
+}
+
+}  // namespace trit::recon

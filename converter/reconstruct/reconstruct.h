@@ -1,0 +1,84 @@
+// Block-wise reconstruction (trit-convert --reconstruct): after the layer-wise pass has made a
+// residual block's layers integer, their weights' rounding, cluster scales and biases are
+// optimized together so that the block's output on the quantized network's inputs follows the
+// float block's output (BRECQ, arXiv:2102.05426), with activations quantized to their 8-bit
+// exponents and, while optimizing, half of them left in float at random (QDrop,
+// arXiv:2203.05740). The result is rounded back to the file's codes, integer mantissas and
+// exponents, and emitted like any layer: the format, the integer pipeline and its reference do
+// not change.
+//
+// Per block (a residual segment holding ternary or int4 layers, residual_blocks.h):
+//   loss = mean over images and pixels of the sum over channels of (out - target)^2
+//          + lambda * sum over weights of 1 - |2 h - 1|^beta      (soft_rounding.h)
+// with beta annealed from 20 to 2 after a warm-up without the regularizer, Adam on V, the
+// log-scales and the biases, minibatches of the bounded sample (the held-back images excluded).
+// Every learning rate decays along a cosine to 0. The block's error is measured at the start and
+// every 100 iterations (and the last) on held-back images (relative: sum of squared errors over
+// the target's, hard rounding, every activation quantized): the checkpoint with the lowest
+// held-back error is what the block keeps (the layer-wise result when none is lower). Training
+// and held-back errors are printed at the start and the end.
+//
+// Deterministic: one seed and one thread count give one model (minibatches and QDrop's bits are
+// drawn from hashes of the seed, the block and the iteration).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "residual_blocks.h"
+#include "trit/graph.h"
+
+namespace trit::recon {
+
+struct ReconstructOptions {
+  int32_t iterations = 500;
+  int32_t batch = 8;
+  int32_t images = 256;       // the bounded sample, spread over the calibration images
+  int32_t held_out_every = 8; // every 8th image of the sample is held back
+  double drop = 0.5;          // QDrop: the probability that an activation stays in float
+  double lambda = 0.01;       // the rounding regularizer's weight
+  double warmup = 0.2;        // share of the iterations before the regularizer starts
+  double lr_rounding = 1e-2, lr_scale = 1e-3, lr_bias = 1e-3;
+  uint64_t seed = 1;
+};
+
+// A block's data over the sample: per image j, the quantized network's block input (integers of
+// the input tensor's exponent), and the float network's block input and output.
+class BlockData {
+ public:
+  virtual ~BlockData() = default;
+  virtual int64_t images() const = 0;
+  virtual void quantized_input(int64_t j, int32_t* out) const = 0;
+  virtual void float_input(int64_t j, float* out) const = 0;
+  virtual void float_output(int64_t j, float* out) const = 0;
+};
+
+struct BlockResult {
+  std::string name;  // the block's last node
+  int32_t layers = 0;
+  double train_start = 0, train_end = 0, held_start = 0, held_end = 0;
+  double flipped = 0;  // share of weights whose code changed
+  int32_t best_iteration = 0;  // the checkpoint kept: the lowest held-back error (0: the layer-wise result)
+  bool kept = true;    // false: no checkpoint improved on the layer-wise result, which stays
+  std::vector<std::pair<int32_t, double>> curve;  // (iteration, held-back error)
+  double seconds = 0;
+  std::string skipped;  // why the block was not reconstructed, or empty
+};
+
+// Progress: called at the start, every 100 iterations and at the end.
+using BlockProgress = std::function<void(const BlockResult& so_far, int32_t iteration, double train, double held)>;
+
+// Whether a segment can be reconstructed: it holds ternary or int4 layers, and only Conv, fully
+// connected, Add and Relu nodes. Returns the reason it cannot, or empty.
+std::string cannot_reconstruct(const Graph& g, const Segment& seg);
+
+// Optimizes the layers of segment `seg` of g and writes them back into g. given: per layer
+// node, the float weights its layer-wise quantization started from ([O][K]).
+BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_t, std::vector<float>>& given,
+                              const BlockData& data, const ReconstructOptions& options, uint64_t block_seed,
+                              const BlockProgress& progress = {});
+
+}  // namespace trit::recon

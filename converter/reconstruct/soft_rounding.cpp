@@ -1,0 +1,127 @@
+#include "soft_rounding.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "trit/error.h"
+#include "trit/weight_codes.h"
+
+namespace trit::recon {
+namespace {
+
+constexpr double kZeta = 1.1, kGamma = -0.1;
+// V where h(V) = 0.02: sigmoid(V) = 0.1.
+const float kStart = static_cast<float>(std::log(0.1 / 0.9));
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+}  // namespace
+
+SoftRounding::SoftRounding(const Graph& g, const Node& n, const std::vector<float>& given) {
+  const Weights& w = n.weights;
+  encoding_ = w.encoding;
+  if (encoding_ == WeightEncoding::Float32) fail("cannot learn the rounding of layer '{}': it is float32", n.name);
+  o_ = w.shape[0];
+  k_ = int64_t{w.shape[1]} * w.shape[2] * w.shape[3];
+  max_scale_ = max_cluster_scale(encoding_);
+  base_ = unpack_codes(w, w.codes.as<uint8_t>(), n.name);
+  const auto scales = w.scales.as<uint8_t>();
+  const auto exps = w.scale_exponents.as<int8_t>();
+  exponents_.assign(exps.begin(), exps.end());
+  alpha0_.resize(scales.size());
+  cluster_.resize(base_.size());
+  step_.resize(base_.size());
+  v_.assign(base_.size(), kStart);
+  s_.assign(scales.size(), 0.0f);
+  const int32_t top = max_code(encoding_);
+  const auto [o_n, i_n, kh, kw] = w.shape;
+  for (int32_t o = 0; o < o_n; ++o)
+    for (int32_t i = 0; i < i_n; ++i)
+      for (int32_t ky = 0; ky < kh; ++ky)
+        for (int32_t kx = 0; kx < kw; ++kx) {
+          const int64_t j = ((int64_t{o} * i_n + i) * kh + ky) * kw + kx;
+          const int64_t c = cluster_of(w, o, i, ky, kx);
+          cluster_[j] = static_cast<int32_t>(c);
+          alpha0_[c] = std::ldexp(double(scales[c]), -exps[o]);
+          const double target = given[j] / alpha0_[c];
+          int32_t d = target >= base_[j] ? 1 : -1;
+          if (base_[j] + d > top || base_[j] + d < -top) d = -d;
+          step_[j] = static_cast<int8_t>(d);
+          if (std::getenv("TRIT_EXP_FRAC")) {  // EXPERIMENT
+            const double t = std::clamp(std::abs(target - base_[j]), 0.01, 0.99);
+            const double sg = (t - kGamma) / (kZeta - kGamma);
+            v_[j] = static_cast<float>(std::log(sg / (1 - sg)));
+          }
+        }
+  const auto b = n.bias.as<int32_t>();
+  const int32_t f_in = g.tensors[n.inputs[0]].exponent;
+  bias_.resize(o_);
+  for (int32_t o = 0; o < o_; ++o) bias_[o] = static_cast<float>(std::ldexp(double(b[o]), -(f_in + exps[o])));
+}
+
+double SoftRounding::h(float v) const { return std::clamp(sigmoid(v) * (kZeta - kGamma) + kGamma, 0.0, 1.0); }
+
+double SoftRounding::alpha(int64_t c) const { return alpha0_[c] * std::exp(double(s_[c])); }
+
+void SoftRounding::weights(bool hard, float* w) const {
+  for (size_t j = 0; j < base_.size(); ++j) {
+    const double r = hard ? (h(v_[j]) >= 0.5 ? 1.0 : 0.0) : h(v_[j]);
+    w[j] = static_cast<float>(alpha(cluster_[j]) * (base_[j] + step_[j] * r));
+  }
+}
+
+void SoftRounding::backward(const float* dw, float* dv, float* ds) const {
+  std::fill_n(ds, s_.size(), 0.0f);
+  std::vector<double> ds_sum(s_.size(), 0.0);
+  for (size_t j = 0; j < base_.size(); ++j) {
+    const double a = alpha(cluster_[j]);
+    const double sg = sigmoid(v_[j]);
+    const double raw = sg * (kZeta - kGamma) + kGamma;
+    const double hv = std::clamp(raw, 0.0, 1.0);
+    const double dh = raw > 0 && raw < 1 ? (kZeta - kGamma) * sg * (1 - sg) : 0.0;
+    dv[j] = static_cast<float>(dw[j] * a * step_[j] * dh);
+    ds_sum[cluster_[j]] += dw[j] * a * (base_[j] + step_[j] * hv);  // dW/ds = W
+  }
+  for (size_t c = 0; c < s_.size(); ++c) ds[c] = static_cast<float>(ds_sum[c]);
+}
+
+double SoftRounding::regularizer(double beta, double lambda, float* dv) const {
+  double total = 0;
+  for (size_t j = 0; j < base_.size(); ++j) {
+    const double sg = sigmoid(v_[j]);
+    const double raw = sg * (kZeta - kGamma) + kGamma;
+    const double hv = std::clamp(raw, 0.0, 1.0);
+    const double u = 2 * hv - 1, au = std::abs(u);
+    total += 1 - std::pow(au, beta);
+    if (raw > 0 && raw < 1 && au > 0) {
+      // d/dh (1 - |2h - 1|^beta) = -2 beta |2h - 1|^(beta - 1) sign(2h - 1)
+      const double dreg = -2 * beta * std::pow(au, beta - 1) * (u > 0 ? 1 : -1);
+      dv[j] += static_cast<float>(lambda * dreg * (kZeta - kGamma) * sg * (1 - sg));
+    }
+  }
+  return lambda * total;
+}
+
+double SoftRounding::flipped() const {
+  int64_t n = 0;
+  for (float v : v_) n += h(v) >= 0.5;
+  return base_.empty() ? 0.0 : double(n) / double(base_.size());
+}
+
+quant::QuantizedLayer SoftRounding::result() const {
+  quant::QuantizedLayer q;
+  q.codes.resize(base_.size());
+  for (size_t j = 0; j < base_.size(); ++j) q.codes[j] = static_cast<int8_t>(base_[j] + (h(v_[j]) >= 0.5 ? step_[j] : 0));
+  q.exponents = exponents_;
+  q.scales.resize(s_.size());
+  for (size_t c = 0; c < s_.size(); ++c) {
+    // The cluster's exponent: that of its output channel (clusters are numbered channel-major).
+    const int64_t o = static_cast<int64_t>(c) * o_ / static_cast<int64_t>(s_.size());
+    const double m = std::nearbyint(std::ldexp(alpha(static_cast<int64_t>(c)), exponents_[o]));
+    q.scales[c] = static_cast<uint8_t>(std::clamp(m, 1.0, double(max_scale_)));
+  }
+  return q;
+}
+
+}  // namespace trit::recon
