@@ -30,10 +30,12 @@ void assign_types(Graph& g) {
 
 void ExponentSample::add(std::span<const float> v, int64_t offset, int64_t total) {
   const int64_t stride = std::max<int64_t>(1, total / 262144);
-  for (size_t j = 0; j < v.size(); ++j) {
-    peak = std::max(peak, std::abs(v[j]));
-    if ((offset + static_cast<int64_t>(j)) % stride == 0) values.push_back(v[j]);
-  }
+  float top = peak;
+  for (const float x : v) top = std::max(top, std::abs(x));
+  peak = top;
+  // The values at global positions that are multiples of the stride.
+  for (int64_t j = (stride - offset % stride) % stride; j < static_cast<int64_t>(v.size()); j += stride)
+    values.push_back(v[j]);
 }
 
 int32_t choose_exponent(const ExponentSample& s, Range r, bool lse) {

@@ -13,7 +13,22 @@ struct IntNetwork::Layer {
 };
 
 IntNetwork::IntNetwork(const Graph& g, const FloatStatistics& fs, int32_t chunk)
-    : g_(g), fs_(fs), chunk_(chunk), layers_(g.nodes.size()) {}
+    : g_(g), fs_(fs), chunk_(chunk), layers_(g.nodes.size()), kept_(g.tensors.size()) {}
+
+namespace {
+
+// 8-bit values to bytes (u8, or s8's two's complement byte) and back.
+std::vector<uint8_t> to_bytes(const std::vector<int32_t>& v) {
+  std::vector<uint8_t> bytes(v.size());
+  for (size_t j = 0; j < v.size(); ++j) bytes[j] = static_cast<uint8_t>(v[j]);
+  return bytes;
+}
+void from_bytes(const std::vector<uint8_t>& bytes, bool is_signed, std::vector<int32_t>& v) {
+  v.resize(bytes.size());
+  for (size_t j = 0; j < bytes.size(); ++j) v[j] = is_signed ? int32_t{static_cast<int8_t>(bytes[j])} : int32_t{bytes[j]};
+}
+
+}  // namespace
 
 IntNetwork::~IntNetwork() = default;
 
@@ -38,10 +53,7 @@ IntChunk IntNetwork::load(int32_t tensor, int64_t first, int64_t count) const {
   if (tensor != trunk_tensor_) fail("quantize: segment input '{}' was not kept", t.name);
   std::vector<uint8_t> bytes(static_cast<size_t>(count * trunk_->record_bytes()));
   trunk_->read(first, count, bytes.data());
-  std::vector<int32_t>& v = c.values[tensor];
-  v.resize(bytes.size());
-  const bool is_signed = t.type == ElementType::Int8;
-  for (size_t j = 0; j < bytes.size(); ++j) v[j] = is_signed ? int32_t{static_cast<int8_t>(bytes[j])} : int32_t{bytes[j]};
+  from_bytes(bytes, t.type == ElementType::Int8, c.values[tensor]);
   return c;
 }
 
@@ -65,20 +77,42 @@ void IntNetwork::prepare(size_t ni) {
   layers_[ni] = std::move(layer);
 }
 
-void IntNetwork::run(size_t ni, IntChunk& c) {
+void IntNetwork::run(size_t ni, IntChunk& c, bool cache) {
   const Node& n = g_.nodes[ni];
   const int32_t out = n.outputs[0];
+  Kept& kept = kept_[out];
+  const bool int8 = g_.tensors[out].type != ElementType::Int32;
+  if (cache && int8 && kept.records && c.first + c.count <= kept.images) {
+    std::vector<uint8_t> bytes(static_cast<size_t>(c.count * kept.records->record_bytes()));
+    kept.records->read(c.first, c.count, bytes.data());
+    from_bytes(bytes, g_.tensors[out].type == ElementType::Int8, c.values[out]);
+    return;
+  }
   std::vector<int32_t>& y = c.values[out];
   y.resize(static_cast<size_t>(g_.tensors[out].elements() * c.count));
   if (!has_weights(n)) {
     std::vector<const int32_t*> ins;
     for (int32_t t : n.inputs) ins.push_back(c.values[t].data());
     run_int_node(g_, n, nullptr, static_cast<int32_t>(c.count), ins, y.data());
+    keep_output(out, c, cache && int8);
     return;
   }
   Layer& layer = *layers_[ni];
   if (layer.engine) layer.engine->run_into(*layer.workspace, c.values[n.inputs[0]], y);
   else run_int_node(g_, n, &layer.reference, static_cast<int32_t>(c.count), {c.values[n.inputs[0]].data()}, y.data());
+  keep_output(out, c, cache && int8);
+}
+
+void IntNetwork::keep_output(int32_t t, const IntChunk& c, bool cache) {
+  Kept& kept = kept_[t];
+  if (!cache || c.first != kept.images) return;  // chunks in order from the first image only
+  if (!kept.records) kept.records = std::make_unique<ImageRecords>(g_.tensors[t].elements());
+  kept.records->write(c.first, c.count, to_bytes(c.values[t]).data());
+  kept.images = c.first + c.count;
+}
+
+void IntNetwork::forget() {
+  for (Kept& k : kept_) k = Kept{};
 }
 
 void IntNetwork::keep(int32_t tensor, const IntChunk& c) {
@@ -86,13 +120,11 @@ void IntNetwork::keep(int32_t tensor, const IntChunk& c) {
     next_ = std::make_unique<ImageRecords>(g_.tensors[tensor].elements());
     next_tensor_ = tensor;
   }
-  const std::vector<int32_t>& v = c.values[tensor];
-  std::vector<uint8_t> bytes(v.size());
-  for (size_t j = 0; j < v.size(); ++j) bytes[j] = static_cast<uint8_t>(v[j]);  // 8-bit values: u8, or s8's byte
-  next_->write(c.first, c.count, bytes.data());
+  next_->write(c.first, c.count, to_bytes(c.values[tensor]).data());
 }
 
 void IntNetwork::end_segment() {
+  forget();
   trunk_ = std::move(next_);
   trunk_tensor_ = next_tensor_;
   next_tensor_ = -1;

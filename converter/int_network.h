@@ -37,8 +37,12 @@ class IntNetwork {
   // The segment's input for images [first, first + count): from the images for the graph input,
   // else from the trunk the last end_segment() kept.
   IntChunk load(int32_t tensor, int64_t first, int64_t count) const;
-  // Runs node ni over the chunk (a layer must have been prepared).
-  void run(size_t ni, IntChunk& chunk);
+  // Runs node ni over the chunk (a layer must have been prepared). With `cache`, the node's
+  // output is kept for every image (8-bit values in a spill file) the first time, and read back
+  // after: within a segment each node then runs once per image, not once per later layer.
+  // forget() drops what was kept (the segment's end, or layers that changed).
+  void run(size_t ni, IntChunk& chunk, bool cache = false);
+  void forget();
   // Prepares layer ni as the graph now holds it, for every later run.
   void prepare(size_t ni);
   // Keeps tensor t of the chunk as the next segment's input (8-bit values, one record an image).
@@ -54,6 +58,12 @@ class IntNetwork {
   std::vector<std::unique_ptr<Layer>> layers_;  // per node
   int32_t trunk_tensor_ = -1, next_tensor_ = -1;
   std::unique_ptr<ImageRecords> trunk_, next_;
+  struct Kept {
+    std::unique_ptr<ImageRecords> records;
+    int64_t images = 0;  // kept so far (chunks come in order)
+  };
+  std::vector<Kept> kept_;  // per tensor
+  void keep_output(int32_t tensor, const IntChunk& chunk, bool cache);
 };
 
 }  // namespace trit

@@ -3,10 +3,13 @@
 // every weight fit works from. The set of pixels is fixed by the number of images, so the sample
 // can be gathered image chunk by image chunk (the quantizer streams) and comes out the same.
 //
-// Pixels: position p = image * OH * OW + y * OW + x over all N images; at most max_rows of them,
-// p = r * stride with stride = ceil(N * OH * OW / max_rows). A row is the im2col of the layer's
-// input at that pixel: K = C * KH * KW values in [I][KH][KW] order (the weights' column order),
-// padded taps 0. A fully connected layer is a 1x1 convolution of its [K, 1, 1] input.
+// Pixels: position p = image * OH * OW + y * OW + x over all N images; at most max_rows of them:
+// with stride = ceil(N * OH * OW / max_rows), row r's pixel lies in [r * stride, (r + 1) *
+// stride), at an offset drawn from a hash of r. (Not at the window's start: a stride that is a
+// multiple of the width would sample one column only, as 32 did on a 32 x 32 map.) A row is the
+// im2col of the layer's input at that pixel: K = C * KH * KW values in [I][KH][KW] order (the
+// weights' column order), padded taps 0. A fully connected layer is a 1x1 convolution of its
+// [K, 1, 1] input.
 #pragma once
 
 #include <cstdint>
@@ -17,9 +20,12 @@
 namespace trit {
 
 struct SamplePlan {
-  int64_t plane = 1;   // OH * OW
-  int64_t stride = 1;  // positions between sampled ones
-  int64_t rows = 0;    // sampled positions
+  int64_t plane = 1;      // OH * OW
+  int64_t stride = 1;     // positions per sampled one
+  int64_t rows = 0;       // sampled positions
+  int64_t positions = 0;  // N * OH * OW
+  // Row r's position (increasing with r).
+  int64_t position(int64_t r) const;
   // The sampled rows whose pixels lie in images [begin, end): rows [first, last).
   std::pair<int64_t, int64_t> rows_in(int64_t begin, int64_t end) const;
 };
@@ -40,7 +46,7 @@ template <typename T>
 void gather_pixels(const SamplePlan& plan, const T* y, int32_t channels, int64_t begin, int64_t count, T* dst) {
   const auto [first, last] = plan.rows_in(begin, begin + count);
   for (int64_t r = first; r < last; ++r) {
-    const int64_t p = r * plan.stride, im = p / plan.plane - begin, pix = p % plan.plane;
+    const int64_t p = plan.position(r), im = p / plan.plane - begin, pix = p % plan.plane;
     for (int32_t o = 0; o < channels; ++o) dst[r * channels + o] = y[(im * channels + o) * plan.plane + pix];
   }
 }

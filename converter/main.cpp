@@ -11,11 +11,8 @@
 #include <fstream>
 #include <map>
 
-#include "onnx_import.h"
-#include "options.h"
-#include "quantize.h"
+#include "convert.h"
 #include "trit/error.h"
-#include "trit/model_file.h"
 
 namespace {
 
@@ -75,45 +72,25 @@ int main(int argc, char** argv) {
 
   try {
     const auto start = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "reading %s\n", args.input.c_str());
-    trit::ImportStats stats;
-    trit::Graph g = trit::import_onnx(args.input, &stats);
-    trit::Metadata& m = g.metadata;
-    trit::apply_metadata_options(args, m);
-    m.source = std::filesystem::path(args.input).filename().string();
-    m.converter_version = "trit-convert " TRIT_VERSION;
-    m.converter_options = join_args(argc, argv);
-    if (!args.force && std::filesystem::exists(args.output))
-      trit::fail("cannot write model '{}': the file exists (pass --force to replace it)", args.output);
-    if (std::optional<trit::QuantizeOptions> q = trit::quantize_options(args)) {
-      std::fprintf(stderr, "calibrating on %s%s%s\n", args.calib.empty() ? "the list " : "",
-                   args.calib.empty() ? args.calib_list.c_str() : args.calib.c_str(),
-                   args.augment > 1 ? fmt::format(", {} views of each image", args.augment).c_str() : "");
-      const auto float_start = std::chrono::steady_clock::now();
-      q->float_progress = [&](int64_t done, int64_t total) {
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - float_start).count();
-        std::fprintf(stderr, "\rfloat network: %lld/%lld images, %.1f s%s", static_cast<long long>(done),
-                     static_cast<long long>(total), s, done == total ? "\n" : "");
-      };
-      q->block_progress = print_block;
-      trit::QuantizeReport report;
-      g = trit::quantize(g, *q, &report, print_layer);
-      print_summary(report);
-      if (!args.report.empty()) {
-        std::ofstream out(args.report);
-        out << report.json();
-        if (!out) trit::fail("cannot write report '{}'", args.report);
-      }
-    }
-    trit::save_model(g, args.output, args.force);
+    trit::ConvertCallbacks cb;
+    cb.note = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    cb.float_images = [start](int64_t done, int64_t total) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "\rfloat network: %lld/%lld images, %.1f s%s", static_cast<long long>(done),
+                   static_cast<long long>(total), s, done == total ? "\n" : "");
+    };
+    cb.layer = print_layer;
+    cb.block = print_block;
+    const trit::ConvertResult r = trit::convert(args, join_args(argc, argv), cb);
+    if (r.quantized) print_summary(r.report);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     std::fprintf(stderr,
                  "wrote %s: %zu nodes, %lld parameters (%s), %d batch norms folded, %d ReLUs "
                  "fused, %d biases folded, %zu labels; %.1f s, peak memory %.0f MB\n",
-                 args.output.c_str(), g.nodes.size(), static_cast<long long>(stats.parameters), args.weights.c_str(),
-                 stats.folded_batch_norms, stats.fused_relus, stats.folded_biases, m.labels.size(), seconds,
+                 args.output.c_str(), r.nodes, static_cast<long long>(r.stats.parameters), args.weights.c_str(),
+                 r.stats.folded_batch_norms, r.stats.fused_relus, r.stats.folded_biases, r.labels, seconds,
                  usage.ru_maxrss / 1024.0);
     return 0;
   } catch (const trit::Error& e) {

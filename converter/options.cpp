@@ -59,6 +59,9 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
   app.add_option("--reconstruct-batch", a.reconstruct_batch, "images per iteration (default 8)");
   app.add_option("--reconstruct-images", a.reconstruct_images,
                  "calibration images reconstruction uses, spread over them, every 8th held back (default 256)");
+  app.add_option("--reconstruct-qdrop", a.reconstruct_qdrop,
+                 "QDrop: the probability that an activation stays in float while optimizing (default 0)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--exponents", a.exponents, "activation exponents: lse (least squared error) or max")
       ->check(CLI::IsMember({"lse", "max"}));
   app.add_option("--min-replaced", a.min_replaced,
@@ -130,6 +133,7 @@ std::optional<QuantizeOptions> quantize_options(const ConvertArgs& a) {
   q.reconstruction.iterations = a.reconstruct_iters;
   q.reconstruction.batch = a.reconstruct_batch;
   q.reconstruction.images = a.reconstruct_images;
+  q.reconstruction.drop = a.reconstruct_qdrop;
   q.reconstruction.seed = a.seed;
   if (a.reconstruct && a.reconstruct_iters < 1)
     fail("--reconstruct-iters {} is not a number of iterations (1 or more)", a.reconstruct_iters);

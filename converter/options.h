@@ -27,6 +27,7 @@ struct ConvertArgs {
   uint64_t seed = 1;
   bool reconstruct = false;
   int reconstruct_iters = 500, reconstruct_batch = 8, reconstruct_images = 256;
+  double reconstruct_qdrop = 0;
   double min_replaced = 0;
   bool bias_correction = true;
 };

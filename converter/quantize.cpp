@@ -169,7 +169,7 @@ LayerSample sample_layer(IntNetwork& net, const Graph& g, const Segment& seg, si
   rows.cols.assign(static_cast<size_t>(rows.rows * rows.k), 0.0f);
   for (int64_t first = 0; first < fs.images; first += chunk) {
     IntChunk c = net.load(seg.input, first, std::min<int64_t>(chunk, fs.images - first));
-    for (size_t nj = seg.begin; nj < ni; ++nj) net.run(nj, c);
+    for (size_t nj = seg.begin; nj < ni; ++nj) net.run(nj, c, true);
     gather_rows(fs.plan[ni], c.values[n.inputs[0]], in.exponent, shape3(in), n.window, shape3(g.tensors[n.outputs[0]]),
                 c.first, c.count, rows);
   }
@@ -185,7 +185,7 @@ void finish_segment(IntNetwork& net, const Graph& g, const Segment& seg, bool la
     outputs[l].resize(static_cast<size_t>(fs.plan[layers[l]].rows * g.nodes[layers[l]].weights.shape[0]));
   for (int64_t first = 0; first < fs.images; first += chunk) {
     IntChunk c = net.load(seg.input, first, std::min<int64_t>(chunk, fs.images - first));
-    for (size_t nj = seg.begin; nj < seg.end; ++nj) net.run(nj, c);
+    for (size_t nj = seg.begin; nj < seg.end; ++nj) net.run(nj, c, true);
     if (!last) net.keep(seg.output, c);
     for (size_t l = 0; l < layers.size(); ++l) {
       const Node& n = g.nodes[layers[l]];
@@ -264,6 +264,7 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, const 
         const SegmentData data(net, *trunk, seg);
         rep.blocks.push_back(recon::reconstruct_block(g, seg, given, data, opt.reconstruction, s, opt.block_progress));
         for (size_t ni : layers) net.prepare(ni);  // the block's layers as reconstruction left them
+        net.forget();
       }
       trunk->next();
     }

@@ -312,11 +312,16 @@ Image fit_to_input(const Image& image, const Metadata& m, int32_t height, int32_
 
 void normalize(const Image& image, const Metadata& m, std::span<float> out) {
   check_image(image);
-  const size_t plane = static_cast<size_t>(image.width) * image.height;
+  normalize(image.pixels, image.width, image.height, m, out);
+}
+
+void normalize(std::span<const uint8_t> rgb, int32_t width, int32_t height, const Metadata& m, std::span<float> out) {
+  const size_t plane = static_cast<size_t>(width) * height;
   const size_t channels = m.mean.size();
+  if (width < 1 || height < 1 || rgb.size() != plane * 3)
+    fail("cannot normalize {} bytes as a {}x{} RGB image", rgb.size(), width, height);
   if (out.size() != plane * channels || (channels != 3 && channels != 1))
-    fail("cannot normalize a {}x{} image into {} values for {} channels", image.width, image.height,
-         out.size(), channels);
+    fail("cannot normalize a {}x{} image into {} values for {} channels", width, height, out.size(), channels);
   for (size_t c = 0; c < channels; ++c) {
     // Model channel c reads RGB channel src (BGR reverses the order); a one-channel model reads
     // the mean of R, G and B.
@@ -324,7 +329,7 @@ void normalize(const Image& image, const Metadata& m, std::span<float> out) {
     const float mean = m.mean[c], scale = m.scale[c];
     float* dst = out.data() + c * plane;
     for (size_t p = 0; p < plane; ++p) {
-      const uint8_t* px = image.pixels.data() + p * 3;
+      const uint8_t* px = rgb.data() + p * 3;
       const float v = channels == 3 ? px[src] : (px[0] + px[1] + px[2]) / 3.0f;
       dst[p] = (v - mean) / scale;
     }

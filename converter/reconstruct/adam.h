@@ -16,16 +16,14 @@ class Adam {
   Adam(size_t size, double lr, double b1 = 0.9, double b2 = 0.999, double eps = 1e-8)
       : lr_(lr), b1_(b1), b2_(b2), eps_(eps), m_(size, 0.0), v_(size, 0.0) {}
 
-  // One step on params with gradients g (the same size as the optimizer), the learning rate
-  // scaled by `decay` (a schedule's factor).
-  void step(std::span<float> params, std::span<const float> g, double decay = 1.0) {
+  // One step on params with gradients g (the same size as the optimizer).
+  void step(std::span<float> params, std::span<const float> g) {
     ++t_;
     const double c1 = 1 - std::pow(b1_, double(t_)), c2 = 1 - std::pow(b2_, double(t_));
-    const double lr = lr_ * decay;
     for (size_t j = 0; j < params.size(); ++j) {
       m_[j] = b1_ * m_[j] + (1 - b1_) * g[j];
       v_[j] = b2_ * v_[j] + (1 - b2_) * double(g[j]) * g[j];
-      params[j] -= static_cast<float>(lr * (m_[j] / c1) / (std::sqrt(v_[j] / c2) + eps_));
+      params[j] -= static_cast<float>(lr_ * (m_[j] / c1) / (std::sqrt(v_[j] / c2) + eps_));
     }
   }
 

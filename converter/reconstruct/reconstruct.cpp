@@ -115,14 +115,8 @@ std::string cannot_reconstruct(const Graph& g, const Segment& seg) {
 }
 
 BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_t, std::vector<float>>& given,
-                              const BlockData& data, const ReconstructOptions& opt_in, uint64_t block_seed,
+                              const BlockData& data, const ReconstructOptions& opt, uint64_t block_seed,
                               const BlockProgress& progress) {
-  ReconstructOptions opt = opt_in;  // EXPERIMENT
-  if (const char* e = std::getenv("TRIT_EXP_LRV")) opt.lr_rounding = std::atof(e);
-  if (const char* e = std::getenv("TRIT_EXP_LRS")) opt.lr_scale = std::atof(e);
-  if (const char* e = std::getenv("TRIT_EXP_LRB")) opt.lr_bias = std::atof(e);
-  if (const char* e = std::getenv("TRIT_EXP_DROP")) opt.drop = std::atof(e);
-  if (const char* e = std::getenv("TRIT_EXP_LAMBDA")) opt.lambda = std::atof(e);
   const auto start = std::chrono::steady_clock::now();
   // BLAS in the calling threads (ops.cpp splits the products over oneTBB's), for the block.
   struct SingleThreadedBlas {
@@ -158,7 +152,6 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
   std::vector<int64_t> order = train;
   size_t cursor = order.size();
   const int32_t warm = static_cast<int32_t>(opt.warmup * opt.iterations);
-  const int64_t out_n = g.tensors[seg.output].elements();
   const Shape3 out_shape = shape3(g.tensors[seg.output]);
   const double pixels = double(out_shape.h) * out_shape.w;
   for (int32_t it = 1; it <= opt.iterations; ++it) {
@@ -179,20 +172,17 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
     std::vector<float> dout(out.size());
     const double scale = 2.0 / (double(opt.batch) * pixels);
     for (size_t j = 0; j < out.size(); ++j) dout[j] = static_cast<float>(scale * (double(out[j]) - b.target[j]));
-    (void)out_n;
     net.backward(dout);
     const double beta = it <= warm ? 0.0 : 20.0 - 18.0 * double(it - warm) / double(std::max(1, opt.iterations - warm));
-    // Cosine decay of every learning rate, to 0 at the last iteration.
-    const double decay = std::getenv("TRIT_EXP_DECAY") ? 0.5 * (1 + std::cos(M_PI * double(it - 1) / double(opt.iterations))) : 1.0;
     for (auto& [ni, l] : net.layers()) {
       BlockNet::Grads& gr = net.grads(ni);
       std::vector<float> dv(l->v().size()), ds(l->log_scale().size());
       l->backward(gr.dw.data(), dv.data(), ds.data());
       if (it > warm) l->regularizer(beta, opt.lambda, dv.data());
       Opt& a = adam.at(ni);
-      a.v.step(l->v(), dv, decay);
-      a.s.step(l->log_scale(), ds, decay);
-      a.b.step(l->bias(), gr.db, decay);
+      a.v.step(l->v(), dv);
+      a.s.step(l->log_scale(), ds);
+      a.b.step(l->bias(), gr.db);
     }
     if (it % 100 == 0 || it == opt.iterations) {
       const double h = held.empty() ? 0.0 : evaluate(net, g, seg, data, held, opt.batch);

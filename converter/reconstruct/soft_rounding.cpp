@@ -1,5 +1,8 @@
 #include "soft_rounding.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -48,11 +51,6 @@ SoftRounding::SoftRounding(const Graph& g, const Node& n, const std::vector<floa
           int32_t d = target >= base_[j] ? 1 : -1;
           if (base_[j] + d > top || base_[j] + d < -top) d = -d;
           step_[j] = static_cast<int8_t>(d);
-          if (std::getenv("TRIT_EXP_FRAC")) {  // EXPERIMENT
-            const double t = std::clamp(std::abs(target - base_[j]), 0.01, 0.99);
-            const double sg = (t - kGamma) / (kZeta - kGamma);
-            v_[j] = static_cast<float>(std::log(sg / (1 - sg)));
-          }
         }
   const auto b = n.bias.as<int32_t>();
   const int32_t f_in = g.tensors[n.inputs[0]].exponent;
@@ -64,42 +62,60 @@ double SoftRounding::h(float v) const { return std::clamp(sigmoid(v) * (kZeta - 
 
 double SoftRounding::alpha(int64_t c) const { return alpha0_[c] * std::exp(double(s_[c])); }
 
-void SoftRounding::weights(bool hard, float* w) const {
-  for (size_t j = 0; j < base_.size(); ++j) {
-    const double r = hard ? (h(v_[j]) >= 0.5 ? 1.0 : 0.0) : h(v_[j]);
-    w[j] = static_cast<float>(alpha(cluster_[j]) * (base_[j] + step_[j] * r));
+void SoftRounding::weights(bool hard, float* w) {
+  const auto n = static_cast<int64_t>(base_.size());
+  if (hard) {
+    for (int64_t j = 0; j < n; ++j)
+      w[j] = static_cast<float>(alpha(cluster_[j]) * (base_[j] + (h(v_[j]) >= 0.5 ? step_[j] : 0)));
+    return;
   }
+  h_.resize(base_.size());
+  dh_.resize(base_.size());
+  std::vector<double> a(s_.size());
+  for (size_t c = 0; c < s_.size(); ++c) a[c] = alpha(static_cast<int64_t>(c));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 8192), [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t j = r.begin(); j < r.end(); ++j) {
+      const double sg = sigmoid(v_[j]);
+      const double raw = sg * (kZeta - kGamma) + kGamma;
+      h_[j] = static_cast<float>(std::clamp(raw, 0.0, 1.0));
+      dh_[j] = raw > 0 && raw < 1 ? static_cast<float>((kZeta - kGamma) * sg * (1 - sg)) : 0.0f;
+      w[j] = static_cast<float>(a[cluster_[j]] * (base_[j] + step_[j] * double(h_[j])));
+    }
+  });
 }
 
 void SoftRounding::backward(const float* dw, float* dv, float* ds) const {
-  std::fill_n(ds, s_.size(), 0.0f);
+  const auto n = static_cast<int64_t>(base_.size());
+  std::vector<double> a(s_.size());
+  for (size_t c = 0; c < s_.size(); ++c) a[c] = alpha(static_cast<int64_t>(c));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 8192), [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t j = r.begin(); j < r.end(); ++j) dv[j] = static_cast<float>(dw[j] * a[cluster_[j]] * step_[j] * dh_[j]);
+  });
+  // dW/ds = W, summed per cluster (in order: the same sums whatever the threads).
   std::vector<double> ds_sum(s_.size(), 0.0);
-  for (size_t j = 0; j < base_.size(); ++j) {
-    const double a = alpha(cluster_[j]);
-    const double sg = sigmoid(v_[j]);
-    const double raw = sg * (kZeta - kGamma) + kGamma;
-    const double hv = std::clamp(raw, 0.0, 1.0);
-    const double dh = raw > 0 && raw < 1 ? (kZeta - kGamma) * sg * (1 - sg) : 0.0;
-    dv[j] = static_cast<float>(dw[j] * a * step_[j] * dh);
-    ds_sum[cluster_[j]] += dw[j] * a * (base_[j] + step_[j] * hv);  // dW/ds = W
-  }
+  for (int64_t j = 0; j < n; ++j) ds_sum[cluster_[j]] += dw[j] * a[cluster_[j]] * (base_[j] + step_[j] * double(h_[j]));
   for (size_t c = 0; c < s_.size(); ++c) ds[c] = static_cast<float>(ds_sum[c]);
 }
 
 double SoftRounding::regularizer(double beta, double lambda, float* dv) const {
-  double total = 0;
-  for (size_t j = 0; j < base_.size(); ++j) {
-    const double sg = sigmoid(v_[j]);
-    const double raw = sg * (kZeta - kGamma) + kGamma;
-    const double hv = std::clamp(raw, 0.0, 1.0);
-    const double u = 2 * hv - 1, au = std::abs(u);
-    total += 1 - std::pow(au, beta);
-    if (raw > 0 && raw < 1 && au > 0) {
-      // d/dh (1 - |2h - 1|^beta) = -2 beta |2h - 1|^(beta - 1) sign(2h - 1)
-      const double dreg = -2 * beta * std::pow(au, beta - 1) * (u > 0 ? 1 : -1);
-      dv[j] += static_cast<float>(lambda * dreg * (kZeta - kGamma) * sg * (1 - sg));
+  const auto n = static_cast<int64_t>(base_.size());
+  std::vector<double> part(static_cast<size_t>((n + 8191) / 8192), 0.0);
+  tbb::parallel_for(int64_t{0}, static_cast<int64_t>(part.size()), [&](int64_t b) {
+    double total = 0;
+    for (int64_t j = b * 8192; j < std::min(n, (b + 1) * 8192); ++j) {
+      const double u = 2.0 * h_[j] - 1, au = std::abs(u);
+      const double p = au > 0 ? std::exp2(beta * std::log2(au)) : 0.0;  // |2h - 1|^beta
+      total += 1 - p;
+      if (dh_[j] > 0 && au > 0) {
+        // d/dh (1 - |2h - 1|^beta) = -2 beta |2h - 1|^(beta - 1) sign(2h - 1)
+        const double dreg = -2 * beta * (p / au) * (u > 0 ? 1 : -1);
+        dv[j] += static_cast<float>(lambda * dreg * dh_[j]);
+      }
     }
-  }
+    part[b] = total;
+  });
+  double total = 0;
+  for (double x : part) total += x;  // block by block, in order
   return lambda * total;
 }
 

@@ -28,8 +28,9 @@ class SoftRounding {
 
   int32_t outputs() const { return o_; }
   int64_t columns() const { return k_; }
-  // W [O][K]: soft, or as it will be rounded.
-  void weights(bool hard, float* w) const;
+  // W [O][K]: soft, or as it will be rounded. Soft weights also keep h(V) and h'(V) for
+  // backward() and regularizer(), which must follow a soft weights() of the same V.
+  void weights(bool hard, float* w);
   // The real bias per output channel.
   std::vector<float>& bias() { return bias_; }
   // The variables Adam updates: V (per weight) and s (per cluster).
@@ -47,6 +48,7 @@ class SoftRounding {
  private:
   double h(float v) const;
   double alpha(int64_t cluster) const;
+  std::vector<float> h_, dh_;  // per weight, at the last soft weights()
   WeightEncoding encoding_;
   int32_t o_ = 0, max_scale_ = 0;
   int64_t k_ = 0;

@@ -49,5 +49,7 @@ Image crop(const Image& image, int32_t left, int32_t top, int32_t width, int32_t
 Image fit_to_input(const Image& image, const Metadata& metadata, int32_t height, int32_t width);
 // Step 3: writes C*H*W floats to out; the image must already be the input's size.
 void normalize(const Image& image, const Metadata& metadata, std::span<float> out);
+// The same on width * height * 3 bytes of RGB pixels (rows top to bottom) held elsewhere.
+void normalize(std::span<const uint8_t> rgb, int32_t width, int32_t height, const Metadata& metadata, std::span<float> out);
 
 }  // namespace trit

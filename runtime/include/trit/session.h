@@ -110,6 +110,9 @@ class Session {
   std::vector<float> logits(const Image& image) { return logits(std::span(&image, 1)); }
   // Images already the input's size (fit_to_input), e.g. prepared on other threads.
   std::vector<float> logits_fitted(std::span<const Image> fitted);
+  // The same on N fitted images packed one after another: N x height x width x 3 bytes of RGB
+  // (a numpy batch, read where it lies).
+  std::vector<float> logits_fitted(std::span<const uint8_t> rgb, int32_t images);
   // A tensor: N images of normalized floats [C][H][W] (what normalize() writes). Integer models
   // quantize it to their input's exponent (round half up, saturated) first.
   std::vector<float> logits_from_tensor(std::span<const float> input);

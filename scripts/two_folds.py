@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""Quantization measured the honest way: two folds, no photo scored by a model calibrated on it.
+
+    scripts/two_folds.py --config NAME="TRIT-CONVERT OPTIONS" [--config ...] [--out models/folds]
+                         [--data ../shared/data/imagenet-sample] [--model resnet50] [--threads T]
+
+Each --config is converted twice from the real ResNet-50 (scripts/fetch_resnet50.sh), calibrated
+on one half of --data's photos (every other photo in name order: trit-convert --calib-list with
+--calib-shard 1/2, then 2/2), and each is scored, beside the float32 model, on the other half
+(trit-eval --list). Per config and fold: top-1, logit SQNR against float32;
+pooled over both folds (every photo scored once, by the model that did not see it): top-1,
+top-5, drop from float32, top-1 agreement with float32, logit SQNR (the sums of both folds),
+the share of multiplications replaced, file size, conversion time and peak memory (from
+trit-convert's last line; the mean of the two folds).
+
+With --model resnet8 the CIFAR-10 ResNet-8 of ../shared/data/resnet8-cifar10 is used instead,
+on its 1000 photos (a folder per class).
+
+Writes, in --out: NAME-f1.trit / NAME-f2.trit with their logs and reports, fold1.json and
+fold2.json (trit-eval's results), folds.md (the table) and folds.json (the figures).
+Converted models are kept and reused (delete them to redo).
+"""
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import eval_imagenet  # noqa: E402  (the totals are defined there)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+
+
+def sh(cmd, **kw):
+    r = subprocess.run(cmd, **kw)
+    if r.returncode != 0:
+        raise SystemExit(f"two_folds: {' '.join(cmd[:2])} ... failed (exit {r.returncode})")
+    return r
+
+
+def parse_configs(items):
+    configs = []
+    for item in items:
+        name, eq, args = item.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise SystemExit(f"two_folds: --config '{item}' is not NAME=\"OPTIONS\" (NAME of letters, digits, -_.+)")
+        configs.append((name, shlex.split(args)))
+    return configs
+
+
+def conversion_figures(log):
+    """(seconds, peak MB) from trit-convert's last line, or (None, None)."""
+    with open(log) as f:
+        m = re.search(r"; ([0-9.]+) s, peak memory ([0-9]+) MB", f.read())
+    return (float(m.group(1)), int(m.group(2))) if m else (None, None)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", action="append", required=True, help='NAME="trit-convert options" (repeat)')
+    p.add_argument("--out", default=os.path.join(ROOT, "models", "folds"))
+    p.add_argument("--model", default="resnet50", choices=["resnet50", "resnet8"])
+    p.add_argument("--data", help="ResNet-50's photos (default ../shared/data/imagenet-sample)")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"),
+                   help="where trit-convert and trit-eval are (a copy keeps a long run from a rebuild)")
+    a = p.parse_args(argv)
+    configs = parse_configs(a.config)
+    bin_dir = a.bin
+    if a.model == "resnet50":
+        sh([os.path.join(ROOT, "scripts", "fetch_resnet50.sh")], stdout=subprocess.DEVNULL)
+        onnx = os.path.join(ROOT, "models", "resnet50.onnx")
+        base = ["--preset", "keras-resnet50", "--labels", os.path.join(ROOT, "models", "resnet50.labels.txt")]
+        data = a.data or os.path.join(SHARED, "imagenet-sample")
+    else:
+        r8 = os.path.join(SHARED, "resnet8-cifar10")
+        onnx = os.path.join(r8, "resnet8.onnx")
+        os.makedirs(a.out, exist_ok=True)
+        labels = os.path.join(a.out, "cifar10.labels.txt")
+        with open(labels, "w") as f:
+            f.write("airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n")
+        base = ["--preset", "raw", "--labels", labels]
+        data = os.path.join(r8, "cifar10-test-1000")
+    if not os.path.isdir(data):
+        raise SystemExit(f"two_folds: '{data}' is absent (it comes from ../shared/data)")
+    os.makedirs(a.out, exist_ok=True)
+
+    def convert(name, args, log_name):
+        path = os.path.join(a.out, name + ".trit")
+        if not os.path.exists(path):
+            print(f"converting {name}", file=sys.stderr, flush=True)
+            start = time.time()
+            with open(os.path.join(a.out, log_name), "w") as log:
+                sh([os.path.join(bin_dir, "trit-convert"), onnx, "-o", path] + base + args, stderr=log)
+            print(f"  {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+        return path
+
+    float_model = convert("float32", [], "float32.log")
+    # Every photo in name order with its label (the WordNet id a file name starts with, or the
+    # class folder), the calibration list, and each fold's half.
+    photos = []
+    for root, _, files in os.walk(data):
+        for f in files:
+            if eval_imagenet.is_image(f):
+                label = f.split("_")[0] if a.model == "resnet50" else os.path.basename(root)
+                photos.append((os.path.join(root, f), label))
+    photos.sort()
+    listing = os.path.join(a.out, "photos.txt")
+    with open(listing, "w") as f:
+        f.write("".join(path + "\n" for path, _ in photos))
+    results = {}
+    for fold in (1, 2):
+        models = [float_model]
+        for name, args in configs:
+            calib = ["--calib-list", listing, "--calib-shard", f"{fold}/2", "--calib-count", "0"]
+            models.append(convert(f"{name}-f{fold}", args + calib + ["--report", os.path.join(a.out, f"{name}-f{fold}.json")],
+                                  f"{name}-f{fold}.log"))
+        out = os.path.join(a.out, f"fold{fold}.json")
+        if not os.path.exists(out):
+            scored = os.path.join(a.out, f"scored{fold}.txt")  # the other half
+            with open(scored, "w") as f:
+                f.write("".join(f"{path}\t{label}\n" for path, label in photos[2 - fold::2]))
+            cmd = [os.path.join(bin_dir, "trit-eval"), "--list", scored, "--json", out]
+            for m in models:
+                cmd += ["-m", m]
+            if a.threads:
+                cmd += ["--threads", str(a.threads)]
+            sh(cmd, stdout=subprocess.DEVNULL)
+        with open(out) as f:
+            results[fold] = json.load(f)
+
+    rows = []
+    for c, (name, _) in enumerate(configs, start=1):
+        row = {"config": name, "options": " ".join(shlex.quote(x) for x in configs[c - 1][1])}
+        correct1 = correct5 = agree = images = 0
+        signal = noise = 0.0
+        for fold in (1, 2):
+            r = results[fold]
+            t = eval_imagenet.totals(r)
+            row[f"fold{fold}_top1"] = t[c]["top1"]
+            row[f"fold{fold}_sqnr_db"] = t[c]["logit_sqnr_db"]
+            correct1 += t[c]["correct1"]
+            correct5 += t[c]["correct5"]
+            agree += round(t[c]["agreement"] * len(r["per_image"]))
+            images += len(r["per_image"])
+            signal += sum(i["logit_signal"] for i in r["per_image"])
+            noise += sum(i["logit_error"][c] for i in r["per_image"])
+        float1 = sum(eval_imagenet.totals(results[f])[0]["correct1"] for f in (1, 2))
+        row.update(top1=correct1 / images, top5=correct5 / images, drop=(float1 - correct1) / images,
+                   agreement=agree / images, sqnr_db=10 * math.log10(signal / noise) if noise > 0 else None,
+                   float_top1=float1 / images, images=images)
+        reports = []
+        for fold in (1, 2):
+            with open(os.path.join(a.out, f"{name}-f{fold}.json")) as f:
+                reports.append(json.load(f))
+        row["replaced"] = reports[0]["multiplications_replaced"]
+        row["megabytes"] = os.path.getsize(os.path.join(a.out, f"{name}-f1.trit")) / 1e6
+        figures = [conversion_figures(os.path.join(a.out, f"{name}-f{fold}.log")) for fold in (1, 2)]
+        row["seconds"] = sum(s for s, _ in figures if s) / 2 if all(s for s, _ in figures) else None
+        row["peak_mb"] = max(m for _, m in figures if m) if all(m for _, m in figures) else None
+        rows.append(row)
+
+    def pct(x):
+        return f"{100 * x:.1f} %"
+
+    def db(x):
+        return "-" if x is None else f"{x:.1f} dB"
+
+    def secs(x):
+        return "-" if x is None else f"{x:.0f} s"
+
+    md = [f"{a.model}, two folds of {rows[0]['images'] if rows else 0} photos of {data} (calibrate on one half, score "
+          f"the other, swap); float32 top-1 {pct(rows[0]['float_top1']) if rows else '-'}",
+          "",
+          "| config | fold 1: top-1, SQNR | fold 2: top-1, SQNR | top-1 | top-5 | drop | agreement | logit SQNR | "
+          "replaced | file | conversion | peak memory |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['config']} | {pct(r['fold1_top1'])}, {db(r['fold1_sqnr_db'])} | "
+                  f"{pct(r['fold2_top1'])}, {db(r['fold2_sqnr_db'])} | {pct(r['top1'])} | {pct(r['top5'])} | "
+                  f"{100 * r['drop']:+.1f} | {pct(r['agreement'])} | {db(r['sqnr_db'])} | {pct(r['replaced'])} | "
+                  f"{r['megabytes']:.1f} MB | {secs(r['seconds'])} | "
+                  f"{'-' if r['peak_mb'] is None else str(r['peak_mb']) + ' MB'} |")
+    with open(os.path.join(a.out, "folds.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(os.path.join(a.out, "folds.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
