@@ -12,6 +12,33 @@
 
 namespace trit {
 
+std::string layer_line(int pass, size_t i, size_t n, const LayerReport& l, double seconds) {
+  std::string s;
+  if (pass > 0 && i == 0)
+    s = pass == 1 ? "pass 1 of 2: every layer it may as ternary, to measure each one's error\n"
+                  : "pass 2 of 2: the layers that lose most at int4\n";
+  const bool clustered = l.encoding == WeightEncoding::TernaryClustered || l.encoding == WeightEncoding::Int4Clustered;
+  s += fmt::format(
+      "[{:2}/{}] {:<24} {:<7} N={:<4} {:<8} zeros {:5.1f}%  weight error {:.3f}  output error {:.3f} (added {:.3f})  "
+      "SQNR {:5.1f} dB  cos {:.3f}  saturated {:5.2f}%  {:.1f} s{}{}",
+      i + 1, n, l.name, to_string(l.encoding), l.cluster, clustered ? to_string(l.shape) : "", 100 * l.zero_share,
+      l.weight_error, l.output_error, l.added_error, l.sqnr_db, l.cosine, 100 * l.saturated, seconds,
+      l.note.empty() ? "" : "  ", l.note);
+  return s;
+}
+
+std::string block_line(const recon::BlockResult& b, int32_t iteration, double train, double held) {
+  if (iteration == 0)
+    return fmt::format("reconstructing block {:<22} ({} layers): error {:.4f} on training images, {:.4f} held back",
+                       b.name, b.layers, train, held);
+  if (b.seconds == 0) return fmt::format("  iteration {:5}: {:.4f} held back", iteration, held);
+  return fmt::format(
+      "  kept iteration {}: {:.4f} on training images (from {:.4f}), {:.4f} held back (from {:.4f}); {:.1f}% of codes "
+      "changed, {:.1f} s{}",
+      b.best_iteration, train, b.train_start, held, b.held_start, 100 * b.flipped, b.seconds,
+      b.kept ? "" : " (no iteration did better on held-back images: the layer-wise result stays)");
+}
+
 ConvertResult convert(const ConvertArgs& args, const std::string& options, const ConvertCallbacks& cb) {
   ConvertResult result;
   if (cb.note) cb.note(fmt::format("reading {}", args.input));

@@ -27,6 +27,12 @@ struct ConvertResult {
   QuantizeReport report;  // when quantized
 };
 
+// The lines trit-convert prints for a layer (pass: 0 for a single pass, 1 or 2 for
+// --min-replaced's, which get a heading before their first layer) and for a block's progress
+// (BlockProgress's arguments). Python's progress callback receives the same text.
+std::string layer_line(int pass, size_t i, size_t n, const LayerReport& l, double seconds);
+std::string block_line(const recon::BlockResult& b, int32_t iteration, double train, double held);
+
 // `options` is what the user gave (the command line, with argv, or its words from Python).
 // Throws trit::Error with one line; writes no file then (and never replaces one unless --force).
 ConvertResult convert(const ConvertArgs& args, const std::string& options, const ConvertCallbacks& callbacks);

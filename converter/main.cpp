@@ -23,31 +23,11 @@ std::string join_args(int argc, char** argv) {
 }
 
 void print_layer(int pass, size_t i, size_t n, const trit::LayerReport& l, double seconds) {
-  if (pass > 0 && i == 0)
-    std::fprintf(stderr, pass == 1 ? "pass 1 of 2: every layer it may as ternary, to measure each one's error\n"
-                                   : "pass 2 of 2: the layers that lose most at int4\n");
-  const bool clustered = l.encoding == trit::WeightEncoding::TernaryClustered || l.encoding == trit::WeightEncoding::Int4Clustered;
-  std::fprintf(stderr,
-               "[%2zu/%zu] %-24s %-7s N=%-4d %-8s zeros %5.1f%%  weight error %.3f  output error %.3f (added %.3f)  "
-               "SQNR %5.1f dB  cos %.3f  saturated %5.2f%%  %.1f s%s%s\n",
-               i + 1, n, l.name.c_str(), trit::to_string(l.encoding), l.cluster, clustered ? trit::to_string(l.shape) : "",
-               100 * l.zero_share, l.weight_error, l.output_error, l.added_error, l.sqnr_db, l.cosine, 100 * l.saturated,
-               seconds, l.note.empty() ? "" : "  ", l.note.c_str());
+  std::fprintf(stderr, "%s\n", trit::layer_line(pass, i, n, l, seconds).c_str());
 }
 
 void print_block(const trit::recon::BlockResult& b, int32_t iteration, double train, double held) {
-  if (iteration == 0) {
-    std::fprintf(stderr, "reconstructing block %-22s (%d layers): error %.4f on training images, %.4f held back\n",
-                 b.name.c_str(), b.layers, train, held);
-  } else if (b.seconds == 0) {
-    std::fprintf(stderr, "  iteration %5d: %.4f held back\n", iteration, held);
-  } else {
-    std::fprintf(stderr,
-                 "  kept iteration %d: %.4f on training images (from %.4f), %.4f held back (from %.4f); %.1f%% of codes "
-                 "changed, %.1f s%s\n",
-                 b.best_iteration, train, b.train_start, held, b.held_start, 100 * b.flipped, b.seconds,
-                 b.kept ? "" : " (no iteration did better on held-back images: the layer-wise result stays)");
-  }
+  std::fprintf(stderr, "%s\n", trit::block_line(b, iteration, train, held).c_str());
 }
 
 void print_summary(const trit::QuantizeReport& r) {

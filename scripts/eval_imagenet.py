@@ -4,6 +4,7 @@
     scripts/eval_imagenet.py --model M.trit [--model N.trit ...] --data DIR [--labels FILE]
                              [--skip N] [--limit N] [--threads T] [--shard K/N] [--json OUT]
     scripts/eval_imagenet.py merge SHARD.json [SHARD.json ...] [--json OUT]
+    scripts/eval_imagenet.py --model ... --data DIR --dask tcp://SCHEDULER:8786 [--dask-shards N]
 
 Python finds the images and their labels; build/bin/trit-eval (C++) decodes, resizes and runs
 the models over a pipeline of batches, and draws the progress bar. With several models, every
@@ -29,7 +30,9 @@ Dataset layouts (found automatically):
 Images are taken in file-name order; --skip drops the first N (e.g. calibration images),
 --limit keeps N after that, and --shard K/N keeps every N-th of those from the K-th
 (K = 1..N), so that N jobs on any scheduler cover the set exactly once. `merge` combines their
---json files into the totals one run would give.
+--json files into the totals one run would give. --dask runs those shards as tasks on a Dask
+cluster (python3-distributed) and merges them the same way (README: on real machines, and the
+same split as a Slurm array job).
 """
 import argparse
 import json
@@ -39,6 +42,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -226,17 +230,10 @@ def write_json(path, result):
         f.write("\n")
 
 
-def run(args):
-    trit_eval = args.trit_eval or os.path.join(ROOT, "build", "bin", "trit-eval")
-    if not os.access(trit_eval, os.X_OK):
-        raise EvalError(f"'{trit_eval}' is missing: run scripts/build.sh first")
-    for m in args.model:
-        if not os.path.isfile(m):
-            raise EvalError(f"cannot evaluate: model '{m}' does not exist")
-    shard = parse_shard(args.shard)
-    samples = select(find_samples(args.data, args.labels, args.meta), args.skip, args.limit, shard)
-    if not samples:
-        raise EvalError("cannot evaluate: no images left after --skip/--limit/--shard")
+def evaluate(trit_eval, models, samples, threads=0, dynamic=False, quiet=False):
+    """trit-eval over (path, label) samples: its result (models, per-image records, seconds).
+    quiet: no progress bar, and a failure's EvalError carries trit-eval's own one-line message
+    (which names the image); what a Dask worker runs."""
     with tempfile.TemporaryDirectory() as tmp:
         listing = os.path.join(tmp, "images.txt")
         with open(listing, "w", encoding="utf-8") as f:
@@ -246,24 +243,148 @@ def run(args):
                 f.write(f"{path}\t{label}\n")
         out = os.path.join(tmp, "result.json")
         cmd = [trit_eval, "--list", listing, "--json", out]
-        for m in args.model:
+        for m in models:
             cmd += ["--model", m]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        if args.dynamic_exponents:
+        if threads:
+            cmd += ["--threads", str(threads)]
+        if dynamic:
             cmd.append("--dynamic-exponents")
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL)  # the progress bar goes to stderr
+        # The progress bar goes to stderr; quiet keeps it (and any error line) to read here.
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if quiet else None, text=True)
         if done.returncode != 0:
-            raise EvalError(f"trit-eval failed (exit {done.returncode})")
+            lines = [line for line in (done.stderr or "").replace("\r", "\n").splitlines() if line.startswith("trit-eval:")]
+            raise EvalError(lines[-1] if lines else f"trit-eval failed (exit {done.returncode})")
         with open(out, encoding="utf-8") as f:
-            result = json.load(f)
+            return json.load(f)
+
+
+def describe(result, args, shard):
+    """What merge checks shards by: the data, labels, --skip, --limit and the shard."""
     result["data"] = os.path.abspath(args.data)
     result["labels"] = args.labels
     result["skip"], result["limit"] = args.skip, args.limit
     result["shard"] = {"k": shard[0], "n": shard[1]}
+    return result
+
+
+def run(args):
+    trit_eval = args.trit_eval or os.path.join(ROOT, "build", "bin", "trit-eval")
+    if not os.access(trit_eval, os.X_OK):
+        raise EvalError(f"'{trit_eval}' is missing: run scripts/build.sh first")
+    for m in args.model:
+        if not os.path.isfile(m):
+            raise EvalError(f"cannot evaluate: model '{m}' does not exist")
+    if args.dask:
+        if args.shard != "1/1":
+            raise EvalError("--dask makes its own shards (--dask-shards); it does not take --shard")
+        return run_dask(args, os.path.abspath(trit_eval))
+    shard = parse_shard(args.shard)
+    samples = select(find_samples(args.data, args.labels, args.meta), args.skip, args.limit, shard)
+    if not samples:
+        raise EvalError("cannot evaluate: no images left after --skip/--limit/--shard")
+    result = describe(evaluate(trit_eval, args.model, samples, args.threads, args.dynamic_exponents), args, shard)
     print(table(result))
     if args.json:
         write_json(args.json, result)
+
+
+def run_dask(args, trit_eval):
+    """--dask ADDRESS: one task per shard on a Dask cluster, merged as `merge` merges. The
+    workers reach the models, the images and trit-eval at the paths this machine uses (shared
+    storage). A shard whose worker dies is run again elsewhere (the scheduler's allowed
+    failures); a shard that fails on its own (an unreadable image) is reported with trit-eval's
+    message and the run fails, after the other shards have finished."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise EvalError("--dask needs Dask distributed (Debian: python3-distributed)") from None
+    import eval_imagenet as task_module  # by name, so that workers import it (upload_file)
+    everything = select(find_samples(os.path.abspath(args.data), args.labels, args.meta), args.skip, args.limit)
+    if not everything:
+        raise EvalError("cannot evaluate: no images left after --skip/--limit")
+    try:
+        client = Client(args.dask, timeout="30s")
+    except (OSError, TimeoutError) as e:
+        raise EvalError(f"cannot reach the Dask scheduler '{args.dask}': {e}") from None
+    with client:
+        client.upload_file(os.path.abspath(__file__))
+        workers = len(client.scheduler_info()["workers"])
+        n = args.dask_shards or max(2 * max(workers, 1), math.ceil(len(everything) / 50))
+        n = min(n, len(everything))
+        models = [os.path.abspath(m) for m in args.model]
+        futures = {}
+        for k in range(1, n + 1):
+            samples = select(everything, shard=(k, n))
+            f = client.submit(task_module.evaluate_shard, trit_eval, models, samples, args.threads,
+                              args.dynamic_exponents, pure=False, retries=2)
+            futures[f] = (k, len(samples))
+        parts, failures, images = [], [], 0
+        start = time.monotonic()
+        for f in as_completed(futures):
+            k, count = futures[f]
+            try:
+                part = f.result()
+            except Exception as e:  # noqa: BLE001 (a shard lost more workers than allowed, say)
+                part = {"error": f"{type(e).__name__}: {e}"}
+            if "error" in part:
+                failures.append(f"shard {k}/{n}: {part['error']}")
+            else:
+                parts.append(describe(part, args, (k, n)))
+                images += count
+            done = len(parts) + len(failures)
+            rate = images / max(time.monotonic() - start, 1e-9)
+            bar = 30 * done // n
+            print(f"\r[{'#' * bar}{' ' * (30 - bar)}] {done}/{n} shards  {images}/{len(everything)} images  "
+                  f"{rate:.1f} images/s  ", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+    if failures:
+        for line in failures:
+            print(f"eval_imagenet: {line}", file=sys.stderr)
+        raise EvalError(f"{len(failures)} of {n} shards failed; no result was written")
+    result = combine(parts, [f"shard {p['shard']['k']}/{n}" for p in parts])
+    result["seconds"] = time.monotonic() - start
+    print(table(result))
+    if args.json:
+        write_json(args.json, result)
+
+
+def evaluate_shard(trit_eval, models, samples, threads, dynamic):
+    """A Dask task: one shard's result, or {"error": message} when it cannot be evaluated (not
+    raised: the scheduler would run it again, to fail the same way)."""
+    try:
+        return evaluate(trit_eval, models, samples, threads, dynamic, quiet=True)
+    except EvalError as e:
+        return {"error": str(e)}
+
+
+def combine(parts, names):
+    """The shards' results as one run's (images back in their order), after checking that they
+    are shards of one evaluation, each once; names: how errors call each part."""
+    first = parts[0]
+    keys = [m["model"] for m in first["models"]]
+    n = first["shard"]["n"]
+    seen = set()
+    for name, part in zip(names, parts):
+        if [m["model"] for m in part["models"]] != keys:
+            raise EvalError(f"cannot merge '{name}': its models differ from '{names[0]}'")
+        if (part["data"], part["labels"], part["skip"], part["limit"]) != \
+                (first["data"], first["labels"], first["skip"], first["limit"]):
+            raise EvalError(f"cannot merge '{name}': it evaluated other images than '{names[0]}'")
+        if part["shard"]["n"] != n:
+            raise EvalError(f"cannot merge '{name}': shard of {part['shard']['n']}, not {n}")
+        if part["shard"]["k"] in seen:
+            raise EvalError(f"cannot merge '{name}': shard {part['shard']['k']}/{n} appears twice")
+        seen.add(part["shard"]["k"])
+    if len(seen) != n:
+        missing = sorted(set(range(1, n + 1)) - seen)
+        print(f"merge: warning: shards {missing} of {n} are missing; the totals cover the others", file=sys.stderr)
+    # Shard k holds images k-1, k-1+n, ...: interleave them back into the original order.
+    ordered = sorted(parts, key=lambda part: part["shard"]["k"])
+    per_image = []
+    for i in range(max(len(part["per_image"]) for part in ordered)):
+        per_image += [part["per_image"][i] for part in ordered if i < len(part["per_image"])]
+    return dict(first, per_image=per_image, images=len(per_image), seconds=max(p["seconds"] for p in parts),
+                shard={"k": sorted(seen), "n": n}, models=first["models"])
 
 
 def merge(paths, json_out):
@@ -274,31 +395,7 @@ def merge(paths, json_out):
                 parts.append(json.load(f))
         except (OSError, ValueError) as e:
             raise EvalError(f"cannot read shard result '{p}': {e}") from None
-    first = parts[0]
-    keys = [m["model"] for m in first["models"]]
-    n = first["shard"]["n"]
-    seen = set()
-    for p, part in zip(paths, parts):
-        if [m["model"] for m in part["models"]] != keys:
-            raise EvalError(f"cannot merge '{p}': its models differ from '{paths[0]}'")
-        if (part["data"], part["labels"], part["skip"], part["limit"]) != \
-                (first["data"], first["labels"], first["skip"], first["limit"]):
-            raise EvalError(f"cannot merge '{p}': it evaluated other images than '{paths[0]}'")
-        if part["shard"]["n"] != n:
-            raise EvalError(f"cannot merge '{p}': shard of {part['shard']['n']}, not {n}")
-        if part["shard"]["k"] in seen:
-            raise EvalError(f"cannot merge '{p}': shard {part['shard']['k']}/{n} appears twice")
-        seen.add(part["shard"]["k"])
-    if len(seen) != n:
-        missing = sorted(set(range(1, n + 1)) - seen)
-        print(f"merge: warning: shards {missing} of {n} are missing; the totals cover the others", file=sys.stderr)
-    # Shard k holds images k-1, k-1+n, ...: interleave them back into the original order.
-    ordered = sorted(parts, key=lambda part: part["shard"]["k"])
-    per_image = []
-    for i in range(max(len(part["per_image"]) for part in ordered)):
-        per_image += [part["per_image"][i] for part in ordered if i < len(part["per_image"])]
-    result = dict(first, per_image=per_image, images=len(per_image), seconds=max(p["seconds"] for p in parts),
-                  shard={"k": sorted(seen), "n": n}, models=first["models"])
+    result = combine(parts, paths)
     print(table(result))
     if json_out:
         write_json(json_out, result)
@@ -325,10 +422,14 @@ def main(argv):
     p.add_argument("--json", help="write totals, configuration and every image's prediction here")
     p.add_argument("--dynamic-exponents", action="store_true",
                    help="integer models: each activation's exponent chosen per image from its own values")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run the shards as tasks on this Dask scheduler (tcp://host:8786); paths must be shared")
+    p.add_argument("--dask-shards", type=int, default=0,
+                   help="shards for --dask (default: twice the workers, or one per 50 images if more)")
     p.add_argument("--trit-eval", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.skip < 0 or a.limit < 0 or a.threads < 0:
-        raise EvalError("--skip, --limit and --threads must not be negative")
+    if a.skip < 0 or a.limit < 0 or a.threads < 0 or a.dask_shards < 0:
+        raise EvalError("--skip, --limit, --threads and --dask-shards must not be negative")
     run(a)
 
 

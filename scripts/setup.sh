@@ -10,7 +10,7 @@ packages=(
   libopenblas-dev liblapacke-dev            # trit-convert's quantizer (Gram matrices, Cholesky)
   python3-numpy python3-onnx python3-pil    # scripts and test data (Debian's /usr/bin/python3)
   python3-matplotlib python3-scipy          # plots; the ImageNet devkit's meta.mat
-  pybind11-dev python3-pytest               # the Python module (python/) and its tests
+  pybind11-dev python3-pytest python3-tqdm  # the Python module (python/), its tests, its progress bars
   python3-distributed                       # eval_imagenet.py --dask (Dask distributed)
 )
 # scripts/fuzz.sh also needs clang (libFuzzer); it says so when clang is missing.

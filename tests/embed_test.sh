@@ -3,10 +3,13 @@
 # samples/embed built against it with find_package(trit), samples/embed/embed_c.c built with
 # pkg-config through the C API; both must name the same top-1 label as infer, for a float and
 # an int8 model (the family ResNet-18 the fixtures generate, labelled "class 0" to "class 999").
-#   embed_test.sh BUILD_DIR SOURCE_DIR
+# With a third argument "python", the installed Python package too (/usr/bin/python3, PYTHONPATH
+# at the prefix's lib/python3/dist-packages).
+#   embed_test.sh BUILD_DIR SOURCE_DIR [python]
 set -euo pipefail
 build=$1
 src=$2
+python=${3:-}
 bin=$build/bin
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -36,8 +39,14 @@ for m in float int8; do
     /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["top"][0]["label"])')
   got=$("$tmp/embed/embed" "$tmp/$m.trit" "$tmp/img0.png")
   got_c=$("$tmp/embed_c" "$tmp/$m.trit" "$tmp/img0.png")
-  echo "$m: infer '$want', embed '$got', embed_c '$got_c'"
-  [[ -n $want && $got == "$want" && $got_c == "$want" ]] || status=1
+  got_py=$want
+  if [[ $python == python ]]; then
+    got_py=$(PYTHONPATH="$tmp/inst/lib/python3/dist-packages" /usr/bin/python3 -c \
+      'import sys, trit; print(trit.Model.load(sys.argv[1]).session().classify(sys.argv[2], 1)[0].label)' \
+      "$tmp/$m.trit" "$tmp/img0.png") || got_py="(failed)"
+  fi
+  echo "$m: infer '$want', embed '$got', embed_c '$got_c', python '$got_py'"
+  [[ -n $want && $got == "$want" && $got_c == "$want" && $got_py == "$want" ]] || status=1
 done
 # A bad input gives a one-line error and a non-zero exit, not a crash.
 if "$tmp/embed/embed" "$tmp/missing.trit" "$tmp/img0.png" 2>"$tmp/err"; then status=1; fi

@@ -267,11 +267,121 @@ class EndToEnd(unittest.TestCase):
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
 
+def make_tiny_models(tmp, calib):
+    """The tiny network as float32 and int8 (calibrated on 4 photos of calib): their paths."""
+    onnx_path = os.path.join(tmp, "tiny.onnx")
+    tiny_imagenet_onnx(onnx_path)
+    common = [onnx_path, "--preset", "torchvision", "--resize", "36", "--labels",
+              os.path.join(ROOT, "scripts", "imagenet_synsets.txt")]
+    models = [os.path.join(tmp, "tiny-float.trit"), os.path.join(tmp, "tiny-int8.trit")]
+    subprocess.run([os.path.join(BIN, "trit-convert")] + common + ["-o", models[0]], check=True, stderr=subprocess.DEVNULL)
+    subprocess.run([os.path.join(BIN, "trit-convert")] + common + ["-o", models[1], "--weights", "int8", "--calib", calib,
+                    "--calib-count", "4"], check=True, stderr=subprocess.DEVNULL)
+    return models
+
+
+class Dask(unittest.TestCase):
+    """--dask on a LocalCluster of two worker processes on the loopback interface, over 60 photos
+    of ../shared/data/imagenet-sample: the merged result equals one local run, image by image,
+    also when a worker is killed during the run; an unreadable image fails the run, named."""
+
+    @classmethod
+    def setUpClass(cls):
+        import logging
+        from distributed import Client, LocalCluster
+        cls.tmp = tempfile.mkdtemp()
+        cls.named = os.path.join(cls.tmp, "named")
+        os.mkdir(cls.named)
+        for p in sorted(os.listdir(SAMPLE))[:60]:
+            os.symlink(os.path.join(SAMPLE, p), os.path.join(cls.named, p))
+        cls.models = make_tiny_models(cls.tmp, cls.named)
+        cls.cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+        cls.client = Client(cls.cluster)
+        cls.local, _ = cls.evaluate(cls, "--data", cls.named)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.cluster.close()
+        shutil.rmtree(cls.tmp)
+
+    def evaluate(self, *args):
+        out = os.path.join(self.tmp, f"result{len(os.listdir(self.tmp))}.json")
+        with contextlib.redirect_stdout(io.StringIO()) as stdout:
+            ev.main(["--trit-eval", os.path.join(BIN, "trit-eval"), "-m", self.models[0], "-m", self.models[1],
+                     "--threads", "1", "--json", out] + list(args))
+        with open(out) as f:
+            return json.load(f), stdout.getvalue()
+
+    def assert_same_as_local(self, result):
+        self.assertEqual(result["images"], 60)
+        keys = ("path", "truth", "top5", "logit_signal", "logit_error")
+        self.assertEqual([[i[k] for k in keys] for i in result["per_image"]],
+                         [[i[k] for k in keys] for i in self.local["per_image"]])
+        for a, b in zip(result["totals"], self.local["totals"]):
+            for key in ("correct1", "correct5", "agreement", "logit_sqnr_db"):
+                self.assertEqual(a[key], b[key])
+
+    def test_shards_on_the_cluster_merge_to_one_local_run(self):
+        result, text = self.evaluate("--data", self.named, "--dask", self.cluster.scheduler_address, "--dask-shards", "7")
+        self.assert_same_as_local(result)
+        self.assertEqual(result["shard"], {"k": list(range(1, 8)), "n": 7})
+        self.assertIn("| tiny-int8.trit |", text)
+
+    def test_a_worker_killed_during_the_run(self):
+        import signal
+        import threading
+        self.client.wait_for_workers(2)
+        box = {}
+
+        def run():
+            try:
+                box["result"], _ = self.evaluate("--data", self.named, "--dask", self.cluster.scheduler_address,
+                                                 "--dask-shards", "30")
+            except Exception as e:  # noqa: BLE001 (reported below)
+                box["error"] = e
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        killed = None
+        while thread.is_alive() and killed is None:
+            busy = [addr for addr, keys in self.client.processing().items() if keys]
+            if busy:
+                pid = self.client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+            else:
+                threading.Event().wait(0.005)
+        thread.join()
+        self.assertIsNotNone(killed, "the run ended before a worker could be killed")
+        self.assertNotIn("error", box)
+        self.assert_same_as_local(box["result"])
+        self.client.wait_for_workers(2)  # the nanny starts it again
+        self.assertNotIn(killed, self.client.run(os.getpid).values())
+
+    def test_an_unreadable_image_fails_the_run_by_name(self):
+        bad = os.path.join(self.tmp, "bad")
+        os.mkdir(bad)
+        for p in sorted(os.listdir(self.named))[:6]:
+            os.symlink(os.path.join(self.named, p), os.path.join(bad, p))
+        with open(os.path.join(SAMPLE, sorted(os.listdir(SAMPLE))[0]), "rb") as f:
+            head = f.read(300)
+        with open(os.path.join(bad, "n01440764_truncated.JPEG"), "wb") as f:
+            f.write(head)
+        stderr = io.StringIO()
+        with self.assertRaises(ev.EvalError) as e, contextlib.redirect_stderr(stderr):
+            self.evaluate("--data", bad, "--dask", self.cluster.scheduler_address, "--dask-shards", "3")
+        self.assertIn("1 of 3 shards failed", str(e.exception))
+        self.assertIn("cannot read image", stderr.getvalue())
+        self.assertIn("n01440764_truncated.JPEG", stderr.getvalue())
+
+
 if __name__ == "__main__":
-    # test_eval_scripts.py BIN [CLASS ...]: ctest runs GroundTruth and EndToEnd as two tests; the
-    # second exits 77 (ctest: skipped) without ../shared/data.
+    # test_eval_scripts.py BIN [CLASS ...]: ctest runs GroundTruth, EndToEnd and Dask as three
+    # tests; the last two exit 77 (ctest: skipped) without ../shared/data.
     BIN = sys.argv.pop(1)
-    if "EndToEnd" in sys.argv[1:] and not os.path.isdir(SAMPLE):
+    if ("EndToEnd" in sys.argv[1:] or "Dask" in sys.argv[1:]) and not os.path.isdir(SAMPLE):
         print("skipped: ../shared/data is absent")
         sys.exit(77)
     unittest.main(verbosity=2)

@@ -1,6 +1,6 @@
 // infer: classify images with a trit model.
 //
-//   infer [--model M] [--top K] [--json] [--threads T] [--stats] IMAGE...
+//   infer [--model M] [--top K] [--json [--logits]] [--threads T] [--stats] IMAGE...
 //
 // Prints, per image, the top K classes with WordNet id, name and probability; --json prints one
 // JSON object a line instead. An image that cannot be read is reported on its own line (stderr)
@@ -34,13 +34,22 @@ std::string default_model() {
 }
 
 
-void print(const std::string& path, const std::vector<trit::Prediction>& top, bool labelled, bool json) {
+// logits: printed in the JSON when not null, each float in the shortest form that reads back
+// as the same bits.
+void print(const std::string& path, const std::vector<trit::Prediction>& top, bool labelled, bool json,
+           const std::vector<float>* logits) {
   if (json) {
     std::string line = fmt::format("{{\"image\": {}, \"top\": [", trit::json_quote(path));
     for (size_t i = 0; i < top.size(); ++i)
       line += fmt::format("{}{{\"class\": {}, \"wnid\": {}, \"label\": {}, \"prob\": {:.6f}}}", i ? ", " : "",
                           top[i].index, trit::json_quote(top[i].wnid), trit::json_quote(top[i].label), top[i].probability);
-    std::printf("%s]}\n", line.c_str());
+    line += "]";
+    if (logits) {
+      line += ", \"logits\": [";
+      for (size_t i = 0; i < logits->size(); ++i) line += fmt::format("{}{}", i ? ", " : "", (*logits)[i]);
+      line += "]";
+    }
+    std::printf("%s}\n", line.c_str());
   } else {
     std::printf("%s\n", path.c_str());
     for (size_t i = 0; i < top.size(); ++i) {
@@ -57,11 +66,12 @@ int main(int argc, char** argv) {
   CLI::App app{"infer: classify images with a trit model"};
   std::string model_path;
   int top = 5, threads = 0;
-  bool json = false, dynamic = false, stats = false;
+  bool json = false, logits = false, dynamic = false, stats = false;
   std::vector<std::string> images;
   app.add_option("-m,--model", model_path, "trit model (default: the model scripts/demo.sh makes)");
   app.add_option("-k,--top", top, "classes to print per image")->check(CLI::Range(1, 1000000));
   app.add_flag("--json", json, "one JSON object per image and line");
+  app.add_flag("--logits", logits, "with --json: every logit too (exact: each reads back as the same float)")->needs("--json");
   app.add_flag("--dynamic-exponents", dynamic, "integer models: each activation's exponent from its own values");
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 4096));
   app.add_flag("--stats", stats, "print the engine, the arena and the peak resident memory to stderr at the end");
@@ -122,8 +132,9 @@ int main(int argc, char** argv) {
             tbb::make_filter<std::shared_ptr<Item>, void>(tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Item> item) {
               try {
                 if (!item->error.empty()) trit::fail("{}", item->error);
-                print(item->path, trit::top_k(*model, session.logits_fitted(std::span(&item->fitted, 1)), top),
-                      !model->graph().metadata.labels.empty(), json);
+                const std::vector<float> l = session.logits_fitted(std::span(&item->fitted, 1));
+                print(item->path, trit::top_k(*model, l, top), !model->graph().metadata.labels.empty(), json,
+                      logits ? &l : nullptr);
               } catch (const trit::Error& e) {
                 std::fflush(stdout);
                 std::fprintf(stderr, "infer: %s\n", e.what());
