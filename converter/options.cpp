@@ -56,7 +56,7 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
   app.add_flag("--reconstruct", a.reconstruct,
                "after the layer-wise pass, optimize each residual block's rounding, scales and biases (slow)");
   app.add_option("--reconstruct-iters", a.reconstruct_iters, "iterations per block (default 500)");
-  app.add_option("--reconstruct-batch", a.reconstruct_batch, "images per iteration (default 8)");
+  app.add_option("--reconstruct-batch", a.reconstruct_batch, "images per iteration (default 4)");
   app.add_option("--reconstruct-images", a.reconstruct_images,
                  "calibration images reconstruction uses, spread over them, every 8th held back (default 256)");
   app.add_option("--reconstruct-qdrop", a.reconstruct_qdrop,

@@ -52,7 +52,11 @@ done
 p100=$(peak "$tmp/c100.err")
 p1000=$(peak "$tmp/c1000.err")
 echo "peak memory calibrating on 100 photos: $p100 MB; on 1000: $p1000 MB"
-expect "calibrating on 10x the photos raises the peak memory by less than 40 MB" test -n "$p1000" -a $((p1000 - p100)) -lt 40
+if [[ ${TRIT_SANITIZE:-} == *address* ]]; then
+  echo "not compared: AddressSanitizer's quarantine keeps freed memory, so its peak grows with the work done"
+else
+  expect "calibrating on 10x the photos raises the peak memory by less than 40 MB" test -n "$p1000" -a $((p1000 - p100)) -lt 40
+fi
 
 # --reconstruct's bad options: one line each, and no file.
 cal=(--calib-list "$tmp/all100.txt" --calib-count 0)
