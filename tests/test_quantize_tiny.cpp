@@ -1,7 +1,8 @@
 // quantize() end to end on data every checkout has: the fuzzers' tiny ResNet-shaped ONNX graph
 // and tiny images (tests/fuzz/make_seeds.py), so that the quantizer is checked without
 // ../shared. Every encoding: the report adds up, the integer model follows the float one, the
-// fast kernels equal the integer reference bit for bit, and one conversion is one model.
+// fast kernels equal the integer reference bit for bit, and one conversion is one model; and
+// --min-replaced's two passes and a float first layer, which ResNet-8 checks only with ../shared.
 #include <doctest/doctest.h>
 
 #include "calibration.h"
@@ -39,17 +40,30 @@ std::vector<Image> calibration_images(const Tiny& t) {
   return out;
 }
 
+// The float model's logits on the images.
+std::vector<float> float_logits(const Tiny& t, const std::vector<Image>& images) {
+  std::vector<float> x(images.size() * t.graph.input().elements());
+  for (size_t i = 0; i < images.size(); ++i)
+    normalize(images[i], t.graph.metadata, std::span(x).subspan(i * t.graph.input().elements(), t.graph.input().elements()));
+  return FloatExecutor(std::make_shared<const Graph>(t.graph)).run(x, static_cast<int32_t>(images.size()));
+}
+
+double sqnr_db(const std::vector<float>& want, const std::vector<float>& got) {
+  double signal = 0, noise = 0;
+  for (size_t j = 0; j < want.size(); ++j) {
+    signal += double(want[j]) * want[j];
+    noise += (double(got[j]) - want[j]) * (double(got[j]) - want[j]);
+  }
+  return 10 * std::log10(signal / noise);
+}
+
 }  // namespace
 
 TEST_CASE("the tiny graph quantizes in every encoding, and the integer model follows the float one") {
   const Tiny t = tiny();
   const auto images = calibration_images(t);
   REQUIRE(images.size() == 5);  // png, jpg, bmp, gray.png, rgba.png (gif and ppm are not read)
-  const FloatExecutor fexec(std::make_shared<const Graph>(t.graph));
-  std::vector<float> x(images.size() * t.graph.input().elements());
-  for (size_t i = 0; i < images.size(); ++i)
-    normalize(images[i], t.graph.metadata, std::span(x).subspan(i * t.graph.input().elements(), t.graph.input().elements()));
-  const auto want = fexec.run(x, static_cast<int32_t>(images.size()));
+  const auto want = float_logits(t, images);
   for (auto enc : {WeightEncoding::Int8PerChannel, WeightEncoding::Int4Clustered, WeightEncoding::TernaryClustered}) {
     const std::string name = to_string(enc);
     CAPTURE(name);
@@ -84,16 +98,58 @@ TEST_CASE("the tiny graph quantizes in every encoding, and the integer model fol
     const Engine engine(model);
     Workspace ws(engine, static_cast<int32_t>(images.size()));
     CHECK(engine.run(ws, input) == ints);
-    const auto logits = dequantize(ints, model->output().exponent);
-    double signal = 0, noise = 0;
-    for (size_t j = 0; j < want.size(); ++j) {
-      signal += double(want[j]) * want[j];
-      noise += (double(logits[j]) - want[j]) * (double(logits[j]) - want[j]);
-    }
-    const double sqnr = 10 * std::log10(signal / noise);
+    const double sqnr = sqnr_db(want, dequantize(ints, model->output().exponent));
     MESSAGE(name << ": logit SQNR against float " << sqnr << " dB on its 5 calibration images");
     CHECK(sqnr > (enc == WeightEncoding::TernaryClustered ? 3.0 : 15.0));
     // One conversion, one model.
     CHECK(serialize_model(quantize(t.graph, q, nullptr)) == serialize_model(g));
   }
+}
+
+TEST_CASE("the tiny graph under --min-replaced and with a float first layer: the integer model runs the same bits on both paths") {
+  const Tiny t = tiny();
+  const auto images = calibration_images(t);
+  QuantizeOptions q;
+  q.cluster = 2;
+  q.calibration.dir = t.images;
+  q.calibration.count = 0;
+  QuantizeReport all_ternary;
+  quantize(t.graph, q, &all_ternary);
+  const double full = all_ternary.replaced_share();
+  REQUIRE(full > 0);
+  const auto same_bits = [&](const Graph& g) {
+    const auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "tiny.trit"));
+    const auto input = quantize_images(*model, images);
+    const Engine engine(model);
+    Workspace ws(engine, static_cast<int32_t>(images.size()));
+    CHECK(engine.run(ws, input) == IntExecutor(model).run(input, static_cast<int32_t>(images.size())));
+    return model;
+  };
+
+  // A budget half of what all-ternary replaces: some middle layers go to int4, the share stays
+  // at least the budget, and every layer is one of the two encodings (first and last int8).
+  q.min_replaced = full / 2;
+  QuantizeReport mixed;
+  const auto m = same_bits(quantize(t.graph, q, &mixed));
+  CHECK(mixed.replaced_share() >= q.min_replaced);
+  CHECK(mixed.replaced_share() < full);
+  for (size_t l = 1; l + 1 < mixed.layers.size(); ++l)
+    CHECK((mixed.layers[l].encoding == WeightEncoding::TernaryClustered ||
+           mixed.layers[l].encoding == WeightEncoding::Int4Clustered));
+
+  // The first layer left in float: the file keeps its float weights and the rest is integer;
+  // it runs on the integer reference (the fast kernels refuse it, naming the layer), and its
+  // logits follow the float model's as the all-integer ones do.
+  q.min_replaced = 0;
+  const std::string first = all_ternary.layers.front().name;
+  q.layers[first] = WeightEncoding::Float32;
+  const auto f = std::make_shared<const Graph>(load_model_bytes(serialize_model(quantize(t.graph, q, nullptr)), "f.trit"));
+  CHECK(f->nodes[0].weights.encoding == WeightEncoding::Float32);
+  const std::string refusal = "'" + first + "' is kept in float32";
+  CHECK_THROWS_WITH(Engine{f}, doctest::Contains(refusal.c_str()));
+  const auto n = static_cast<int32_t>(images.size());
+  const double sqnr = sqnr_db(float_logits(t, images),
+                              dequantize(IntExecutor(f).run(quantize_images(*f, images), n), f->output().exponent));
+  MESSAGE("float first layer: logit SQNR against float " << sqnr << " dB");
+  CHECK(sqnr > 3.0);
 }
