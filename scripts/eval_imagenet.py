@@ -223,6 +223,22 @@ def table(result):
     return "\n".join(lines)
 
 
+def run_step(program, cmd, **kw):
+    """A tool the measuring scripts (two_folds.py, sweep_clusters.py) run: its CompletedProcess,
+    or SystemExit naming the command when it fails."""
+    r = subprocess.run(cmd, **kw)
+    if r.returncode != 0:
+        raise SystemExit(f"{program}: {' '.join(cmd[:2])} ... failed (exit {r.returncode})")
+    return r
+
+
+def show(result, json_out):
+    """The table on stdout, and the whole result in json_out when given."""
+    print(table(result))
+    if json_out:
+        write_json(json_out, result)
+
+
 def write_json(path, result):
     result = dict(result, totals=totals(result))
     with open(path, "w", encoding="utf-8") as f:
@@ -282,10 +298,7 @@ def run(args):
     samples = select(find_samples(args.data, args.labels, args.meta), args.skip, args.limit, shard)
     if not samples:
         raise EvalError("cannot evaluate: no images left after --skip/--limit/--shard")
-    result = describe(evaluate(trit_eval, args.model, samples, args.threads, args.dynamic_exponents), args, shard)
-    print(table(result))
-    if args.json:
-        write_json(args.json, result)
+    show(describe(evaluate(trit_eval, args.model, samples, args.threads, args.dynamic_exponents), args, shard), args.json)
 
 
 def run_dask(args, trit_eval):
@@ -343,9 +356,7 @@ def run_dask(args, trit_eval):
         raise EvalError(f"{len(failures)} of {n} shards failed; no result was written")
     result = combine(parts, [f"shard {p['shard']['k']}/{n}" for p in parts])
     result["seconds"] = time.monotonic() - start
-    print(table(result))
-    if args.json:
-        write_json(args.json, result)
+    show(result, args.json)
 
 
 def evaluate_shard(trit_eval, models, samples, threads, dynamic):
@@ -395,10 +406,7 @@ def merge(paths, json_out):
                 parts.append(json.load(f))
         except (OSError, ValueError) as e:
             raise EvalError(f"cannot read shard result '{p}': {e}") from None
-    result = combine(parts, paths)
-    print(table(result))
-    if json_out:
-        write_json(json_out, result)
+    show(combine(parts, paths), json_out)
 
 
 def main(argv):

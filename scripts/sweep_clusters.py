@@ -30,10 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sh(cmd, **kw):
-    r = subprocess.run(cmd, **kw)
-    if r.returncode != 0:
-        raise SystemExit(f"sweep_clusters: {' '.join(cmd[:2])} ... failed (exit {r.returncode})")
-    return r
+    return eval_imagenet.run_step("sweep_clusters", cmd, **kw)
 
 
 def main(argv):

@@ -38,10 +38,7 @@ SHARED = os.path.join(ROOT, "..", "shared", "data")
 
 
 def sh(cmd, **kw):
-    r = subprocess.run(cmd, **kw)
-    if r.returncode != 0:
-        raise SystemExit(f"two_folds: {' '.join(cmd[:2])} ... failed (exit {r.returncode})")
-    return r
+    return eval_imagenet.run_step("two_folds", cmd, **kw)
 
 
 def parse_configs(items):
