@@ -1,15 +1,18 @@
 #include "float_executor.h"
 
+#include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 
+#include "float_gemm.h"
 #include "float_ref.h"
 #include "int8/table.h"
 #include "trit/error.h"
 
 namespace trit {
 
-FloatExecutor::FloatExecutor(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)) {
+FloatExecutor::FloatExecutor(std::shared_ptr<const Graph> graph, FloatPath path)
+    : graph_(std::move(graph)), path_(path) {
   for (const Node& n : graph_->nodes)
     if (has_weights(n) && n.weights.encoding != WeightEncoding::Float32)
       fail("cannot run layer '{}' in float: its weights are {}, not float32", n.name,
@@ -17,7 +20,7 @@ FloatExecutor::FloatExecutor(std::shared_ptr<const Graph> graph) : graph_(std::m
   packed_.resize(graph_->nodes.size());
   for (size_t i = 0; i < graph_->nodes.size(); ++i) {
     const Node& n = graph_->nodes[i];
-    if (n.op == OpCode::Conv) {
+    if (n.op == OpCode::Conv && path == FloatPath::Reference) {
       const auto& s = n.weights.shape;
       packed_[i] = ref::pack_conv_weights(n.weights.codes.as<float>().data(), s[0], s[1], s[2], s[3]);
     }
@@ -26,7 +29,9 @@ FloatExecutor::FloatExecutor(std::shared_ptr<const Graph> graph) : graph_(std::m
   for (size_t i = 0; i < graph_->nodes.size(); ++i)
     for (int32_t t : graph_->nodes[i].inputs) last_use_[t] = i;
   for (int32_t t : graph_->outputs) last_use_[t] = SIZE_MAX;
+  if (path == FloatPath::Gemm) blas::prepare_single_threaded_blas();
 }
+
 
 void run_float_node(const Graph& g, const Node& n, const float* packed, int32_t batch,
                     const std::vector<const float*>& inputs, float* out) {
@@ -57,18 +62,27 @@ void run_float_node(const Graph& g, const Node& n, const float* packed, int32_t 
                         });
       break;
     }
-    case OpCode::Add: ref::add(in, inputs[1], out_n * batch, n.activation, out); break;
+    case OpCode::Add:
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_n * batch, 16384), [&](const tbb::blocked_range<int64_t>& r) {
+        ref::add(in + r.begin(), inputs[1] + r.begin(), static_cast<int64_t>(r.size()), n.activation, out + r.begin());
+      });
+      break;
     case OpCode::Relu: ref::relu(in, out_n * batch, out); break;
     case OpCode::Flatten: std::copy(in, in + in_n * batch, out); break;
     case OpCode::MaxPool:
     case OpCode::AveragePool:
     case OpCode::GlobalAveragePool:
-      tbb::parallel_for(0, batch, [&](int32_t im) {
-        const float* src = in + im * in_n;
-        float* dst = out + im * out_n;
-        if (n.op == OpCode::MaxPool) ref::max_pool(src, is, n.window, dst, os);
-        else if (n.op == OpCode::AveragePool) ref::average_pool(src, is, n.window, n.count_include_pad, dst, os);
-        else ref::global_average_pool(src, is, dst);
+      // Images x blocks of channels (a pool reads and writes each channel's plane alone).
+      tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, batch, 1, 0, is.c, 8), [&](const tbb::blocked_range2d<int32_t>& r) {
+        const int32_t c0 = r.cols().begin(), cn = r.cols().end() - c0;
+        const Shape3 ib{cn, is.h, is.w}, ob{cn, os.h, os.w};
+        for (int32_t im = r.rows().begin(); im < r.rows().end(); ++im) {
+          const float* src = in + im * in_n + c0 * int64_t{is.h} * is.w;
+          float* dst = out + im * out_n + c0 * int64_t{os.h} * os.w;
+          if (n.op == OpCode::MaxPool) ref::max_pool(src, ib, n.window, dst, ob);
+          else if (n.op == OpCode::AveragePool) ref::average_pool(src, ib, n.window, n.count_include_pad, dst, ob);
+          else ref::global_average_pool(src, ib, dst);
+        }
       });
       break;
   }
@@ -80,19 +94,40 @@ std::vector<float> FloatExecutor::run(std::span<const float> input, int32_t batc
   if (batch < 1 || static_cast<int64_t>(input.size()) != in_elems * batch)
     fail("cannot run model: {} input values for a batch of {} images of {} values", input.size(), batch,
          in_elems);
-  std::vector<std::vector<float>> values(g.tensors.size());
-  values[g.inputs[0]].assign(input.begin(), input.end());
+  // Each tensor's values, freed after its last reader; the input is read where it lies. Nothing
+  // is zero-filled: every kernel writes all of its output.
+  std::vector<std::unique_ptr<float[]>> owned(g.tensors.size());
+  std::vector<const float*> values(g.tensors.size());
+  values[g.inputs[0]] = input.data();
+  std::unique_ptr<float[]> scratch;  // the Gemm path's columns and products, grown to the largest layer
+  int64_t scratch_size = 0;
+  std::vector<const float*> ins;
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     const Node& n = g.nodes[ni];
-    std::vector<const float*> ins;
-    for (int32_t t : n.inputs) ins.push_back(values[t].data());
-    std::vector<float>& out = values[n.outputs[0]];
-    out.resize(g.tensors[n.outputs[0]].elements() * batch);
-    run_float_node(g, n, packed_[ni].data(), batch, ins, out.data());
+    ins.clear();
+    for (int32_t t : n.inputs) ins.push_back(values[t]);
+    const int32_t o = n.outputs[0];
+    owned[o] = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(g.tensors[o].elements() * batch));
+    values[o] = owned[o].get();
+    if (path_ == FloatPath::Gemm && has_weights(n)) {
+      const Shape3 is = shape3(g.tensors[n.inputs[0]]), os = shape3(g.tensors[o]);
+      const float* w = n.weights.codes.as<float>().data();
+      const float* b = n.bias.as<float>().data();
+      if (n.op == OpCode::FullyConnected) {
+        blas::fully_connected(ins[0], batch, is.c, w, b, n.activation, owned[o].get(), os.c);
+      } else {
+        const int64_t need = blas::conv2d_scratch(is, os, n.window, batch);
+        if (need > scratch_size) scratch = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(scratch_size = need));
+        blas::conv2d(ins[0], is, batch, w, b, n.window, n.activation, owned[o].get(), os, scratch.get());
+      }
+    } else {
+      run_float_node(g, n, packed_[ni].data(), batch, ins, owned[o].get());
+    }
     for (int32_t t : n.inputs)
-      if (last_use_[t] == ni) std::vector<float>().swap(values[t]);
+      if (last_use_[t] == ni) owned[t].reset();
   }
-  return std::move(values[g.outputs[0]]);
+  const int32_t out = g.outputs[0];
+  return std::vector<float>(values[out], values[out] + g.tensors[out].elements() * batch);
 }
 
 }  // namespace trit

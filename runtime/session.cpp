@@ -7,6 +7,7 @@
 
 #include "engine.h"
 #include "float_executor.h"
+#include "int8/table.h"
 #include "int_executor.h"
 #include "integer_graph.h"
 #include "quantized_io.h"
@@ -31,7 +32,10 @@ std::shared_ptr<const Model> Model::from_graph(std::shared_ptr<const Graph> grap
     fail("cannot make a model: its weights need {:.1f} MB prepared, above the memory limit of {:.1f} MB "
          "(Model::Options::memory_limit)", weights / 1e6, options.memory_limit / 1e6);
   if (!is_integer_model(g)) {
-    model->float_ = std::make_unique<FloatExecutor>(model->graph_);
+    // sgemm, unless the reference is asked for (isa "ref", or TRIT_ISA=ref).
+    const k8::Isa isa = options.isa.empty() ? k8::select_isa() : k8::parse_isa(options.isa.c_str());
+    model->float_ = std::make_unique<FloatExecutor>(
+        model->graph_, isa == k8::Isa::Ref ? FloatPath::Reference : FloatPath::Gemm);
   } else if (options.dynamic_exponents || !Engine::unsupported_reason(g).empty()) {
     model->reference_ = std::make_unique<IntExecutor>(model->graph_, options.dynamic_exponents);
   } else {
@@ -54,7 +58,7 @@ int32_t Model::classes() const { return static_cast<int32_t>(graph_->output().el
 bool Model::is_integer() const { return is_integer_model(*graph_); }
 
 std::string Model::engine_name() const {
-  if (float_) return "float32 reference";
+  if (float_) return float_->path() == FloatPath::Gemm ? "float32 sgemm" : "float32 reference";
   if (reference_) return "integer reference";
   return engine_->isa();
 }

@@ -1,17 +1,20 @@
 #!/usr/bin/python3
-"""trit against ONNX Runtime int8 on the real ResNet-50, side by side, in one run.
+"""trit against ONNX Runtime on the real ResNet-50, side by side, in one run.
 
   /usr/bin/python3 scripts/bench.py [--threads 1,2] [--batches 1,8] [--rounds 3] [--iters 20]
                                     [--json OUT] [MODEL.trit ...]
 
-Runs, alternating, round after round: ../shared/bench/ort-bench.sh on the int8 QDQ copy of the
-same ONNX graph (scripts/onnx_for_peers.py, then ../shared/bench/make-qdq.py), and
-build/bin/trit-bench on each trit model; for every thread count and batch size. Prints each
-figure's median over the rounds, the ratio trit / ONNX Runtime (below 1: trit is faster), and,
-when ../shared/bench/peak.cpp builds here, the share of the machine's int8 ceiling.
+Runs, alternating, round after round: ../shared/bench/ort-bench.sh on the same ONNX graph
+(batch norm folded by scripts/onnx_for_peers.py) in float32 and as its int8 QDQ copy
+(../shared/bench/make-qdq.py), and build/bin/trit-bench on each trit model; for every thread
+count and batch size. Prints each figure's median over the rounds, the ratio of each trit model
+to its peer (integer models: ONNX Runtime int8; the float32 model: ONNX Runtime float32; below
+1: trit is faster), and, when ../shared/bench/peak.cpp runs here (it needs AVX-512 VNNI), the
+share of the machine's int8 ceiling.
 
 Default models (converted once if missing, calibrated on ../shared/data/imagenet-sample):
-models/resnet50-ternary-n4-kernels.trit, models/resnet50-int8.trit, models/resnet50-int4-n4.trit.
+models/resnet50-ternary-n4-kernels.trit, models/resnet50-int8.trit, models/resnet50-int4-n4.trit,
+and the float32 models/resnet50.trit (scripts/demo.sh makes it; converted here if missing).
 Needs scripts/build.sh and scripts/fetch_resnet50.sh to have run.
 """
 import argparse
@@ -31,7 +34,9 @@ DEFAULTS = {
     "resnet50-ternary-n4-kernels.trit": ["--weights", "ternary", "--cluster", "4", "--cluster-shape", "kernels"],
     "resnet50-int8.trit": ["--weights", "int8"],
     "resnet50-int4-n4.trit": ["--weights", "int4", "--cluster", "4"],
+    "resnet50.trit": [],  # float32: no calibration
 }
+ORT_INT8, ORT_FLOAT = "onnxruntime int8", "onnxruntime float32"
 
 
 def run(cmd, **kw):
@@ -54,20 +59,20 @@ def prepare_models(names):
         if not os.path.exists(path):
             if base not in DEFAULTS:
                 sys.exit(f"bench: model '{path}' does not exist")
-            if not os.path.isdir(calib):
+            calibrate = ["--calib", calib, "--calib-count", "50"] if DEFAULTS[base] else []
+            if calibrate and not os.path.isdir(calib):
                 sys.exit(f"bench: cannot make '{path}': no calibration images in {calib}")
-            print(f"converting {base} (calibration on 50 photos, about two minutes)", flush=True)
+            print(f"converting {base}{' (calibration on 50 photos, about two minutes)' if calibrate else ''}", flush=True)
             run([os.path.join(BIN, "trit-convert"), onnx, "-o", path, "--preset", "keras-resnet50",
-                 "--labels", os.path.join(MODELS, "resnet50.labels.txt"), "--calib", calib, "--calib-count", "50"]
-                + DEFAULTS[base])
+                 "--labels", os.path.join(MODELS, "resnet50.labels.txt")] + calibrate + DEFAULTS[base])
         out.append(path)
     peer = os.path.join(MODELS, "resnet50-peer.onnx")
     qdq = os.path.join(MODELS, "resnet50-qdq.onnx")
+    if not os.path.exists(peer):
+        run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "onnx_for_peers.py"), onnx, peer])
     if not os.path.exists(qdq):
-        if not os.path.exists(peer):
-            run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "onnx_for_peers.py"), onnx, peer])
         run(["/usr/bin/python3", os.path.join(SHARED, "bench", "make-qdq.py"), peer, qdq])
-    return out, qdq
+    return out, {ORT_INT8: qdq, ORT_FLOAT: peer}
 
 
 def ceilings():
@@ -94,7 +99,7 @@ def main():
     a = ap.parse_args()
     need(os.path.join(BIN, "trit-bench"), "trit-bench (scripts/build.sh)")
     need(os.path.join(SHARED, "bench", "ort-bench.sh"), "the peer benchmark")
-    models, qdq = prepare_models(a.models)
+    models, peers = prepare_models(a.models)
     threads = [int(t) for t in a.threads.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
     peak = ceilings()
@@ -106,32 +111,34 @@ def main():
         for t in threads:
             for b in batches:
                 iters = max(3, a.iters // b)
-                line = run(["bash", os.path.join(SHARED, "bench", "ort-bench.sh"), qdq, str(t), str(b), "3", str(iters)])
-                ort = json.loads(line.strip().splitlines()[-1])
-                times.setdefault(("onnxruntime int8", t, b), []).append(ort["ms_per_image"])
+                for who, onnx in peers.items():
+                    line = run(["bash", os.path.join(SHARED, "bench", "ort-bench.sh"), onnx, str(t), str(b), "3",
+                                str(iters)])
+                    times.setdefault((who, t, b), []).append(json.loads(line.strip().splitlines()[-1])["ms_per_image"])
                 for m in models:
                     res = json.loads(run([os.path.join(BIN, "trit-bench"), m, "--threads", str(t), "--batch", str(b),
                                           "--iters", str(iters), "--warmup", "3", "--json"]))
                     key = (os.path.basename(m), t, b)
                     times.setdefault(key, []).append(res["ms_per_image"])
                     extra[key] = {k: res[k] for k in ("isa", "peak_rss_bytes", "arena_bytes", "arena_lower_bound",
-                                                      "weight_bytes", "gmacs_per_image")}
+                                                      "weight_bytes", "gmacs_per_image") if k in res}
                 print(f"round {r + 1}/{a.rounds}: threads {t}, batch {b} done", flush=True)
     rows = []
     print()
-    print("| model | threads | batch | ms/image (median of rounds) | ratio to ONNX Runtime int8 | share of int8 ceiling |")
-    print("|---|---|---|---|---|---|")
+    print("| model | threads | batch | ms/image (median of rounds) | peer | ratio to the peer | share of int8 ceiling |")
+    print("|---|---|---|---|---|---|---|")
+    gmacs = next((e["gmacs_per_image"] for e in extra.values() if "gmacs_per_image" in e), 0)
     for t in threads:
         for b in batches:
-            ort = statistics.median(times[("onnxruntime int8", t, b)])
-            for who in ["onnxruntime int8"] + [os.path.basename(m) for m in models]:
+            for who in list(peers) + [os.path.basename(m) for m in models]:
                 ms = statistics.median(times[(who, t, b)])
-                gmacs = next((e["gmacs_per_image"] for e in extra.values()), 0)
+                peer = who if who in peers else ORT_FLOAT if extra[(who, t, b)]["isa"].startswith("float32") else ORT_INT8
+                ref = statistics.median(times[(peer, t, b)])
                 share = f"{100 * gmacs / (ms / 1e3) / peak[t]:.0f} %" if t in peak and gmacs else "-"
-                ratio = "1" if who.startswith("onnxruntime") else f"{ms / ort:.2f}"
-                print(f"| {who} | {t} | {b} | {ms:.2f} | {ratio} | {share} |")
-                rows.append({"who": who, "threads": t, "batch": b, "ms_per_image": ms, "ratio_to_ort": ms / ort,
-                             "runs": times[(who, t, b)], **extra.get((who, t, b), {})})
+                ratio = "1" if who == peer else f"{ms / ref:.2f}"
+                print(f"| {who} | {t} | {b} | {ms:.2f} | {peer} | {ratio} | {share} |")
+                rows.append({"who": who, "threads": t, "batch": b, "ms_per_image": ms, "peer": peer,
+                             "ratio_to_peer": ms / ref, "runs": times[(who, t, b)], **extra.get((who, t, b), {})})
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": cpu, "ceiling_gmacs": peak, "rows": rows}, f, indent=1)

@@ -1,6 +1,5 @@
 #include "ops.h"
 
-#include <cblas.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -8,43 +7,10 @@
 #include <memory>
 #include <vector>
 
+#include "float_gemm.h"
+
 namespace trit::recon {
 namespace {
-
-// The kernel column kx's output pixels that read inside the input along x: [ox0, ox1).
-std::pair<int32_t, int32_t> inside(int32_t out_w, int32_t in_w, int32_t stride, int32_t pad, int32_t kx) {
-  auto floor_div = [](int32_t a, int32_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
-  // ix = ox * stride - pad + kx in [0, in_w)
-  const int32_t lo = std::clamp(-floor_div(kx - pad, stride), 0, out_w);
-  const int32_t hi = std::clamp(floor_div(in_w - 1 + pad - kx, stride) + 1, lo, out_w);
-  return {lo, hi};
-}
-
-// The columns of one image: row r = (c, ky, kx) holds the P = OH * OW taps of the output
-// pixels, at cols + r * stride (padded taps 0).
-void im2col(const ConvShape& s, const float* x, float* cols, int64_t stride) {
-  const Window& w = s.window;
-  for (int32_t c = 0; c < s.in.c; ++c)
-    for (int32_t ky = 0; ky < w.kernel_h; ++ky)
-      for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
-        float* row = cols + ((int64_t{c} * w.kernel_h + ky) * w.kernel_w + kx) * stride;
-        const auto [ox0, ox1] = inside(s.out.w, s.in.w, w.stride_w, w.pad_left, kx);
-        for (int32_t oy = 0; oy < s.out.h; ++oy) {
-          float* dst = row + int64_t{oy} * s.out.w;
-          const int32_t iy = oy * w.stride_h - w.pad_top + ky;
-          if (iy < 0 || iy >= s.in.h) {
-            std::fill_n(dst, s.out.w, 0.0f);
-            continue;
-          }
-          std::fill_n(dst, ox0, 0.0f);
-          const float* src = x + (int64_t{c} * s.in.h + iy) * s.in.w - w.pad_left + kx;
-          if (w.stride_w == 1) std::copy(src + ox0, src + ox1, dst + ox0);
-          else
-            for (int32_t ox = ox0; ox < ox1; ++ox) dst[ox] = src[int64_t{ox} * w.stride_w];
-          std::fill(dst + ox1, dst + s.out.w, 0.0f);
-        }
-      }
-}
 
 // dx += the columns' gradients (rows at cols + r * stride) scattered back to the image.
 void col2im(const ConvShape& s, const float* cols, int64_t stride, float* dx) {
@@ -53,7 +19,7 @@ void col2im(const ConvShape& s, const float* cols, int64_t stride, float* dx) {
     for (int32_t ky = 0; ky < w.kernel_h; ++ky)
       for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
         const float* row = cols + ((int64_t{c} * w.kernel_h + ky) * w.kernel_w + kx) * stride;
-        const auto [ox0, ox1] = inside(s.out.w, s.in.w, w.stride_w, w.pad_left, kx);
+        const auto [ox0, ox1] = blas::inside(s.out.w, s.in.w, w.stride_w, w.pad_left, kx);
         for (int32_t oy = 0; oy < s.out.h; ++oy) {
           const int32_t iy = oy * w.stride_h - w.pad_top + ky;
           if (iy < 0 || iy >= s.in.h) continue;
@@ -64,47 +30,13 @@ void col2im(const ConvShape& s, const float* cols, int64_t stride, float* dx) {
       }
 }
 
-// C = op(A) op(B) + beta C, split into blocks of C's columns (or of its rows when it has few
-// columns), one single-threaded sgemm each on oneTBB's threads: every element of C is the same
-// one sgemm computes, whatever the threads. (OpenBLAS's own threads would spin beside oneTBB's.)
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-          int64_t ldb, float beta, float* c, int64_t ldc) {
-  constexpr int64_t kBlock = 512;
-  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-  if (n >= 2 * kBlock || m < 2 * 64) {
-    tbb::parallel_for(int64_t{0}, (n + kBlock - 1) / kBlock, [&](int64_t blk) {
-      const int64_t n0 = blk * kBlock, nb = std::min(kBlock, n - n0);
-      const float* bb = trans_b ? b + n0 * ldb : b + n0;
-      cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(nb), static_cast<int>(k), 1.0f, a,
-                  static_cast<int>(lda), bb, static_cast<int>(ldb), beta, c + n0, static_cast<int>(ldc));
-    });
-    return;
-  }
-  tbb::parallel_for(int64_t{0}, (m + 63) / 64, [&](int64_t blk) {
-    const int64_t m0 = blk * 64, mb = std::min<int64_t>(64, m - m0);
-    const float* ab = trans_a ? a + m0 : a + m0 * lda;
-    cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(mb), static_cast<int>(n), static_cast<int>(k), 1.0f, ab,
-                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c + m0 * ldc, static_cast<int>(ldc));
-  });
-}
-
 // The batch's columns: [K][N * P], image n's pixels at columns [n * P, (n + 1) * P).
 void batch_im2col(const ConvShape& s, const float* x, int32_t batch, float* cols) {
   const int64_t p_n = int64_t{s.out.h} * s.out.w, width = p_n * batch;
-  tbb::parallel_for(0, batch, [&](int32_t im) { im2col(s, x + im * s.in.size(), cols + im * p_n, width); });
+  tbb::parallel_for(0, batch, [&](int32_t im) { blas::im2col(s.in, s.out, s.window, x + im * s.in.size(), cols + im * p_n, width); });
 }
 
-// y [N][O][P] from the product's [O][N * P] layout, and back.
-void scatter_images(const float* prod, const float* bias, int64_t o_n, int64_t p_n, int32_t batch, float* y) {
-  tbb::parallel_for(0, batch, [&](int32_t im) {
-    for (int64_t o = 0; o < o_n; ++o) {
-      const float* src = prod + o * p_n * batch + im * p_n;
-      float* dst = y + (im * o_n + o) * p_n;
-      const float b = bias ? bias[o] : 0.0f;
-      for (int64_t p = 0; p < p_n; ++p) dst[p] = src[p] + b;
-    }
-  });
-}
+// The product's [O][N * P] layout from y [N][O][P].
 void gather_images(const float* y, int64_t o_n, int64_t p_n, int32_t batch, float* prod) {
   tbb::parallel_for(0, batch, [&](int32_t im) {
     for (int64_t o = 0; o < o_n; ++o) std::copy_n(y + (im * o_n + o) * p_n, p_n, prod + o * p_n * batch + im * p_n);
@@ -116,13 +48,21 @@ std::unique_ptr<float[]> buffer(int64_t n) { return std::make_unique_for_overwri
 
 }  // namespace
 
-// One sgemm for the whole batch: the columns of all images side by side.
+// One sgemm for the whole batch (the columns of all images side by side): faster for training's
+// batches than the runtime's image-by-image blas::conv2d.
 void conv_forward(const ConvShape& s, const float* x, int32_t batch, const float* w, const float* b, float* y) {
   const int64_t k = s.k(), p_n = int64_t{s.out.h} * s.out.w, o_n = s.out.c, width = p_n * batch;
   const auto cols = buffer(k * width), prod = buffer(o_n * width);
   batch_im2col(s, x, batch, cols.get());
-  gemm(false, false, o_n, width, k, w, k, cols.get(), width, 0.0f, prod.get(), width);
-  scatter_images(prod.get(), b, o_n, p_n, batch, y);
+  blas::gemm(false, false, o_n, width, k, w, k, cols.get(), width, 0.0f, prod.get(), width);
+  tbb::parallel_for(0, batch, [&](int32_t im) {
+    for (int64_t o = 0; o < o_n; ++o) {
+      const float* src = prod.get() + o * width + im * p_n;
+      float* dst = y + (im * o_n + o) * p_n;
+      const float bo = b ? b[o] : 0.0f;
+      for (int64_t p = 0; p < p_n; ++p) dst[p] = src[p] + bo;
+    }
+  });
 }
 
 void conv_backward(const ConvShape& s, const float* x, int32_t batch, const float* w, const float* dy, float* dx, float* dw,
@@ -138,10 +78,10 @@ void conv_backward(const ConvShape& s, const float* x, int32_t batch, const floa
       db[o] += static_cast<float>(sum);
     }
   // dw [O][K] += dy [O][NP] * cols^T [NP][K]
-  gemm(false, true, o_n, k, width, dprod.get(), width, cols.get(), width, 1.0f, dw, k);
+  blas::gemm(false, true, o_n, k, width, dprod.get(), width, cols.get(), width, 1.0f, dw, k);
   if (!dx) return;
   // dcols [K][NP] = w^T [K][O] * dy [O][NP], scattered back to each image.
-  gemm(true, false, k, width, o_n, w, k, dprod.get(), width, 0.0f, cols.get(), width);
+  blas::gemm(true, false, k, width, o_n, w, k, dprod.get(), width, 0.0f, cols.get(), width);
   tbb::parallel_for(0, batch, [&](int32_t im) { col2im(s, cols.get() + im * p_n, width, dx + im * s.in.size()); });
 }
 

@@ -1,4 +1,5 @@
-// trit-bench: how fast an integer model runs on the fast kernels, and how much memory it takes.
+// trit-bench: how fast a model runs, and how much memory it takes: an integer model on the fast
+// kernels, a float32 model on the float path a Session runs (sgemm; --isa ref: the reference).
 //
 //   trit-bench MODEL [--threads T] [--batch B] [--iters I] [--warmup W] [--isa ISA]
 //              [--peak-gmacs G] [--json]
@@ -7,7 +8,9 @@
 // the median, min and p90 time per image, each layer's median time with its multiply-adds and,
 // given the machine's int8 ceiling (--peak-gmacs, e.g. from ../shared/bench/peak.cpp, for the
 // thread count used), its share of that ceiling; then the peak resident memory of the process.
-// --json prints one object instead. Speed lives here, never in a test.
+// --json prints one object instead. A float32 model's inputs are seeded normal values, and it
+// prints no per-layer times (its executor has no per-step timing). Speed lives here, never in a
+// test.
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 #include <tbb/task_arena.h>
@@ -18,6 +21,9 @@
 #include <random>
 
 #include "engine.h"
+#include "float_executor.h"
+#include "int8/table.h"
+#include "integer_graph.h"
 #include "trit/error.h"
 #include "trit/json.h"
 #include "trit/model_file.h"
@@ -76,12 +82,49 @@ Measured measure(const Options& o, const trit::Graph& g, const trit::Engine* eng
   return m;
 }
 
+// A float32 model: whole runs of the executor a Session would use, timed as measure() does.
+int bench_float(const Options& o, std::shared_ptr<const trit::Graph> graph) {
+  const trit::k8::Isa isa = o.isa.empty() ? trit::k8::select_isa() : trit::k8::parse_isa(o.isa.c_str());
+  const trit::FloatPath path = isa == trit::k8::Isa::Ref ? trit::FloatPath::Reference : trit::FloatPath::Gemm;
+  const char* name = path == trit::FloatPath::Gemm ? "float32 sgemm" : "float32 reference";
+  const trit::FloatExecutor exec(graph, path);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> input(static_cast<size_t>(graph->input().elements() * o.batch));
+  for (auto& v : input) v = d(rng);
+  std::vector<double> per_image_ms;
+  tbb::task_arena arena(o.threads);
+  arena.execute([&] {
+    for (int i = 0; i < o.warmup; ++i) exec.run(input, o.batch);
+    for (int i = 0; i < o.iters; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      exec.run(input, o.batch);
+      per_image_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / o.batch);
+    }
+  });
+  const double median = percentile(per_image_ms, 0.5), lo = percentile(per_image_ms, 0.0),
+               p90 = percentile(per_image_ms, 0.9);
+  int64_t weight_bytes = 0;
+  for (const trit::Node& n : graph->nodes) weight_bytes += static_cast<int64_t>(n.weights.codes.size);
+  if (o.json) {
+    fmt::print("{{\"model\":{},\"isa\":\"{}\",\"threads\":{},\"batch\":{},\"iters\":{},\"ms_per_image\":{:.4f},"
+               "\"min_ms_per_image\":{:.4f},\"p90_ms_per_image\":{:.4f},\"peak_rss_bytes\":{},\"weight_bytes\":{}}}\n",
+               trit::json_quote(o.model_path), name, o.threads, o.batch, o.iters, median, lo, p90, peak_rss_bytes(),
+               weight_bytes);
+    return 0;
+  }
+  fmt::print("{}: {}, {} thread(s), batch {}, {} runs\n", o.model_path, name, o.threads, o.batch, o.iters);
+  fmt::print("time per image: median {:.3f} ms, min {:.3f} ms, p90 {:.3f} ms\n", median, lo, p90);
+  fmt::print("memory: weights {:.2f} MB, peak resident {:.1f} MB\n", weight_bytes / 1e6, peak_rss_bytes() / 1e6);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"trit-bench: time an integer model on the fast kernels"};
+  CLI::App app{"trit-bench: time a model (integer: the fast kernels; float32: sgemm, or the reference with --isa ref)"};
   Options o;
-  app.add_option("model", o.model_path, "integer trit model")->required();
+  app.add_option("model", o.model_path, "trit model")->required();
   app.add_option("-t,--threads", o.threads, "threads")->check(CLI::Range(1, 1024));
   app.add_option("-b,--batch", o.batch, "images per run")->check(CLI::Range(1, 4096));
   app.add_option("-n,--iters", o.iters, "timed runs")->check(CLI::Range(1, 1000000));
@@ -94,6 +137,7 @@ int main(int argc, char** argv) {
 
   try {
     auto graph = std::make_shared<const trit::Graph>(trit::load_model(o.model_path));
+    if (!trit::is_integer_model(*graph)) return bench_float(o, graph);
     const trit::Graph& g = *graph;
     tbb::task_arena arena(o.threads);
     std::unique_ptr<trit::Engine> engine;

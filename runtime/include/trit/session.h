@@ -17,7 +17,10 @@
 //   - Everything that depends on input (files, images, sizes) fails with trit::Error and a
 //     one-line message; nothing aborts.
 //
-// Which engine runs: float32 models run the float reference; integer models run the fast
+// Which engine runs: float32 models run im2col and OpenBLAS sgemm (within rounding of the float
+// reference, about ten times faster; OpenBLAS is set to one thread for the process, and oneTBB
+// splits the products), or the float reference itself with isa "ref" (or TRIT_ISA=ref), the
+// same bits on every CPU. Integer models run the fast
 // integer kernels (kernels/int8/: AVX-512 VNNI, AVX2 or portable, chosen at run time, or
 // TRIT_ISA), except those the kernels do not take (a layer kept in float32, or
 // Options::dynamic_exponents), which run the integer reference executor. All integer paths give
@@ -56,7 +59,8 @@ class Model {
  public:
   struct Options {
     bool dynamic_exponents = false;  // integer models: each activation's exponent per image
-    std::string isa;                 // "", "ref", "avx2" or "avx512vnni" (empty: the best, or TRIT_ISA)
+    std::string isa;                 // "", "ref", "avx2" or "avx512vnni" (empty: the best, or TRIT_ISA);
+                                     // float32 models: "ref" runs the float reference, others sgemm
     // The most memory the model may make trit allocate, checked before allocating: the prepared
     // weights when the model is made, and a session's activations (its planned arena, or what
     // a reference executor's run holds) when a session is made. A valid but huge model gets a
@@ -77,7 +81,8 @@ class Model {
   int32_t width() const;
   int32_t classes() const;
   bool is_integer() const;
-  // "float32 reference", "integer reference", or the fast kernels' path ("avx512vnni", ...).
+  // "float32 sgemm", "float32 reference", "integer reference", or the fast kernels' path
+  // ("avx512vnni", ...).
   std::string engine_name() const;
 
  private:
