@@ -56,6 +56,16 @@ trit_status trit_model_load(const char* path, trit_model** out) {
   return guarded([&] { *out = new trit_model{trit::Model::load(path)}; });
 }
 
+trit_status trit_model_load_flags(const char* path, uint32_t flags, trit_model** out) {
+  if (out == nullptr) return invalid("out is NULL");
+  *out = nullptr;
+  if (path == nullptr) return invalid("path is NULL");
+  if (flags & ~uint32_t{TRIT_LOAD_PACKED_WEIGHTS}) return invalid("unknown flags");
+  trit::Model::Options options;
+  options.packed_weights = (flags & TRIT_LOAD_PACKED_WEIGHTS) != 0;
+  return guarded([&] { *out = new trit_model{trit::Model::load(path, options)}; });
+}
+
 void trit_model_free(trit_model* model) { delete model; }
 
 int32_t trit_model_input(const trit_model* model, int32_t* channels, int32_t* height, int32_t* width) {

@@ -20,6 +20,7 @@
 #include "quantized_io.h"
 #include "schedule.h"
 #include "trit/error.h"
+#include "trit/model_file.h"
 
 namespace trit {
 namespace detail {
@@ -34,6 +35,7 @@ struct Step {
   k8::AddParams add{};
   k8::PoolParams pool{};
   int64_t macs = 0;
+  int32_t slot = 0;  // packed weights: the expansion buffer (1 for a branch that runs beside another)
 };
 
 struct EngineSteps {
@@ -42,6 +44,7 @@ struct EngineSteps {
   std::vector<int64_t> image_bytes;  // per tensor, one image's bytes in the fast layout
   std::vector<int32_t> share;        // per tensor: the tensor whose memory it reuses in place
   size_t scratch_bytes = 0;          // the most any conv call needs
+  int64_t expanded_bytes[2] = {0, 0};  // packed weights: per slot, its largest layer's expanded layout
   bool input_biased = false;         // the s8 graph input is stored as value + 128
   std::optional<Schedule> schedule;
 };
@@ -51,6 +54,7 @@ struct WorkspaceState {
   k8::AlignedBytes arena;
   size_t scratch_bytes = 0;
   tbb::enumerable_thread_specific<k8::AlignedBytes> scratch;
+  k8::AlignedBytes expanded[2];  // packed weights: one layer expanded, per slot (Step::slot)
   // The run in progress, for run_step.
   int32_t batch = 0;
   std::vector<double>* step_seconds = nullptr;
@@ -75,7 +79,7 @@ int64_t layout_bytes(const Tensor& t) {
 
 // A layer as kernels/int8/prepare.h takes it. in_biased: the input is an s8 tensor stored as
 // value + 128 (layer.h).
-k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased) {
+k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased, bool packed) {
   const Tensor& in = g.tensors[n.inputs[0]];
   const Tensor& out = g.tensors[n.outputs[0]];
   const PreparedLayer p = prepare_requant(g, n);  // validates exponents and shifts
@@ -90,11 +94,12 @@ k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable&
   spec.out_int32 = out.type == ElementType::Int32;
   spec.weights = {u.layout, u.codes, u.scales};
   spec.requant = &rq;
+  spec.packed = packed;
   return k8::prepare_conv(spec, table, n.name);
 }
 
 // The step that runs node n on the fast layout.
-Step make_step(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased) {
+Step make_step(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased, bool packed) {
   Step st;
   st.in = n.inputs;
   st.out = n.outputs[0];
@@ -106,7 +111,7 @@ Step make_step(const Graph& g, const Node& n, const k8::KernelTable& table, bool
     case OpCode::Conv:
     case OpCode::FullyConnected:
       st.kind = Kind::Conv;
-      st.conv = prepare_conv(g, n, table, in_biased);
+      st.conv = prepare_conv(g, n, table, in_biased, packed);
       st.macs = n.weights.count() * os.h * os.w;
       break;
     case OpCode::Add: {
@@ -156,7 +161,7 @@ std::string Engine::unsupported_reason(const Graph& g) {
   return {};
 }
 
-Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
+Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa, bool packed)
     : graph_(std::move(graph)), steps_(std::make_unique<detail::EngineSteps>()) {
   const Graph& g = *graph_;
   if (const std::string why = unsupported_reason(g); !why.empty())
@@ -176,10 +181,18 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
   for (int32_t t : g.outputs)
     if (t == input) S.input_biased = false;
 
+  // The file's pages (loading read them all to check them) go back to the OS now, and each
+  // layer's again once prepared: the engine keeps its own form of the weights, and the peak of
+  // a load is then one layer's codes, not the whole file's.
+  release_file_pages(g);
   std::vector<std::vector<int32_t>> step_inputs;
   std::vector<int32_t> step_output;
   for (const Node& n : g.nodes) {
-    S.steps.push_back(make_step(g, n, *S.table, S.input_biased && n.inputs[0] == input));
+    S.steps.push_back(make_step(g, n, *S.table, S.input_biased && n.inputs[0] == input, packed));
+    if (has_weights(n)) {
+      release_file_pages(g, n.weights.codes);
+      release_file_pages(g, n.weights.scales);
+    }
     if (S.steps.back().kind == Kind::Conv)
       S.scratch_bytes = std::max(S.scratch_bytes, S.table->scratch_bytes(S.steps.back().conv));
     step_inputs.push_back(n.inputs);
@@ -187,6 +200,12 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa)
   }
   S.schedule.emplace(step_inputs, step_output, g.tensors.size());
   const Schedule& sched = *S.schedule;
+  // Packed weights: a step of a branch that may run beside the main path expands into slot 1.
+  for (const auto& seg : sched.segments())
+    for (int32_t st : seg.b) S.steps[st].slot = 1;
+  for (const Step& st : S.steps)
+    if (st.kind == Kind::Conv && st.conv.compact.bits != 0)
+      S.expanded_bytes[st.slot] = std::max(S.expanded_bytes[st.slot], st.conv.compact.expanded_bytes());
 
   // In place: an elementwise node writes over an input that dies with it: every other reader
   // of the input precedes it in every schedule, and the input is neither a graph input nor an
@@ -229,9 +248,11 @@ std::vector<int64_t> Engine::macs() const {
 
 int64_t Engine::weight_bytes() const {
   int64_t total = 0;
-  for (const Step& st : steps_->steps) total += static_cast<int64_t>(st.conv.weights.size());
+  for (const Step& st : steps_->steps) total += static_cast<int64_t>(st.conv.weights.size()) + st.conv.compact.bytes();
   return total;
 }
+
+int64_t Engine::expansion_bytes() const { return steps_->expanded_bytes[0] + steps_->expanded_bytes[1]; }
 
 MemoryPlan Engine::plan(int32_t batch) const {
   const Graph& g = *graph_;
@@ -277,6 +298,9 @@ Workspace::Workspace(const Engine& engine, int32_t batch) : state_(std::make_uni
   ws.plan = engine.plan(batch);
   ws.arena = k8::AlignedBytes(static_cast<size_t>(ws.plan.arena_bytes));
   ws.scratch_bytes = engine.steps_->scratch_bytes;
+  for (int32_t slot = 0; slot < 2; ++slot)
+    if (engine.steps_->expanded_bytes[slot] > 0)
+      ws.expanded[slot] = k8::AlignedBytes(static_cast<size_t>(engine.steps_->expanded_bytes[slot]));
 }
 Workspace::~Workspace() = default;
 Workspace::Workspace(Workspace&&) noexcept = default;
@@ -289,16 +313,16 @@ namespace {
 // Tasks are tiles of rows x weight blocks: rows by the path's cache-sized chunk, blocks split
 // as far as one (a chunk's gather is then repeated per block group, cheap next to the dot
 // products), so that layers with few rows still spread over the threads.
-void run_conv(const k8::KernelTable& table, const k8::ConvLayer& L, const uint8_t* in, void* out, int32_t batch,
-              detail::WorkspaceState& ws) {
+void run_conv(const k8::KernelTable& table, const k8::ConvLayer& L, const void* weights, const uint8_t* in, void* out,
+              int32_t batch, detail::WorkspaceState& ws) {
   const int64_t rows = int64_t{batch} * L.oh * L.ow;
   const int64_t row_grain = table.chunk_rows(L);
   tbb::parallel_for(tbb::blocked_range2d<int64_t, int32_t>(0, rows, row_grain, 0, L.blocks, 1),
                     [&](const tbb::blocked_range2d<int64_t, int32_t>& r) {
                       k8::AlignedBytes& scratch = ws.scratch.local();
                       if (scratch.size() < ws.scratch_bytes) scratch = k8::AlignedBytes(ws.scratch_bytes);
-                      table.conv(L, in, out, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end(),
-                                 scratch.data());
+                      table.conv(L, weights, in, out, r.rows().begin(), r.rows().end(), r.cols().begin(),
+                                 r.cols().end(), scratch.data());
                     });
 }
 
@@ -327,7 +351,18 @@ void Engine::run_step(size_t i, detail::WorkspaceState& ws) const {
   uint8_t* dst = at(st.out);
   const int64_t out_bytes = S.image_bytes[st.out] * batch;
   switch (st.kind) {
-    case Kind::Conv: run_conv(table, st.conv, src, dst, batch, ws); break;
+    case Kind::Conv: {
+      const void* weights = st.conv.weights.data();
+      if (st.conv.compact.bits != 0) {  // packed: the whole layer expanded first, then run
+        std::byte* buffer = ws.expanded[st.slot].data();
+        tbb::parallel_for(tbb::blocked_range<int64_t>(0, st.conv.compact.rows, 64), [&](const tbb::blocked_range<int64_t>& r) {
+          table.expand(st.conv, r.begin(), r.end(), buffer);
+        });
+        weights = buffer;
+      }
+      run_conv(table, st.conv, weights, src, dst, batch, ws);
+      break;
+    }
     case Kind::Add:
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_bytes, 65536), [&](const tbb::blocked_range<int64_t>& r) {
         table.add(st.add, src + r.begin(), at(st.in[1]) + r.begin(), dst + r.begin(), r.size());

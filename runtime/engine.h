@@ -45,8 +45,11 @@ class Workspace;
 class Engine {
  public:
   // isa: "ref", "avx2", "avx512vnni", or empty for the best this CPU runs (or TRIT_ISA when
-  // set). Throws trit::Error when the graph or the path is unsupported.
-  explicit Engine(std::shared_ptr<const Graph> graph, std::string_view isa = {});
+  // set). packed: ternary and int4 layers keep their weights packed (2- or 4-bit codes and
+  // cluster scales, k8::CompactWeights) and each run expands one layer at a time into its
+  // workspace, bit for bit the expanded layout (so every result is the same). Throws
+  // trit::Error when the graph or the path is unsupported.
+  explicit Engine(std::shared_ptr<const Graph> graph, std::string_view isa = {}, bool packed = false);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -71,8 +74,11 @@ class Engine {
   const char* isa() const;
   // Multiply-accumulates of one image, per node (0 for nodes that are not layers).
   std::vector<int64_t> macs() const;
-  // Bytes of packed weights this engine holds.
+  // Bytes of weights this engine holds (the packed layouts, or packed codes and scales).
   int64_t weight_bytes() const;
+  // Bytes each Workspace holds to expand packed weights into (0 unless packed): the largest
+  // layer's expanded layout, and the largest of a branch that may run beside the main path.
+  int64_t expansion_bytes() const;
   MemoryPlan plan(int32_t batch) const;
 
  private:

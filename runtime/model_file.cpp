@@ -395,13 +395,26 @@ Graph load_model_bytes(std::vector<std::byte> bytes, const std::string& name) {
   return Reader{mapping, fmt::format("cannot load model '{}'", name)}.read();
 }
 
-void release_file_pages(const Graph& graph) {
-  if (graph.file.empty()) return;
+namespace {
+
+// [begin, begin + size) of the mapped file, widened to whole pages (the mapping starts on one).
+void release_range(const Graph& graph, uintptr_t begin, size_t size) {
+  const auto file = reinterpret_cast<uintptr_t>(graph.file.data);
+  if (graph.file.empty() || size == 0 || begin < file || begin + size > file + graph.file.size) return;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(graph.file.data);
-  const auto end = (begin + graph.file.size + page - 1) / page * page;
+  const uintptr_t first = begin / page * page, end = (begin + size + page - 1) / page * page;
   // A read-only private mapping never written: dropped pages are read again from the file.
-  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  ::madvise(reinterpret_cast<void*>(first), end - first, MADV_DONTNEED);
+}
+
+}  // namespace
+
+void release_file_pages(const Graph& graph) {
+  release_range(graph, reinterpret_cast<uintptr_t>(graph.file.data), graph.file.size);
+}
+
+void release_file_pages(const Graph& graph, const Blob& blob) {
+  release_range(graph, reinterpret_cast<uintptr_t>(blob.data), blob.size);
 }
 
 }  // namespace trit

@@ -39,7 +39,7 @@ std::shared_ptr<const Model> Model::from_graph(std::shared_ptr<const Graph> grap
   } else if (options.dynamic_exponents || !Engine::unsupported_reason(g).empty()) {
     model->reference_ = std::make_unique<IntExecutor>(model->graph_, options.dynamic_exponents);
   } else {
-    model->engine_ = std::make_unique<Engine>(model->graph_, options.isa);
+    model->engine_ = std::make_unique<Engine>(model->graph_, options.isa, options.packed_weights);
     release_file_pages(g);  // the engine has its own copy of the weights
   }
   return model;
@@ -78,6 +78,7 @@ Session::Session(std::shared_ptr<const Model> model, int32_t max_batch) : model_
   if (need <= limit / max_batch && model_->engine_) need = model_->engine_->plan(max_batch).arena_bytes;
   else if (need <= limit / max_batch) need *= max_batch;
   else need = need > INT64_MAX / max_batch ? INT64_MAX : need * max_batch;
+  if (model_->engine_ && need <= limit) need += model_->engine_->expansion_bytes();  // packed weights' buffer
   if (need > limit)
     fail("cannot make a session for {} images: its activations need {:.1f} MB, above the memory limit of {:.1f} MB "
          "(Model::Options::memory_limit)", max_batch, need / 1e6, limit / 1e6);

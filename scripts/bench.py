@@ -7,10 +7,12 @@
 Runs, alternating, round after round: ../shared/bench/ort-bench.sh on the same ONNX graph
 (batch norm folded by scripts/onnx_for_peers.py) in float32 and as its int8 QDQ copy
 (../shared/bench/make-qdq.py), and build/bin/trit-bench on each trit model; for every thread
-count and batch size. Prints each figure's median over the rounds, the ratio of each trit model
-to its peer (integer models: ONNX Runtime int8; the float32 model: ONNX Runtime float32; below
-1: trit is faster), and, when ../shared/bench/peak.cpp runs here (it needs AVX-512 VNNI), the
-share of the machine's int8 ceiling.
+count and batch size; ternary and int4 models also with their weights packed (--packed). Prints
+each figure's median over the rounds, the ratio of each trit model to its peer (integer models:
+ONNX Runtime int8; the float32 model: ONNX Runtime float32; below 1: trit is faster), the
+weights' memory (packed: with the expansion buffer), the peak resident memory of trit-bench
+and, when ../shared/bench/peak.cpp runs here (it needs AVX-512 VNNI), the share of the machine's
+int8 ceiling.
 
 Default models (converted once if missing, calibrated on ../shared/data/imagenet-sample):
 models/resnet50-ternary-n4-kernels.trit, models/resnet50-int8.trit, models/resnet50-int4-n4.trit,
@@ -105,6 +107,15 @@ def main():
     peak = ceilings()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {cpu}, {os.cpu_count()} cores; ceiling (vpdpbusd) {peak or 'not measured'} GMAC/s", flush=True)
+    # Every model as loaded by default, and the integer models that have packable layers packed
+    # too (trit-bench --packed: the same answers, weights kept as codes and scales).
+    runs = []  # (label, path, extra arguments)
+    for m in models:
+        runs.append((os.path.basename(m), m, []))
+        probe = json.loads(run([os.path.join(BIN, "trit-bench"), m, "--packed", "--iters", "1", "--warmup", "0",
+                                "--json"]))
+        if probe.get("expansion_bytes", 0) > 0:
+            runs.append((os.path.basename(m) + " --packed", m, ["--packed"]))
     times = {}  # (who, threads, batch) -> [ms per image]
     extra = {}
     for r in range(a.rounds):
@@ -115,28 +126,32 @@ def main():
                     line = run(["bash", os.path.join(SHARED, "bench", "ort-bench.sh"), onnx, str(t), str(b), "3",
                                 str(iters)])
                     times.setdefault((who, t, b), []).append(json.loads(line.strip().splitlines()[-1])["ms_per_image"])
-                for m in models:
+                for label, m, args in runs:
                     res = json.loads(run([os.path.join(BIN, "trit-bench"), m, "--threads", str(t), "--batch", str(b),
-                                          "--iters", str(iters), "--warmup", "3", "--json"]))
-                    key = (os.path.basename(m), t, b)
+                                          "--iters", str(iters), "--warmup", "3", "--json"] + args))
+                    key = (label, t, b)
                     times.setdefault(key, []).append(res["ms_per_image"])
                     extra[key] = {k: res[k] for k in ("isa", "peak_rss_bytes", "arena_bytes", "arena_lower_bound",
-                                                      "weight_bytes", "gmacs_per_image") if k in res}
+                                                      "weight_bytes", "expansion_bytes", "gmacs_per_image") if k in res}
                 print(f"round {r + 1}/{a.rounds}: threads {t}, batch {b} done", flush=True)
     rows = []
     print()
-    print("| model | threads | batch | ms/image (median of rounds) | peer | ratio to the peer | share of int8 ceiling |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | threads | batch | ms/image (median of rounds) | peer | ratio to the peer | share of int8 ceiling "
+          "| weights MB | peak resident MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     gmacs = next((e["gmacs_per_image"] for e in extra.values() if "gmacs_per_image" in e), 0)
     for t in threads:
         for b in batches:
-            for who in list(peers) + [os.path.basename(m) for m in models]:
+            for who in list(peers) + [label for label, _, _ in runs]:
                 ms = statistics.median(times[(who, t, b)])
                 peer = who if who in peers else ORT_FLOAT if extra[(who, t, b)]["isa"].startswith("float32") else ORT_INT8
                 ref = statistics.median(times[(peer, t, b)])
                 share = f"{100 * gmacs / (ms / 1e3) / peak[t]:.0f} %" if t in peak and gmacs else "-"
                 ratio = "1" if who == peer else f"{ms / ref:.2f}"
-                print(f"| {who} | {t} | {b} | {ms:.2f} | {peer} | {ratio} | {share} |")
+                e = extra.get((who, t, b), {})
+                mem = (f"{(e['weight_bytes'] + e.get('expansion_bytes', 0)) / 1e6:.1f} | {e['peak_rss_bytes'] / 1e6:.1f}"
+                       if e else "- | -")
+                print(f"| {who} | {t} | {b} | {ms:.2f} | {peer} | {ratio} | {share} | {mem} |")
                 rows.append({"who": who, "threads": t, "batch": b, "ms_per_image": ms, "peer": peer,
                              "ratio_to_peer": ms / ref, "runs": times[(who, t, b)], **extra.get((who, t, b), {})})
     if a.json:

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "float_ref.h"
@@ -25,18 +26,25 @@ std::vector<std::string> paths() {
   std::vector<std::string> out;
   for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
     if (k8::isa_supported(isa)) out.push_back(k8::to_string(isa));
-    else MESSAGE("not run: this CPU cannot run the " << k8::to_string(isa) << " path");
+    else MESSAGE("not run: this CPU cannot run the " << std::string(k8::to_string(isa)) << " path");
   }
   return out;
 }
 
-// The reference's output and each path's, for one graph and one input.
+// Layers the packed engines kept packed, per path (the sweep checks that packing happens).
+std::map<std::string, int> packed_layers;
+
+// The reference's output and each path's, expanded and packed, for one graph and one input.
 void check_paths(const std::shared_ptr<const Graph>& g, int32_t batch, std::mt19937& rng) {
   const auto input = test::random_input(g->input(), batch, rng);
   const auto want = IntExecutor(g).run(input, batch);
-  for (const std::string& isa : paths()) {
+  for (const std::string& isa : paths())
+   for (const bool packed : {false, true}) {
     CAPTURE(isa);
-    const Engine engine(g, isa);
+    CAPTURE(packed);
+    const Engine engine(g, isa, packed);
+    if (packed && engine.expansion_bytes() > 0) ++packed_layers[isa];
+    if (!packed) CHECK(engine.expansion_bytes() == 0);
     Workspace ws(engine, batch);
     const auto got = engine.run(ws, input);
     REQUIRE(got.size() == want.size());
@@ -107,6 +115,12 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
       check_paths(g, 1 + trial % 3, rng);
     }
   CHECK(trial == 225);
+  // Packed where clusters never split a group of the layout (the ref path never packs: its rows
+  // of one channel would need an index per 4 weights).
+  CHECK(packed_layers["ref"] == 0);
+  if (k8::isa_supported(k8::Isa::Avx2)) CHECK(packed_layers["avx2"] >= 40);
+  if (k8::isa_supported(k8::Isa::Avx512Vnni)) CHECK(packed_layers["avx512vnni"] >= 40);
+  MESSAGE("layers kept packed: avx2 " << packed_layers["avx2"] << ", avx512vnni " << packed_layers["avx512vnni"]);
 }
 
 TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU and Flatten") {
@@ -269,4 +283,48 @@ TEST_CASE("every path's float convolution equals the float reference bit for bit
       ++cases;
     }
   CHECK(cases == 77);
+}
+
+TEST_CASE("every path's expansion of packed weights writes code times scale, element by element") {
+  // Hand-made packed weights (layer.h, CompactWeights): random codes and scale rows, expanded
+  // by each path's table entry, against the definition. The ref entry is the portable code the
+  // avx512vnni path compiles too (int8, quads), so this runs it on any CPU.
+  std::mt19937 rng(12);
+  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
+    if (!k8::isa_supported(isa)) continue;
+    const k8::KernelTable& table = k8::table_for(isa);
+    for (const int32_t bits : {2, 4}) {
+      CAPTURE(std::string(table.name));
+      CAPTURE(bits);
+      k8::ConvLayer L;
+      k8::CompactWeights& c = L.compact;
+      c.bits = bits;
+      c.nr = 16;
+      c.group = table.group;
+      c.elem_bytes = isa == k8::Isa::Avx2 ? 2 : 1;
+      c.rows = 9;
+      const int32_t row_n = c.nr * c.group, max_scale = bits == 2 ? 127 : 18;
+      std::vector<int32_t> codes(static_cast<size_t>(c.rows * row_n));
+      c.codes.assign(codes.size() * bits / 8, 0);
+      for (size_t e = 0; e < codes.size(); ++e) {
+        codes[e] = bits == 2 ? static_cast<int32_t>(rng() % 3) - 1 : static_cast<int32_t>(rng() % 15) - 7;
+        const uint32_t field = bits == 2 ? (codes[e] > 0 ? 1u : codes[e] < 0 ? 2u : 0u) : static_cast<uint32_t>(codes[e]) & 15u;
+        c.codes[e * bits / 8] |= static_cast<uint8_t>(field << (e * bits % 8));
+      }
+      for (int i = 0; i < 3 * c.nr; ++i) c.scale_rows.push_back(static_cast<uint8_t>(1 + rng() % max_scale));
+      for (int64_t r = 0; r < c.rows; ++r) c.row_scale.push_back(static_cast<uint32_t>(rng() % 3));
+      k8::AlignedBytes out(static_cast<size_t>(c.expanded_bytes()));
+      std::memset(out.data(), 0x55, out.size());
+      table.expand(L, 0, 4, out.data());  // two calls, as threads split rows
+      table.expand(L, 4, c.rows, out.data());
+      for (int64_t r = 0; r < c.rows; ++r)
+        for (int32_t e = 0; e < row_n; ++e) {
+          const int64_t at = r * row_n + e;
+          const int32_t want = codes[static_cast<size_t>(at)] * c.scale_rows[c.row_scale[r] * c.nr + e / c.group];
+          const int32_t got = c.elem_bytes == 2 ? reinterpret_cast<const int16_t*>(out.data())[at]
+                                                : reinterpret_cast<const int8_t*>(out.data())[at];
+          if (got != want) FAIL("row " << r << ", element " << e << ": " << got << " instead of " << want);
+        }
+    }
+  }
 }

@@ -275,6 +275,19 @@ TEST_CASE("the C API reports errors instead of crashing") {
   std::vector<uint8_t> rgb(20 * 16 * 3, 77);
   std::vector<float> logits(7);
   CHECK(trit_logits_rgb(session, rgb.data(), 20, 16, logits.data(), logits.size()) == TRIT_OK);
+  // Packed weights: the same logits; unknown flags refused.
+  {
+    trit_model* packed = nullptr;
+    trit_session* packed_session = nullptr;
+    CHECK(trit_model_load_flags(path.c_str(), 2, &packed) == TRIT_INVALID_ARGUMENT);
+    REQUIRE(trit_model_load_flags(path.c_str(), TRIT_LOAD_PACKED_WEIGHTS, &packed) == TRIT_OK);
+    REQUIRE(trit_session_create(packed, &packed_session) == TRIT_OK);
+    std::vector<float> packed_logits(7);
+    CHECK(trit_logits_rgb(packed_session, rgb.data(), 20, 16, packed_logits.data(), 7) == TRIT_OK);
+    CHECK(packed_logits == logits);
+    trit_session_free(packed_session);
+    trit_model_free(packed);
+  }
   CHECK(trit_logits_rgb(session, rgb.data(), 20, 16, logits.data(), 3) == TRIT_INVALID_ARGUMENT);
   CHECK(trit_logits_rgb(session, rgb.data(), 0, 16, logits.data(), 7) == TRIT_INVALID_ARGUMENT);
   CHECK(trit_logits_rgb(session, nullptr, 20, 16, logits.data(), 7) == TRIT_INVALID_ARGUMENT);

@@ -207,5 +207,32 @@ void global_average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* 
   }
 }
 
+// Rows [r0, r1) of layer.compact expanded into the packed layout (layer.h, CompactWeights):
+// element e of a row is code(e) * s[e / G], stored as E. One loop per code width, with G fixed,
+// so that the compiler vectorizes it for the unit's instruction set.
+template <typename E, int G, int Bits>
+void expand_rows_typed(const CompactWeights& c, int64_t r0, int64_t r1, E* dst) {
+  constexpr uint32_t kMask = (1u << Bits) - 1;
+  const int32_t nr = c.nr, row_n = nr * G;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* s = c.scale_rows.data() + int64_t{c.row_scale[static_cast<size_t>(r)]} * nr;
+    const uint8_t* code = c.codes.data() + r * row_n * Bits / 8;  // row_n * Bits is a multiple of 8
+    E* out = dst + r * row_n;
+    for (int32_t e = 0; e < row_n; ++e) {
+      const uint32_t k = (uint32_t{code[e * Bits / 8]} >> (e * Bits % 8)) & kMask;
+      // ternary 0, 1, 2 -> 0, +1, -1; int4 two's complement
+      const int32_t v = Bits == 2 ? static_cast<int32_t>(k & 1) - static_cast<int32_t>(k >> 1)
+                                  : static_cast<int32_t>(k ^ 8) - 8;
+      out[e] = static_cast<E>(v * s[e / G]);
+    }
+  }
+}
+
+template <typename E, int G>
+void expand_rows(const ConvLayer& L, int64_t r0, int64_t r1, void* weights) {
+  if (L.compact.bits == 2) expand_rows_typed<E, G, 2>(L.compact, r0, r1, static_cast<E*>(weights));
+  else expand_rows_typed<E, G, 4>(L.compact, r0, r1, static_cast<E*>(weights));
+}
+
 }  // namespace
 }  // namespace trit::k8

@@ -68,6 +68,37 @@ class AlignedBytes {
 
 enum class Isa : int32_t { Ref = 0, Avx2 = 1, Avx512Vnni = 2 };
 
+// A ternary or int4 layer's weights kept packed (Model::Options::packed_weights): the path's
+// packed layout (ConvLayer::weights, as pack_weights writes it) with each element replaced by its
+// code, and the cluster scales beside, from which expand() rebuilds that layout bit for bit.
+//
+// The packed layout is a sequence of rows of nr * g elements: g consecutive elements (the path's
+// KernelTable::group: a VNNI quad, an AVX2 pair) of each of nr output channels. Within a row,
+// every element of output j that has a nonzero code has one scale s_j (a cluster never splits a
+// group: clusters of a multiple of g input channels, or all of a channel's taps); an element is
+// code * s_j, stored as int8 or int16 as the path stores weights (elem_bytes).
+//   codes: `bits` per element in layout order, lowest bits first: 2 for ternary (0 -> 0,
+//          1 -> +1, 2 -> -1, the file's code), 4 for int4 (two's complement).
+//   scale_rows: distinct rows of nr scales (the same clusters recur across taps and rows);
+//          row r's scales are scale_rows[row_scale[r] * nr, +nr). Padding scales are 0.
+// Kept only where it is smaller than the expanded layout (never on the ref path, whose rows of
+// one channel would need an index per 4 weights).
+struct CompactWeights {
+  int32_t bits = 0;        // 2 or 4; 0: the layer is expanded (ConvLayer::weights holds it)
+  int32_t nr = 0;          // output channels per row (the layer's nr)
+  int32_t group = 0;       // g
+  int32_t elem_bytes = 0;  // 1 (int8) or 2 (int16)
+  int64_t rows = 0;
+  std::vector<uint8_t> codes;
+  std::vector<uint32_t> row_scale;
+  std::vector<uint8_t> scale_rows;
+  // Bytes of the layout expand() writes, and bytes held here.
+  int64_t expanded_bytes() const { return rows * nr * group * elem_bytes; }
+  int64_t bytes() const {
+    return static_cast<int64_t>(codes.size() + row_scale.size() * sizeof(uint32_t) + scale_rows.size());
+  }
+};
+
 // One convolution or fully connected layer, prepared for one kernel path (prepare_conv).
 struct ConvLayer {
   // Input [H, W, cs] per image and output [oh, ow, ocs] per image (ocs = o for int32 output).
@@ -85,7 +116,8 @@ struct ConvLayer {
   bool shifts_right = true; // every channel has shl == 0 and the whole-range clamp
   int32_t nr = 0;           // output channels per packed block (the path's)
   int32_t blocks = 0;       // ceil(o / nr)
-  AlignedBytes weights;     // the path's packed layout
+  AlignedBytes weights;     // the path's packed layout (empty when compact)
+  CompactWeights compact;   // packed weights: expanded per run into a buffer the caller owns
   // Epilogue, per output channel, padded to blocks * nr with zeros (padded channels write 0).
   std::vector<int64_t> mult, bias, vmin, vmax, shl, shr;
   int32_t lo = 0, hi = 255;

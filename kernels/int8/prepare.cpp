@@ -1,12 +1,85 @@
 #include "int8/prepare.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "trit/error.h"
 
 namespace trit::k8 {
+namespace {
+
+// L.compact from the layer's codes and cluster scales, laid out as pack_weights lays out W: both
+// packed through the path's own pack_weights (a copy of L), then read element by element. Leaves
+// L expanded when a group of the layout mixes clusters, or when the compact form is no smaller.
+void make_compact(ConvLayer& L, const iref::LayerWeights& w, const KernelTable& table) {
+  const WeightLayout& wt = w.layout;
+  const auto [o_n, i_n, kh, kw] = wt.shape;
+  // Codes, then scales, as [o][(ky, kx, c)] matrices packed one after the other (one matrix
+  // alive at a time: the transient memory of a packed load is the largest layer's, thrice).
+  auto packed_matrix = [&](bool scales) {
+    std::vector<int8_t> m(static_cast<size_t>(o_n) * L.k, 0);
+    for (int32_t o = 0; o < o_n; ++o)
+      for (int32_t i = 0; i < i_n; ++i)
+        for (int32_t ky = 0; ky < kh; ++ky)
+          for (int32_t kx = 0; kx < kw; ++kx)
+            m[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] =
+                scales ? static_cast<int8_t>(w.scales[cluster_of(wt, o, i, ky, kx)])  // in [1, 127]
+                       : w.codes[((int64_t{o} * i_n + i) * kh + ky) * kw + kx];
+    ConvLayer P;  // pack_weights reads a layer's o and k only
+    P.o = L.o;
+    P.k = L.k;
+    table.pack_weights(P, m.data());
+    return P;
+  };
+  const ConvLayer packed_code = packed_matrix(false), packed_scale = packed_matrix(true);
+  CompactWeights c;
+  c.bits = wt.encoding == WeightEncoding::TernaryClustered ? 2 : 4;
+  c.nr = L.nr;
+  c.group = table.group;
+  const int64_t elements = int64_t{L.blocks} * L.nr * L.k;
+  c.elem_bytes = static_cast<int32_t>(static_cast<int64_t>(L.weights.size()) / elements);
+  const int64_t row_n = int64_t{c.nr} * c.group;
+  c.rows = elements / row_n;
+  auto element = [&](const ConvLayer& P, int64_t e) -> int32_t {
+    if (c.elem_bytes == 1) return reinterpret_cast<const int8_t*>(P.weights.data())[e];
+    return reinterpret_cast<const int16_t*>(P.weights.data())[e];
+  };
+  c.codes.assign(static_cast<size_t>(elements * c.bits / 8), 0);
+  c.row_scale.resize(static_cast<size_t>(c.rows));
+  std::unordered_map<std::string, uint32_t> distinct;  // scale row (nr bytes) -> its index
+  std::string row(static_cast<size_t>(c.nr), '\0');
+  for (int64_t r = 0; r < c.rows; ++r) {
+    for (int32_t j = 0; j < c.nr; ++j) {
+      // The group's scale: that of its nonzero codes (one, or the group mixes clusters and the
+      // layer stays expanded), else any of its scales (zero codes expand to 0 whatever it is).
+      int32_t nonzero = 0, any = 0;
+      for (int32_t t = 0; t < c.group; ++t) {
+        const int64_t e = r * row_n + int64_t{j} * c.group + t;
+        const int32_t k = element(packed_code, e), s = element(packed_scale, e);
+        any = std::max(any, s);
+        if (k != 0) {
+          if (nonzero != 0 && nonzero != s) return;
+          nonzero = s;
+        }
+        const uint32_t bits = c.bits == 2 ? (k > 0 ? 1u : k < 0 ? 2u : 0u) : static_cast<uint32_t>(k) & 15u;
+        c.codes[static_cast<size_t>(e * c.bits / 8)] |= static_cast<uint8_t>(bits << (e * c.bits % 8));
+      }
+      row[j] = static_cast<char>(nonzero != 0 ? nonzero : any);
+    }
+    const auto [it, added] = distinct.emplace(row, static_cast<uint32_t>(distinct.size()));
+    if (added) c.scale_rows.insert(c.scale_rows.end(), row.begin(), row.end());
+    c.row_scale[static_cast<size_t>(r)] = it->second;
+  }
+  if (c.bytes() >= static_cast<int64_t>(L.weights.size())) return;
+  L.compact = std::move(c);
+  L.weights = AlignedBytes();
+}
+
+}  // namespace
 
 ConvLayer prepare_conv(const ConvSpec& spec, const KernelTable& table, const std::string& name) {
   const iref::Requant& rq = *spec.requant;
@@ -54,6 +127,9 @@ ConvLayer prepare_conv(const ConvSpec& spec, const KernelTable& table, const std
           abs_sum[o] += std::abs(v);
         }
   table.pack_weights(L, wk.data());
+  std::vector<int8_t>().swap(wk);
+  if (spec.packed && (wt.encoding == WeightEncoding::TernaryClustered || wt.encoding == WeightEncoding::Int4Clustered))
+    make_compact(L, spec.weights, table);
   const size_t padded = static_cast<size_t>(L.blocks) * L.nr;
   L.mult.assign(padded, 0);
   L.bias.assign(padded, 0);

@@ -11,7 +11,10 @@
 //   - folds into each channel's bias the rounding constant 2^(s-1) and, for an s8 input, the
 //     -128 * sum_k W offset of reading value + 128;
 //   - decides the epilogue's form: shifts right only (shifts_right), exact in int32 (fits32),
-//     unit multipliers (unit_mult).
+//     unit multipliers (unit_mult);
+//   - with spec.packed, for a ternary or int4 layer: packs the codes and the cluster scales the
+//     way pack_weights packs W, and keeps them as the layer's CompactWeights (layer.h) instead of
+//     the packed W, when every group of the layout lies in one cluster and that is smaller.
 #pragma once
 
 #include <string>
@@ -29,6 +32,7 @@ struct ConvSpec {
   bool out_int32 = false;  // writes int32 (a graph output), else bytes
   iref::LayerWeights weights;
   const iref::Requant* requant = nullptr;  // per output channel; [lo, hi] the output's range
+  bool packed = false;     // keep ternary and int4 weights packed (ConvLayer::compact) where that is smaller
 };
 
 // Throws trit::Error naming `name` when the layer does not fit the kernels' bounds (a weight

@@ -19,11 +19,11 @@ size_t scratch_bytes(const ConvLayer& L) { return (static_cast<size_t>(L.k) + 3)
 
 int64_t chunk_rows(const ConvLayer&) { return 16; }
 
-void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0, int32_t b1,
-          void* scratch) {
+void conv(const ConvLayer& L, const void* weights, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0,
+          int32_t b1, void* scratch) {
   uint8_t* a = static_cast<uint8_t*>(scratch);
   int32_t* acc = reinterpret_cast<int32_t*>(a + (L.k + 3) / 4 * 4);
-  const int8_t* w = reinterpret_cast<const int8_t*>(L.weights.data());
+  const int8_t* w = static_cast<const int8_t*>(weights);
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* row = a;
     if (L.direct) row = in + m * L.cs;
@@ -38,7 +38,7 @@ void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t 
   }
 }
 
-const KernelTable kTable{Isa::Ref, "ref", 1, pack_weights, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
+const KernelTable kTable{Isa::Ref, "ref", 1, 4, pack_weights, expand_rows<int8_t, 4>, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, ref::conv2d};
 
 }  // namespace

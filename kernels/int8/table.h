@@ -9,8 +9,14 @@
 // Contract of every entry (layer.h describes the layouts and the arithmetic):
 //   pack_weights  W [o][k] int8 (k in (ky, kx, c) order, padded channels 0) -> layer.weights,
 //                 layer.nr, layer.blocks. Called once, at prepare.
+//   group         g: consecutive elements of one output channel in the packed layout (a row
+//                 of the layout is nr * g elements; layer.h, CompactWeights).
+//   expand        rows [r0, r1) of layer.compact into `weights`, the whole packed layout
+//                 (compact.expanded_bytes(), 64-byte aligned): bit for bit what pack_weights
+//                 wrote. Disjoint row ranges may run on different threads at once.
 //   conv          rows [m0, m1) of the batch's M = N * oh * ow output rows, packed blocks
-//                 [b0, b1) (channels [b0 * nr, min(b1 * nr, o))). Disjoint ranges may run on
+//                 [b0, b1) (channels [b0 * nr, min(b1 * nr, o))), with the packed weights at
+//                 `weights` (layer.weights, or the expanded compact form). Disjoint ranges may run on
 //                 different threads at once. A block range that ends at `blocks` also writes
 //                 the output's padded channels [o, ocs) with 0. `scratch` holds
 //                 scratch_bytes(layer) bytes, 64-byte aligned, owned by the calling thread.
@@ -34,13 +40,15 @@ struct KernelTable {
   Isa isa;
   const char* name;
   int32_t mr;          // rows per micro tile: run-time tiles of rows are multiples of it
+  int32_t group;       // consecutive elements of one output channel in the packed layout
   void (*pack_weights)(ConvLayer& layer, const int8_t* w);
+  void (*expand)(const ConvLayer& layer, int64_t r0, int64_t r1, void* weights);
   // Bytes of scratch one conv call needs (gathered rows); the caller owns it, one per thread.
   size_t (*scratch_bytes)(const ConvLayer& layer);
   // Rows a conv call should get: the path's cache-sized chunk (a multiple of mr).
   int64_t (*chunk_rows)(const ConvLayer& layer);
-  void (*conv)(const ConvLayer& layer, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0, int32_t b1,
-               void* scratch);
+  void (*conv)(const ConvLayer& layer, const void* weights, const uint8_t* in, void* out, int64_t m0, int64_t m1,
+               int32_t b0, int32_t b1, void* scratch);
   void (*add)(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
   void (*relu_s8)(const uint8_t* in, uint8_t* out, int64_t n);
   void (*max_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);

@@ -141,12 +141,14 @@ void bind_model(pb::module_& m) {
   pb::class_<PyModel>(m, "Model")
       .def_static(
           "load",
-          [](const std::string& path, int64_t memory_limit, const std::string& isa, bool dynamic_exponents) {
+          [](const std::string& path, int64_t memory_limit, const std::string& isa, bool dynamic_exponents,
+             bool packed_weights) {
             if (memory_limit <= 0) throw pb::value_error("memory_limit must be a positive number of bytes");
             Model::Options o;
             o.memory_limit = memory_limit;
             o.isa = isa;
             o.dynamic_exponents = dynamic_exponents;
+            o.packed_weights = packed_weights;
             std::shared_ptr<const Model> model;
             {
               pb::gil_scoped_release nogil;
@@ -155,7 +157,7 @@ void bind_model(pb::module_& m) {
             return PyModel(std::move(model), path);
           },
           pb::arg("path"), pb::kw_only(), pb::arg("memory_limit") = Model::kDefaultMemoryLimit, pb::arg("isa") = "",
-          pb::arg("dynamic_exponents") = false)
+          pb::arg("dynamic_exponents") = false, pb::arg("packed_weights") = false)
       .def_property_readonly("path", &PyModel::path)
       .def_property_readonly("closed", &PyModel::closed)
       .def("close", &PyModel::close)

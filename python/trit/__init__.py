@@ -98,17 +98,20 @@ class Model(_Closable):
         self._m = self._c = compiled
 
     @staticmethod
-    def load(path, *, memory_limit: int = 8 << 30, isa: str = "", dynamic_exponents: bool = False) -> "Model":
+    def load(path, *, memory_limit: int = 8 << 30, isa: str = "", dynamic_exponents: bool = False,
+             packed_weights: bool = False) -> "Model":
         """Loads a .trit model (checked: a corrupt or hostile file raises trit.Error).
 
         memory_limit: the most bytes the model's prepared weights, and each session's
         activations, may take (trit.Error beyond). isa: "", "ref", "avx2" or "avx512vnni" ("" is
         the best this CPU runs, or $TRIT_ISA). dynamic_exponents: integer models take each
-        activation's exponent from its own values (the slower reference executor)."""
+        activation's exponent from its own values (the slower reference executor).
+        packed_weights: ternary and int4 layers keep their weights packed in memory, expanded a
+        layer at a time per run (the same answers, about a quarter of the weights' memory)."""
         if not isinstance(memory_limit, int) or isinstance(memory_limit, bool):
             raise TypeError("memory_limit must be an int (bytes)")
         return Model(_trit.Model.load(_path(path, "the model's path"), memory_limit=memory_limit, isa=isa,
-                                      dynamic_exponents=dynamic_exponents))
+                                      dynamic_exponents=dynamic_exponents, packed_weights=packed_weights))
 
     def session(self, max_batch: int = 8) -> "Session":
         """A session: the memory runs need, for up to max_batch images a run (longer batches

@@ -44,6 +44,11 @@ typedef struct trit_session trit_session;
 const char* trit_last_error(void);
 
 trit_status trit_model_load(const char* path, trit_model** out);
+/* The same with flags: TRIT_LOAD_PACKED_WEIGHTS keeps ternary and int4 weights packed in memory
+ * (trit::Model::Options::packed_weights: the same results, about a quarter of the weights'
+ * memory, runs a little slower). */
+enum { TRIT_LOAD_PACKED_WEIGHTS = 1u };
+trit_status trit_model_load_flags(const char* path, uint32_t flags, trit_model** out);
 void trit_model_free(trit_model* model); /* NULL is fine */
 /* The input's channels, height and width, and the number of classes; -1 for a NULL model. */
 int32_t trit_model_input(const trit_model* model, int32_t* channels, int32_t* height, int32_t* width);

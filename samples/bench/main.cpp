@@ -1,7 +1,7 @@
 // trit-bench: how fast a model runs, and how much memory it takes: an integer model on the fast
 // kernels, a float32 model on the float path a Session runs (sgemm; --isa ref: the reference).
 //
-//   trit-bench MODEL [--threads T] [--batch B] [--iters I] [--warmup W] [--isa ISA]
+//   trit-bench MODEL [--threads T] [--batch B] [--iters I] [--warmup W] [--isa ISA] [--packed]
 //              [--peak-gmacs G] [--json]
 //
 // Times whole runs of a batch of seeded random inputs (the input type's full range) and prints
@@ -46,7 +46,7 @@ struct Options {
   std::string model_path, isa;
   int threads = 1, batch = 1, iters = 20, warmup = 3;
   double peak_gmacs = 0;
-  bool json = false;
+  bool json = false, packed = false;
 };
 
 // What a run of the benchmark measured.
@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   app.add_option("--isa", o.isa, "ref, avx2 or avx512vnni (default: the best this CPU runs, or TRIT_ISA)");
   app.add_option("--peak-gmacs", o.peak_gmacs, "the machine's int8 ceiling at this thread count, in G multiply-adds/s")
       ->check(CLI::PositiveNumber);
+  app.add_flag("--packed", o.packed, "keep ternary and int4 weights packed, expanded per layer per run");
   app.add_flag("--json", o.json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
 
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
     tbb::task_arena arena(o.threads);
     std::unique_ptr<trit::Engine> engine;
     const auto p0 = std::chrono::steady_clock::now();
-    arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, o.isa); });
+    arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, o.isa, o.packed); });
     const double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count();
     trit::release_file_pages(g);  // as trit::Model does: the engine holds its own weights
     trit::Workspace ws(*engine, o.batch);
@@ -173,11 +174,12 @@ int main(int argc, char** argv) {
       fmt::print(
           "{{\"model\":{},\"isa\":\"{}\",\"threads\":{},\"batch\":{},\"iters\":{},\"ms_per_image\":{:.4f},"
           "\"min_ms_per_image\":{:.4f},\"p90_ms_per_image\":{:.4f},\"gmacs_per_image\":{:.4f},{}"
-          "\"peak_rss_bytes\":{},\"arena_bytes\":{},\"arena_lower_bound\":{},\"weight_bytes\":{},\"prepare_ms\":{:.1f},"
-          "\"layers\":[{}]}}\n",
+          "\"peak_rss_bytes\":{},\"arena_bytes\":{},\"arena_lower_bound\":{},\"weight_bytes\":{},\"packed\":{},"
+          "\"expansion_bytes\":{},\"prepare_ms\":{:.1f},\"layers\":[{}]}}\n",
           trit::json_quote(model_path), engine->isa(), threads, batch, iters, median, lo, p90, total_macs / 1e9,
           peak_gmacs > 0 ? fmt::format("\"ceiling_share\":{:.3f},", share(total_macs, median * batch / 1e3)) : "", rss,
-          plan.arena_bytes, plan.lower_bound, engine->weight_bytes(), prepare_ms, layers);
+          plan.arena_bytes, plan.lower_bound, engine->weight_bytes(), o.packed, engine->expansion_bytes(), prepare_ms,
+          layers);
       return 0;
     }
     fmt::print("{}: {} path, {} thread(s), batch {}, {} runs\n", model_path, engine->isa(), threads, batch, iters);
@@ -194,8 +196,10 @@ int main(int argc, char** argv) {
     fmt::print("time per image: median {:.3f} ms, min {:.3f} ms, p90 {:.3f} ms ({:.2f} G multiply-adds per image{})\n",
                median, lo, p90, total_macs / 1e9,
                peak_gmacs > 0 ? fmt::format(", {:.1f} % of the ceiling", 100 * share(total_macs, median * batch / 1e3)) : "");
-    fmt::print("memory: arena {:.2f} MB (lower bound {:.2f} MB), packed weights {:.2f} MB, peak resident {:.1f} MB\n",
-               plan.arena_bytes / 1e6, plan.lower_bound / 1e6, engine->weight_bytes() / 1e6, rss / 1e6);
+    fmt::print("memory: arena {:.2f} MB (lower bound {:.2f} MB), weights {:.2f} MB{}, peak resident {:.1f} MB\n",
+               plan.arena_bytes / 1e6, plan.lower_bound / 1e6, engine->weight_bytes() / 1e6,
+               o.packed ? fmt::format(" packed (expanded per layer into {:.2f} MB)", engine->expansion_bytes() / 1e6) : "",
+               rss / 1e6);
     fmt::print("prepare (unpack, expand and repack the weights): {:.1f} ms\n", prepare_ms);
     return 0;
   } catch (const trit::Error& e) {

@@ -66,13 +66,14 @@ int main(int argc, char** argv) {
   CLI::App app{"infer: classify images with a trit model"};
   std::string model_path;
   int top = 5, threads = 0;
-  bool json = false, logits = false, dynamic = false, stats = false;
+  bool json = false, logits = false, dynamic = false, packed = false, stats = false;
   std::vector<std::string> images;
   app.add_option("-m,--model", model_path, "trit model (default: the model scripts/demo.sh makes)");
   app.add_option("-k,--top", top, "classes to print per image")->check(CLI::Range(1, 1000000));
   app.add_flag("--json", json, "one JSON object per image and line");
   app.add_flag("--logits", logits, "with --json: every logit too (exact: each reads back as the same float)")->needs("--json");
   app.add_flag("--dynamic-exponents", dynamic, "integer models: each activation's exponent from its own values");
+  app.add_flag("--packed", packed, "integer models: keep ternary and int4 weights packed in memory (the same answers)");
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 4096));
   app.add_flag("--stats", stats, "print the engine, the arena and the peak resident memory to stderr at the end");
   app.add_option("images", images, "JPEG, PNG or BMP files")->required();
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
     }
     trit::Model::Options options;
     options.dynamic_exponents = dynamic;
+    options.packed_weights = packed;
     model = trit::Model::load(model_path, options);
   } catch (const trit::Error& e) {
     std::fprintf(stderr, "infer: %s\n", e.what());

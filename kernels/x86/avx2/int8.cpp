@@ -33,6 +33,53 @@ void pack_weights(ConvLayer& L, const int8_t* w) {
       }
 }
 
+// Packed weights (layer.h, CompactWeights) back to this path's layout, 16 weights a vector: a
+// row is 16 channels x 2 (pairs), 32 int16. Each lane gets the code byte of its element in its
+// high byte (vpshufb, the other byte 0), a multiply by 2^(8 - b - b * (e % (8 / b))) moves the
+// element's b bits to the top, and an arithmetic shift by 16 - b sign-extends them: int4's
+// two's complement as it is; ternary's 1 -> +1 and 2 (binary 10) -> -2, whose sign is all that
+// vpsignw reads. The scales, one byte per channel, are widened and doubled into pairs.
+void expand(const ConvLayer& L, int64_t r0, int64_t r1, void* weights) {
+  const CompactWeights& c = L.compact;
+  int16_t* dst = static_cast<int16_t*>(weights) + r0 * 32;
+  const bool ternary = c.bits == 2;
+  // Lane e (of 16) reads code byte e / 4 (ternary) or e / 2 (int4) of its 8-byte half, into its
+  // high byte; the 8 bytes sit in both 128-bit halves.
+  const __m256i pick = ternary ? _mm256_setr_epi8(-1, 0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1,  //
+                                                  -1, 2, -1, 2, -1, 2, -1, 2, -1, 3, -1, 3, -1, 3, -1, 3)
+                               : _mm256_setr_epi8(-1, 0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3,  //
+                                                  -1, 4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7);
+  const __m256i up = ternary ? _mm256_setr_epi16(64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1)
+                             : _mm256_setr_epi16(16, 1, 16, 1, 16, 1, 16, 1, 16, 1, 16, 1, 16, 1, 16, 1);
+  const int shift = 16 - c.bits;
+  const int64_t code_bytes = 32 * c.bits / 8;  // per row: 8 (ternary) or 16 (int4)
+  for (int64_t r = r0; r < r1; ++r, dst += 32) {
+    const uint8_t* sc = c.scale_rows.data() + int64_t{c.row_scale[static_cast<size_t>(r)]} * 16;
+    // [s0..s15] int16, quads reordered (0, 2, 1, 3) so that unpacklo/hi give [s0 s0 .. s7 s7]
+    // and [s8 s8 .. s15 s15] across both halves.
+    const __m256i s16 = _mm256_permute4x64_epi64(
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc))), 0xD8);
+    const __m256i pairs[2] = {_mm256_unpacklo_epi16(s16, s16), _mm256_unpackhi_epi16(s16, s16)};
+    const uint8_t* code = c.codes.data() + r * code_bytes;
+    for (int h = 0; h < 2; ++h) {  // elements [16 h, 16 h + 16)
+      __m128i half;
+      if (ternary) {
+        int32_t four;
+        std::memcpy(&four, code + 4 * h, 4);
+        half = _mm_cvtsi32_si128(four);
+      } else {
+        int64_t eight;
+        std::memcpy(&eight, code + 8 * h, 8);
+        half = _mm_cvtsi64_si128(eight);
+      }
+      const __m256i bytes = _mm256_broadcastsi128_si256(half);
+      const __m256i v = _mm256_srai_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(bytes, pick), up), shift);
+      const __m256i w = ternary ? _mm256_sign_epi16(pairs[h], v) : _mm256_mullo_epi16(pairs[h], v);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16 * h), w);
+    }
+  }
+}
+
 // Requantizes channels [o, o + 16) of one row in int32 lanes (layer.h, fits32; 8-bit output)
 // and stores those below the output's stride, with the padded channels [o_n, ocs) as 0.
 inline void store16(const ConvLayer& L, __m256i a0, __m256i a1, int32_t o, uint8_t* row) {
@@ -95,11 +142,11 @@ int64_t chunk_rows(const ConvLayer& L) {
 
 size_t scratch_bytes(const ConvLayer& L) { return static_cast<size_t>(chunk_rows(L) * L.k) * sizeof(int16_t); }
 
-void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0, int32_t b1,
-          void* scratch_bytes_) {
+void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0,
+          int32_t b1, void* scratch_bytes_) {
   const int64_t chunk = chunk_rows(L);
   int16_t* rows_buf = static_cast<int16_t*>(scratch_bytes_);
-  const int16_t* weights = reinterpret_cast<const int16_t*>(L.weights.data());
+  const int16_t* weights = static_cast<const int16_t*>(weights_);
   for (int64_t c0 = m0; c0 < m1; c0 += chunk) {
     const int64_t c1 = m1 < c0 + chunk ? m1 : c0 + chunk;
     for (int64_t m = c0; m < c1; ++m) gather_row(L, in, m, rows_buf + (m - c0) * L.k);
@@ -117,7 +164,7 @@ void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t 
   }
 }
 
-const KernelTable kTable{Isa::Avx2, "avx2", kMr, pack_weights, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
+const KernelTable kTable{Isa::Avx2, "avx2", kMr, 2, pack_weights, expand, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, avx2_conv2d_f32};
 
 }  // namespace

@@ -287,13 +287,13 @@ int64_t chunk_rows(const ConvLayer& L) {
 
 size_t scratch_bytes(const ConvLayer& L) { return L.direct ? 0 : static_cast<size_t>(chunk_rows(L) * L.k); }
 
-void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0, int32_t b1,
-          void* scratch) {
+void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0,
+          int32_t b1, void* scratch) {
   const int64_t chunk = chunk_rows(L);
   uint8_t* gathered = static_cast<uint8_t*>(scratch);
   const int32_t nv = L.nr / 16;
   const int64_t block_bytes = int64_t{L.nr} * L.k;
-  const int8_t* weights = reinterpret_cast<const int8_t*>(L.weights.data());
+  const int8_t* weights = static_cast<const int8_t*>(weights_);
   const int64_t zero_tap = 0;
   const int64_t row_ksteps = int64_t{L.window.kernel_w} * L.cs / 4;
   const uint8_t* base[2 * kMaxTiles];
@@ -347,7 +347,7 @@ void conv(const ConvLayer& L, const uint8_t* in, void* out, int64_t m0, int64_t 
   }
 }
 
-const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, pack_weights, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
+const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, 4, pack_weights, expand_rows<int8_t, 4>, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, avx512vnni_conv2d_f32};
 
 }  // namespace

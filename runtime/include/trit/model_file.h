@@ -30,6 +30,9 @@ Graph load_model_bytes(std::vector<std::byte> bytes, const std::string& name);
 // prepared Engine holds its own copy of the weights, so they sit unused. Touching a blob again
 // reads it from the file. No effect on graphs not loaded from a file.
 void release_file_pages(const Graph& graph);
+// The same for the pages of one blob of the graph (a layer's weights, once prepared); nothing
+// when the blob does not lie in the graph's file.
+void release_file_pages(const Graph& graph, const Blob& blob);
 
 // Serializes a graph (check_graph first). Deterministic: equal graphs give equal bytes.
 std::vector<std::byte> serialize_model(const Graph& graph);

@@ -59,6 +59,11 @@ class Model {
  public:
   struct Options {
     bool dynamic_exponents = false;  // integer models: each activation's exponent per image
+    // Integer models on the fast kernels: ternary and int4 layers keep their weights packed (2-
+    // or 4-bit codes and cluster scales, about a quarter of the expanded bytes), and a session
+    // expands one layer at a time just before running it (a buffer the size of the largest
+    // layer). The same results, bit for bit; runs take a little longer.
+    bool packed_weights = false;
     std::string isa;                 // "", "ref", "avx2" or "avx512vnni" (empty: the best, or TRIT_ISA);
                                      // float32 models: "ref" runs the float reference, others sgemm
     // The most memory the model may make trit allocate, checked before allocating: the prepared
