@@ -3,8 +3,9 @@
 //
 // It computes exactly what IntExecutor (the integer reference) computes, for every kernel path:
 // the same int32 outputs, bit for bit. What differs is speed: 8-bit NHWC activations, weights
-// expanded once to int8 and repacked for the chosen instruction set, one arena planned per
-// batch size, and tiles of rows x output channels spread over oneTBB.
+// expanded once to int8 and repacked for the chosen instruction set (or, packed, kept as codes
+// and scales and expanded a layer at a time per run), one arena planned per batch size, and
+// tiles of rows x output channels spread over oneTBB.
 //
 // Load, prepare, run:
 //   - the constructor validates the graph for these kernels and packs every layer (all the

@@ -12,6 +12,9 @@
 #include "float_ref.h"
 #include "helpers.h"
 #include "int8/table.h"
+#if defined(__x86_64__)
+#include "x86/expand_quads.h"
+#endif
 #include "engine.h"
 #include "trit/error.h"
 #include "int_executor.h"
@@ -290,18 +293,31 @@ TEST_CASE("every path's expansion of packed weights writes code times scale, ele
   // by each path's table entry, against the definition. The ref entry is the portable code the
   // avx512vnni path compiles too (int8, quads), so this runs it on any CPU.
   std::mt19937 rng(12);
-  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
-    if (!k8::isa_supported(isa)) continue;
-    const k8::KernelTable& table = k8::table_for(isa);
+  struct Expander {
+    std::string name;
+    void (*expand)(const k8::ConvLayer&, int64_t, int64_t, void*);
+    int32_t group, elem_bytes;
+  };
+  std::vector<Expander> expanders;
+  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni})
+    if (k8::isa_supported(isa)) {
+      const k8::KernelTable& table = k8::table_for(isa);
+      expanders.push_back({table.name, table.expand, table.group, isa == k8::Isa::Avx2 ? 2 : 1});
+    }
+#if defined(__x86_64__)
+  // The avx512vnni path's AVX2 code, compiled into the avx2 unit too, so that it runs here.
+  if (k8::isa_supported(k8::Isa::Avx2)) expanders.push_back({"avx2_expand_quads", k8::avx2_expand_quads, 4, 1});
+#endif
+  for (const Expander& x : expanders) {
     for (const int32_t bits : {2, 4}) {
-      CAPTURE(std::string(table.name));
+      CAPTURE(x.name);
       CAPTURE(bits);
       k8::ConvLayer L;
       k8::CompactWeights& c = L.compact;
       c.bits = bits;
-      c.nr = 16;
-      c.group = table.group;
-      c.elem_bytes = isa == k8::Isa::Avx2 ? 2 : 1;
+      c.nr = x.group == 4 ? 48 : 16;  // (the VNNI blocks hold 16 to 64 channels)
+      c.group = x.group;
+      c.elem_bytes = x.elem_bytes;
       c.rows = 9;
       const int32_t row_n = c.nr * c.group, max_scale = bits == 2 ? 127 : 18;
       std::vector<int32_t> codes(static_cast<size_t>(c.rows * row_n));
@@ -315,8 +331,8 @@ TEST_CASE("every path's expansion of packed weights writes code times scale, ele
       for (int64_t r = 0; r < c.rows; ++r) c.row_scale.push_back(static_cast<uint32_t>(rng() % 3));
       k8::AlignedBytes out(static_cast<size_t>(c.expanded_bytes()));
       std::memset(out.data(), 0x55, out.size());
-      table.expand(L, 0, 4, out.data());  // two calls, as threads split rows
-      table.expand(L, 4, c.rows, out.data());
+      x.expand(L, 0, 4, out.data());  // two calls, as threads split rows
+      x.expand(L, 4, c.rows, out.data());
       for (int64_t r = 0; r < c.rows; ++r)
         for (int32_t e = 0; e < row_n; ++e) {
           const int64_t at = r * row_n + e;

@@ -12,9 +12,10 @@
 namespace trit::k8 {
 namespace {
 
-// L.compact from the layer's codes and cluster scales, laid out as pack_weights lays out W: both
-// packed through the path's own pack_weights (a copy of L), then read element by element. Leaves
-// L expanded when a group of the layout mixes clusters, or when the compact form is no smaller.
+// L.compact (and L.nr, L.blocks) from the layer's codes and cluster scales, laid out as
+// pack_weights lays out W: both packed through the path's own pack_weights, then read element by
+// element. Leaves L as it was when a group of the layout mixes clusters, or when the compact form
+// is no smaller than the expanded layout.
 void make_compact(ConvLayer& L, const iref::LayerWeights& w, const KernelTable& table) {
   const WeightLayout& wt = w.layout;
   const auto [o_n, i_n, kh, kw] = wt.shape;
@@ -38,10 +39,11 @@ void make_compact(ConvLayer& L, const iref::LayerWeights& w, const KernelTable& 
   const ConvLayer packed_code = packed_matrix(false), packed_scale = packed_matrix(true);
   CompactWeights c;
   c.bits = wt.encoding == WeightEncoding::TernaryClustered ? 2 : 4;
-  c.nr = L.nr;
+  c.nr = packed_code.nr;
   c.group = table.group;
-  const int64_t elements = int64_t{L.blocks} * L.nr * L.k;
-  c.elem_bytes = static_cast<int32_t>(static_cast<int64_t>(L.weights.size()) / elements);
+  const int64_t elements = int64_t{packed_code.blocks} * packed_code.nr * L.k;
+  const auto expanded = static_cast<int64_t>(packed_code.weights.size());
+  c.elem_bytes = static_cast<int32_t>(expanded / elements);
   const int64_t row_n = int64_t{c.nr} * c.group;
   c.rows = elements / row_n;
   auto element = [&](const ConvLayer& P, int64_t e) -> int32_t {
@@ -74,9 +76,10 @@ void make_compact(ConvLayer& L, const iref::LayerWeights& w, const KernelTable& 
     if (added) c.scale_rows.insert(c.scale_rows.end(), row.begin(), row.end());
     c.row_scale[static_cast<size_t>(r)] = it->second;
   }
-  if (c.bytes() >= static_cast<int64_t>(L.weights.size())) return;
+  if (c.bytes() >= expanded) return;
+  L.nr = packed_code.nr;
+  L.blocks = packed_code.blocks;
   L.compact = std::move(c);
-  L.weights = AlignedBytes();
 }
 
 }  // namespace
@@ -126,10 +129,11 @@ ConvLayer prepare_conv(const ConvSpec& spec, const KernelTable& table, const std
           sum[o] += v;
           abs_sum[o] += std::abs(v);
         }
-  table.pack_weights(L, wk.data());
-  std::vector<int8_t>().swap(wk);
+  // Packed first (it never allocates the expanded layout), W's layout where it does not apply.
   if (spec.packed && (wt.encoding == WeightEncoding::TernaryClustered || wt.encoding == WeightEncoding::Int4Clustered))
     make_compact(L, spec.weights, table);
+  if (L.compact.bits == 0) table.pack_weights(L, wk.data());
+  std::vector<int8_t>().swap(wk);
   const size_t padded = static_cast<size_t>(L.blocks) * L.nr;
   L.mult.assign(padded, 0);
   L.bias.assign(padded, 0);

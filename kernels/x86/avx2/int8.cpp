@@ -12,6 +12,8 @@
 #include <cstring>
 
 #include "int8/generic.h"
+#include "x86/expand_quads.h"
+#include "x86/expand_quads_impl.h"
 #include "int8/table.h"
 #include "x86/float_conv.h"
 
@@ -170,5 +172,9 @@ const KernelTable kTable{Isa::Avx2, "avx2", kMr, 2, pack_weights, expand, scratc
 }  // namespace
 
 const KernelTable* avx2_table() { return &kTable; }
+
+void avx2_expand_quads(const ConvLayer& layer, int64_t r0, int64_t r1, void* weights) {
+  expand_quads(layer, r0, r1, weights);
+}
 
 }  // namespace trit::k8

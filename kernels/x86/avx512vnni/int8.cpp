@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "int8/generic.h"
+#include "x86/expand_quads_impl.h"
 #include "int8/table.h"
 #include "x86/float_conv.h"
 
@@ -347,7 +348,7 @@ void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, void* out
   }
 }
 
-const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, 4, pack_weights, expand_rows<int8_t, 4>, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
+const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, 4, pack_weights, expand_quads, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, avx512vnni_conv2d_f32};
 
 }  // namespace
