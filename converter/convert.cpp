@@ -12,11 +12,12 @@
 
 namespace trit {
 
-std::string layer_line(int pass, size_t i, size_t n, const LayerReport& l, double seconds) {
+std::string layer_line(int pass, int passes, size_t i, size_t n, const LayerReport& l, double seconds) {
   std::string s;
   if (pass > 0 && i == 0)
-    s = pass == 1 ? "pass 1 of 2: every layer it may as ternary, to measure each one's error\n"
-                  : "pass 2 of 2: the layers that lose most at int4\n";
+    s = pass < passes ? fmt::format("pass {} of {}: every layer it may as ternary with N={}, to measure each one's error\n",
+                                    pass, passes, l.cluster)
+                      : fmt::format("pass {} of {}: the layers that lose most, with smaller clusters or int4\n", pass, passes);
   const bool clustered = l.encoding == WeightEncoding::TernaryClustered || l.encoding == WeightEncoding::Int4Clustered;
   s += fmt::format(
       "[{:2}/{}] {:<24} {:<7} N={:<4} {:<8} zeros {:5.1f}%  weight error {:.3f}  output error {:.3f} (added {:.3f})  "

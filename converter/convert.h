@@ -30,7 +30,7 @@ struct ConvertResult {
 // The lines trit-convert prints for a layer (pass: 0 for a single pass, 1 or 2 for
 // --min-replaced's, which get a heading before their first layer) and for a block's progress
 // (BlockProgress's arguments). Python's progress callback receives the same text.
-std::string layer_line(int pass, size_t i, size_t n, const LayerReport& l, double seconds);
+std::string layer_line(int pass, int passes, size_t i, size_t n, const LayerReport& l, double seconds);
 std::string block_line(const recon::BlockResult& b, int32_t iteration, double train, double held);
 
 // `options` is what the user gave (the command line, with argv, or its words from Python).

@@ -22,8 +22,8 @@ std::string join_args(int argc, char** argv) {
   return s;
 }
 
-void print_layer(int pass, size_t i, size_t n, const trit::LayerReport& l, double seconds) {
-  std::fprintf(stderr, "%s\n", trit::layer_line(pass, i, n, l, seconds).c_str());
+void print_layer(int pass, int passes, size_t i, size_t n, const trit::LayerReport& l, double seconds) {
+  std::fprintf(stderr, "%s\n", trit::layer_line(pass, passes, i, n, l, seconds).c_str());
 }
 
 void print_block(const trit::recon::BlockResult& b, int32_t iteration, double train, double held) {

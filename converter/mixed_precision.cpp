@@ -1,6 +1,7 @@
 #include "mixed_precision.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "trit/error.h"
 
@@ -22,7 +23,9 @@ LayerCost layer_cost(const Graph& g, size_t ni, const QuantizeOptions& opt) {
   c.encoding = it != opt.layers.end() ? it->second
                : ((ni == first && opt.keep_first_8bit) || (ni == last && opt.keep_last_8bit)) ? WeightEncoding::Int8PerChannel
                                                                                              : opt.encoding;
-  c.cluster = opt.cluster <= 0 ? i_n : std::min(opt.cluster, i_n);
+  const auto own = opt.layer_clusters.find(n.name);
+  const int32_t cluster = own != opt.layer_clusters.end() ? own->second : opt.cluster;
+  c.cluster = cluster <= 0 ? i_n : std::min(cluster, i_n);
   c.macs = int64_t{o_n} * plane * i_n * kh * kw;
   const int64_t groups = (i_n + c.cluster - 1) / c.cluster;
   c.multiplications = c.encoding != WeightEncoding::TernaryClustered ? c.macs
@@ -31,31 +34,67 @@ LayerCost layer_cost(const Graph& g, size_t ni, const QuantizeOptions& opt) {
   return c;
 }
 
-std::vector<std::string> choose_int4_layers(const QuantizeReport& ternary, double min_replaced,
-                                            const std::map<std::string, WeightEncoding>& fixed) {
+std::vector<Promotion> choose_promotions(const std::vector<QuantizeReport>& passes, double min_replaced,
+                                         const std::map<std::string, WeightEncoding>& fixed) {
+  const QuantizeReport& ternary = passes.at(0);
   double macs = 0;
   for (const LayerReport& l : ternary.layers) macs += double(l.macs);
   const double replaced = ternary.replaced_share();
   if (replaced < min_replaced)
     fail("--min-replaced {:.1f}% cannot be met: with every layer it may make ternary, the model replaces {:.1f}% "
          "of its multiplications", 100 * min_replaced, 100 * replaced);
-  // Noise power on the trunk per multiplication given back, largest first; ties in network order.
-  std::vector<const LayerReport*> candidates;
-  for (const LayerReport& l : ternary.layers)
-    if (l.encoding == WeightEncoding::TernaryClustered && !fixed.contains(l.name) && l.macs > l.multiplications)
-      candidates.push_back(&l);
-  auto gain = [](const LayerReport* l) {
-    return l->added_error * l->added_error * l->trunk_share / double(l->macs - l->multiplications);
+  // Each candidate's options: where it stands (index 0), smaller clusters, int4.
+  struct Option {
+    WeightEncoding encoding;
+    int32_t cluster;
+    double noise, multiplications;
   };
-  std::stable_sort(candidates.begin(), candidates.end(), [&](auto* a, auto* b) { return gain(a) > gain(b); });
+  struct Candidate {
+    const LayerReport* layer;
+    std::vector<Option> options;
+    size_t at = 0;
+  };
+  std::vector<Candidate> candidates;
+  for (const LayerReport& l : ternary.layers) {
+    if (l.encoding != WeightEncoding::TernaryClustered || fixed.contains(l.name) || l.macs <= l.multiplications) continue;
+    Candidate c{&l, {{WeightEncoding::TernaryClustered, l.cluster, l.added_error * l.added_error * l.trunk_share,
+                      double(l.multiplications)}}};
+    for (size_t p = 1; p < passes.size(); ++p)
+      for (const LayerReport& s : passes[p].layers)
+        if (s.name == l.name && s.encoding == WeightEncoding::TernaryClustered && s.cluster < l.cluster)
+          c.options.push_back({s.encoding, s.cluster, s.added_error * s.added_error * l.trunk_share, double(s.multiplications)});
+    c.options.push_back({WeightEncoding::Int4Clustered, 0, 0.0, double(l.macs)});
+    candidates.push_back(std::move(c));
+  }
   // Multiplications that may come back (a share given as the report's own rounds to it).
   double budget = (replaced - min_replaced) * macs + 1e-9 * macs;
-  std::vector<std::string> chosen;
-  for (const LayerReport* l : candidates) {
-    const double cost = double(l->macs - l->multiplications);
-    if (cost > budget) continue;
-    budget -= cost;
-    chosen.push_back(l->name);
+  std::vector<size_t> order;  // candidates in the order they last moved
+  for (;;) {
+    size_t best_c = 0, best_o = 0;
+    double best = -1;
+    for (size_t ci = 0; ci < candidates.size(); ++ci) {
+      const Candidate& c = candidates[ci];
+      const Option& now = c.options[c.at];
+      for (size_t oi = 0; oi < c.options.size(); ++oi) {
+        const Option& o = c.options[oi];
+        const double cost = o.multiplications - now.multiplications;
+        if (o.noise >= now.noise || cost > budget) continue;
+        const double gain = cost > 0 ? (now.noise - o.noise) / cost : INFINITY;
+        if (gain > best) best = gain, best_c = ci, best_o = oi;
+      }
+    }
+    if (best < 0) break;
+    Candidate& c = candidates[best_c];
+    budget -= c.options[best_o].multiplications - c.options[c.at].multiplications;
+    c.at = best_o;
+    std::erase(order, best_c);
+    order.push_back(best_c);
+  }
+  std::vector<Promotion> chosen;
+  for (size_t ci : order) {
+    const Candidate& c = candidates[ci];
+    const Option& o = c.options[c.at];
+    chosen.push_back({c.layer->name, o.encoding, o.cluster, c.layer->added_error});
   }
   return chosen;
 }

@@ -65,8 +65,8 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
   app.add_option("--exponents", a.exponents, "activation exponents: lse (least squared error) or max")
       ->check(CLI::IsMember({"lse", "max"}));
   app.add_option("--min-replaced", a.min_replaced,
-                 "ternary: keep the layers that lose most at int4 while at least this share of multiplications "
-                 "(e.g. 0.8) stays replaced by additions (two passes)")
+                 "ternary: give the layers that lose most smaller clusters (N=2, N=1) or int4 while at least this "
+                 "share of multiplications (e.g. 0.8) stays replaced by additions (up to four passes)")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--report", a.report, "write the conversion report as JSON");
 }

@@ -226,9 +226,9 @@ class SegmentData : public recon::BlockData {
 };
 
 // One conversion with the encodings the options give, on the float pass's statistics (pass: 0
-// alone, else 1 or 2 of --min-replaced's two).
+// alone, else pass of --min-replaced's passes, the last of which is the final one).
 Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, const FloatStatistics& fs, QuantizeReport& rep,
-                    const Progress& progress, int pass) {
+                    const Progress& progress, int pass, int passes) {
   Graph g = float_graph;  // becomes the integer graph, layer by layer
   assign_types(g);
   set_exponents(g, fs, opt.lse_exponents);
@@ -236,9 +236,9 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, const 
   const std::vector<BranchJoin> joins = branch_joins(g);
   const std::vector<Segment> segments = residual_segments(g);
   IntNetwork net(g, fs, opt.chunk);
-  // With reconstruction (not in --min-replaced's measuring pass): the float network over the
+  // With reconstruction (not in --min-replaced's measuring passes): the float network over the
   // bounded sample, a segment at a time beside the integer one.
-  const bool reconstruct = opt.reconstruct && pass != 1;
+  const bool reconstruct = opt.reconstruct && pass == passes;
   std::unique_ptr<recon::FloatTrunk> trunk;
   if (reconstruct) trunk = std::make_unique<recon::FloatTrunk>(float_graph, fs, opt.reconstruction.images, opt.chunk);
   for (size_t s = 0; s < segments.size(); ++s) {
@@ -278,7 +278,7 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, const 
         reports[l].trunk_share = total > 0 ? fs.power[j.entering] / total : 1.0;
       }
       rep.layers.push_back(reports[l]);
-      if (progress) progress(pass, rep.layers.size() - 1, layer_count, reports[l], seconds[l] + final_pass);
+      if (progress) progress(pass, passes, rep.layers.size() - 1, layer_count, reports[l], seconds[l] + final_pass);
     }
   }
   return g;
@@ -319,7 +319,7 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
         l.multiplications = c.multiplications;
         shapes.layers.push_back(l);
       }
-    choose_int4_layers(shapes, opt.min_replaced, opt.layers);
+    choose_promotions({shapes}, opt.min_replaced, opt.layers);
   }
 
   // 1-2. The calibration images through the float network, once for every pass.
@@ -336,24 +336,36 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
   QuantizeReport rep;
   for (size_t i = 0; i < source->size(); ++i) rep.calibration_images.push_back(source->name(i));
 
-  // 3. The layers (4. twice, with --min-replaced).
+  // 3. The layers (4. with --min-replaced: measuring passes, all ternary at the cluster size
+  // asked and at the smaller of N=2 and N=1, then the final one).
   if (opt.min_replaced <= 0) {
-    Graph g = quantize_pass(float_graph, opt, fs, rep, progress, 0);
+    Graph g = quantize_pass(float_graph, opt, fs, rep, progress, 0, 0);
     if (report) *report = std::move(rep);
     return g;
   }
-  QuantizeReport first = rep;
-  quantize_pass(float_graph, opt, fs, first, progress, 1);
-  const std::vector<std::string> chosen = choose_int4_layers(first, opt.min_replaced, opt.layers);
-  QuantizeOptions second = opt;
-  for (const std::string& name : chosen) second.layers[name] = WeightEncoding::Int4Clustered;
-  Graph g = quantize_pass(float_graph, second, fs, rep, progress, 2);
+  std::vector<int32_t> clusters{opt.cluster};
+  for (const int32_t n : {2, 1})
+    if (opt.cluster <= 0 || n < opt.cluster) clusters.push_back(n);
+  const int passes = static_cast<int>(clusters.size()) + 1;
+  std::vector<QuantizeReport> measured(clusters.size(), rep);
+  for (size_t p = 0; p < clusters.size(); ++p) {
+    QuantizeOptions all_ternary = opt;
+    all_ternary.cluster = clusters[p];
+    quantize_pass(float_graph, all_ternary, fs, measured[p], progress, static_cast<int>(p) + 1, passes);
+  }
+  const std::vector<Promotion> chosen = choose_promotions(measured, opt.min_replaced, opt.layers);
+  QuantizeOptions final_options = opt;
+  for (const Promotion& c : chosen) {
+    if (c.encoding == WeightEncoding::Int4Clustered) final_options.layers[c.name] = c.encoding;
+    else final_options.layer_clusters[c.name] = c.cluster;
+  }
+  Graph g = quantize_pass(float_graph, final_options, fs, rep, progress, passes, passes);
   for (LayerReport& l : rep.layers)
-    if (std::find(chosen.begin(), chosen.end(), l.name) != chosen.end()) {
-      const auto it = std::find_if(first.layers.begin(), first.layers.end(), [&](const LayerReport& f) { return f.name == l.name; });
-      l.note += fmt::format("{}int4 by --min-replaced (ternary, it added error {:.3f})", l.note.empty() ? "" : "; ",
-                            it->added_error);
-    }
+    for (const Promotion& c : chosen)
+      if (c.name == l.name)
+        l.note += fmt::format("{}{} by --min-replaced (ternary N={} added error {:.3f})", l.note.empty() ? "" : "; ",
+                              c.encoding == WeightEncoding::Int4Clustered ? "int4" : fmt::format("N={}", c.cluster),
+                              opt.cluster, c.added_error);
   if (report) *report = std::move(rep);
   return g;
 }

@@ -32,8 +32,11 @@
 namespace trit {
 
 // Progress: called once per layer with its report and the index of the layer among them; pass
-// is 0 for a single pass, 1 or 2 for the two of --min-replaced.
-using Progress = std::function<void(int pass, size_t index, size_t count, const LayerReport& layer, double seconds)>;
+// and passes are 0 for a single pass; with --min-replaced, pass runs from 1 to passes: the
+// measuring passes (all ternary at the cluster size asked, then at N=2 and N=1 where smaller),
+// then the final one.
+using Progress =
+    std::function<void(int pass, int passes, size_t index, size_t count, const LayerReport& layer, double seconds)>;
 
 // `graph` has float32 weights and its final metadata (preprocessing is what calibration uses).
 // Throws trit::Error with the reason (no images, unknown layer name, a bias out of range...).

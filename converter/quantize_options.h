@@ -24,6 +24,7 @@ struct QuantizeOptions {
   bool keep_first_8bit = true;
   bool keep_last_8bit = true;
   std::map<std::string, WeightEncoding> layers;  // per-layer encodings, by node name
+  std::map<std::string, int32_t> layer_clusters;  // per-layer ternary cluster sizes (--min-replaced's choices)
   CalibrationSpec calibration;  // which images (calibration.h)
   bool lse_exponents = true;  // false: the largest magnitude decides
   int32_t max_rows = 16384;   // im2col rows sampled per layer for the Gram matrix
@@ -35,9 +36,10 @@ struct QuantizeOptions {
   bool reconstruct = false;
   recon::ReconstructOptions reconstruction;
   recon::BlockProgress block_progress;
-  // Automatic mixed precision (ternary only; 0: off): a first pass converts every layer it may
-  // as ternary and measures what each one adds (LayerReport::added_error); the second keeps at
-  // int4 the layers that lose most per multiplication given back, while the share of
+  // Automatic mixed precision (ternary only; 0: off): measuring passes convert every layer they
+  // may as ternary, at the cluster size asked and at N=2 and N=1 where those are smaller, and
+  // measure what each layer adds (LayerReport::added_error); the final pass gives the layers
+  // that lose most per multiplication given back a smaller cluster or int4, while the share of
   // multiplications replaced stays at least min_replaced (mixed_precision.h).
   double min_replaced = 0;
 };

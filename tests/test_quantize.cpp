@@ -394,6 +394,7 @@ TEST_CASE("weight codes survive packing") {
 }
 
 TEST_CASE("--min-replaced keeps at int4 the layers with the most noise per multiplication, within the budget") {
+  // One measuring pass (the cluster size asked is already 1, say): int4 is every layer's one move.
   // A ternary conversion's report: name, MACs, multiplications left as ternary, added error.
   QuantizeReport r;
   auto layer = [&](const char* name, WeightEncoding e, int64_t macs, int64_t mults, double added) {
@@ -414,6 +415,14 @@ TEST_CASE("--min-replaced keeps at int4 the layers with the most noise per multi
   // 2900 MACs, 470 multiplications: 83.8 % replaced.
   const double all = r.replaced_share();
   CHECK(all == doctest::Approx(1 - 470.0 / 2900));
+  auto choose_int4_layers = [](const QuantizeReport& report, double share, const std::map<std::string, WeightEncoding>& fixed) {
+    std::vector<std::string> names;
+    for (const Promotion& p : choose_promotions({report}, share, fixed)) {
+      CHECK(p.encoding == WeightEncoding::Int4Clustered);
+      names.push_back(p.name);
+    }
+    return names;
+  };
   auto replaced_with = [&](const std::vector<std::string>& int4) {
     QuantizeReport m = r;
     for (LayerReport& l : m.layers)
@@ -450,4 +459,45 @@ TEST_CASE("--min-replaced keeps at int4 the layers with the most noise per multi
                        "--min-replaced 90.0% cannot be met: with every layer it may make ternary, the model "
                        "replaces 83.8% of its multiplications",
                        Error);
+}
+
+TEST_CASE("--min-replaced moves a layer to a smaller cluster where that takes off more noise per multiplication") {
+  // Passes at N=4 and N=1 (name, MACs, multiplications left, added error). Layer k (a 3x3
+  // convolution, 900 MACs): at N=1 it keeps 100 multiplications instead of 40 and halves its
+  // error; int4 takes all 900. Layer p (1x1): N=1 gives every multiplication back, as int4 does,
+  // for less gain.
+  auto pass = [](int32_t cluster, double k_error, int64_t k_mults, double p_error, int64_t p_mults) {
+    QuantizeReport r;
+    auto layer = [&](const char* name, int64_t macs, int64_t mults, double added) {
+      LayerReport l;
+      l.name = name;
+      l.encoding = WeightEncoding::TernaryClustered;
+      l.cluster = cluster;
+      l.macs = macs;
+      l.multiplications = mults;
+      l.added_error = added;
+      r.layers.push_back(l);
+    };
+    layer("k", 900, k_mults, k_error);
+    layer("p", 400, p_mults, p_error);
+    return r;
+  };
+  const std::vector<QuantizeReport> passes{pass(4, 0.20, 40, 0.10, 100), pass(1, 0.10, 100, 0.05, 400)};
+  const double all = passes[0].replaced_share();  // 1 - 140 / 1300
+  // k to N=1: 0.03 of noise off for 60 (5e-4 each); to int4: 0.04 for 860 (4.7e-5). p to int4:
+  // 0.01 for 300 (3.3e-5); p to N=1: more noise than int4 for the same cost.
+  auto names = [](const std::vector<Promotion>& ps) {
+    std::vector<std::string> out;
+    for (const Promotion& p : ps)
+      out.push_back(p.name + (p.encoding == WeightEncoding::Int4Clustered ? ":int4" : ":N=" + std::to_string(p.cluster)));
+    return out;
+  };
+  CHECK(names(choose_promotions(passes, all, {})).empty());
+  CHECK(names(choose_promotions(passes, all - 60.0 / 1300, {})) == std::vector<std::string>{"k:N=1"});
+  // 360: k to N=1, then p to int4 (300).
+  CHECK(names(choose_promotions(passes, all - 360.0 / 1300, {})) == std::vector<std::string>{"k:N=1", "p:int4"});
+  // 1160: k to N=1, then from there to int4 (800 more: 0.01 for 800, 1.25e-5) after p (3.3e-5).
+  CHECK(names(choose_promotions(passes, all - 1160.0 / 1300, {})) == std::vector<std::string>{"p:int4", "k:int4"});
+  // Without the N=1 pass, a budget of 60 buys nothing.
+  CHECK(choose_promotions({passes[0]}, all - 60.0 / 1300, {}).empty());
 }

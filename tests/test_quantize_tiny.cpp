@@ -2,7 +2,7 @@
 // and tiny images (tests/fuzz/make_seeds.py), so that the quantizer is checked without
 // ../shared. Every encoding: the report adds up, the integer model follows the float one, the
 // fast kernels equal the integer reference bit for bit, and one conversion is one model; and
-// --min-replaced's two passes and a float first layer, which ResNet-8 checks only with ../shared.
+// --min-replaced's passes and a float first layer, which ResNet-8 checks only with ../shared.
 #include <doctest/doctest.h>
 
 #include "calibration.h"

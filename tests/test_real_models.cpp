@@ -303,7 +303,7 @@ TEST_CASE("the real CIFAR-10 ResNet-8, quantized: int8 keeps its accuracy, terna
   }
 }
 
-TEST_CASE("the real CIFAR-10 ResNet-8, --min-replaced: the second pass keeps at int4 what the first pass chose") {
+TEST_CASE("the real CIFAR-10 ResNet-8, --min-replaced: the final pass applies what the measuring passes chose") {
   TRIT_REQUIRE_SHARED(data);
   const ResNet8 r8(data);
   QuantizeReport ternary_report;
@@ -313,9 +313,14 @@ TEST_CASE("the real CIFAR-10 ResNet-8, --min-replaced: the second pass keeps at 
   q.min_replaced = 0.85;
   QuantizeReport report;
   std::vector<std::pair<int, size_t>> passes;
+  std::map<int, QuantizeReport> measured;  // what each pass reported, by pass
   auto g = std::make_shared<const Graph>(load_model_bytes(
       serialize_model(quantize(*r8.float_model, q, &report,
-                               [&](int pass, size_t i, size_t, const LayerReport&, double) { passes.push_back({pass, i}); })),
+                               [&](int pass, int count, size_t i, size_t, const LayerReport& l, double) {
+                                 CHECK(count == 4);  // N=4, N=2, N=1, final
+                                 passes.push_back({pass, i});
+                                 measured[pass].layers.push_back(l);
+                               })),
       "r8-mixed.trit"));
   // The first pass's measures: every ternary layer added some error; branches of residual
   // blocks carry a measured share of their trunk, the classifier none to share.
@@ -327,26 +332,36 @@ TEST_CASE("the real CIFAR-10 ResNet-8, --min-replaced: the second pass keeps at 
   }
   CHECK(branches >= 6);
   CHECK(ternary_report.layers.back().trunk_share == 1);
-  const auto chosen = choose_int4_layers(ternary_report, 0.85, {});
+  // The first measuring pass is the all-ternary conversion; the final pass applies exactly
+  // what choose_promotions makes of the three measuring passes.
+  REQUIRE(measured.size() == 4);
+  CHECK(measured[1].replaced_share() == ternary_report.replaced_share());
+  for (size_t i = 0; i < ternary_report.layers.size(); ++i)
+    CHECK(measured[1].layers[i].added_error == ternary_report.layers[i].added_error);
+  const auto chosen = choose_promotions({measured[1], measured[2], measured[3]}, 0.85, {});
   REQUIRE(!chosen.empty());
-  CHECK(passes.size() == 2 * ternary_report.layers.size());
+  CHECK(passes.size() == 4 * ternary_report.layers.size());
   CHECK(passes.front() == std::pair<int, size_t>{1, 0});
-  CHECK(passes.back() == std::pair<int, size_t>{2, ternary_report.layers.size() - 1});
+  CHECK(passes.back() == std::pair<int, size_t>{4, ternary_report.layers.size() - 1});
   CHECK(report.replaced_share() >= 0.85);
   CHECK(report.replaced_share() < ternary_report.replaced_share());
-  std::vector<std::string> int4;
-  for (const LayerReport& l : report.layers)
-    if (l.encoding == WeightEncoding::Int4Clustered) {
-      int4.push_back(l.name);
-      CHECK(l.note.find("int4 by --min-replaced") != std::string::npos);
-    }
-  std::sort(int4.begin(), int4.end());
-  auto sorted = chosen;
-  std::sort(sorted.begin(), sorted.end());
-  CHECK(int4 == sorted);
+  int smaller = 0;
+  for (const Promotion& c : chosen) {
+    const auto it = std::find_if(report.layers.begin(), report.layers.end(), [&](const LayerReport& l) { return l.name == c.name; });
+    REQUIRE(it != report.layers.end());
+    CHECK(it->encoding == c.encoding);
+    if (c.encoding == WeightEncoding::TernaryClustered) CHECK(it->cluster == c.cluster);
+    smaller += c.encoding == WeightEncoding::TernaryClustered;
+    CHECK(it->note.find("by --min-replaced") != std::string::npos);
+  }
+  for (const LayerReport& l : report.layers) {
+    const bool promoted = std::any_of(chosen.begin(), chosen.end(), [&](const Promotion& c) { return c.name == l.name; });
+    if (!promoted) CHECK(l.encoding == ternary_report.layers[&l - report.layers.data()].encoding);
+  }
   check_engine_matches_reference(g, std::vector<fs::path>(r8.files.begin(), r8.files.begin() + 8));
   const auto top = classify(IntExecutor(g), r8.files);
-  MESSAGE("ResNet-8 ternary with " << chosen.size() << " layers at int4 (--min-replaced 0.85): top-1 " << r8.top1(top) / 10.0
+  MESSAGE("ResNet-8 ternary with " << chosen.size() - smaller << " layers at int4 and " << smaller
+                                   << " with smaller clusters (--min-replaced 0.85): top-1 " << r8.top1(top) / 10.0
                                    << " % (all ternary " << ternary_top1 / 10.0 << " %), multiplications replaced "
                                    << 100 * report.replaced_share() << " %");
   CHECK(r8.top1(top) >= 400);

@@ -60,8 +60,8 @@ pb::dict convert(const std::vector<std::string>& words, const pb::object& progre
   cb.float_images = [&](int64_t done, int64_t total) {
     report("float", done, total, fmt::format("float network: {}/{} images", done, total));
   };
-  cb.layer = [&](int pass, size_t i, size_t n, const LayerReport& l, double seconds) {
-    report("layer", int64_t(i + 1), int64_t(n), layer_line(pass, i, n, l, seconds));
+  cb.layer = [&](int pass, int passes, size_t i, size_t n, const LayerReport& l, double seconds) {
+    report("layer", int64_t(i + 1), int64_t(n), layer_line(pass, passes, i, n, l, seconds));
   };
   cb.block = [&](const recon::BlockResult& b, int32_t iteration, double train, double held) {
     report("block", iteration, b.seconds == 0 ? -1 : iteration, block_line(b, iteration, train, held));
