@@ -15,8 +15,8 @@ namespace trit {
 std::string layer_line(int pass, int passes, size_t i, size_t n, const LayerReport& l, double seconds) {
   std::string s;
   if (pass > 0 && i == 0)
-    s = pass < passes ? fmt::format("pass {} of {}: every layer it may as ternary with N={}, to measure each one's error\n",
-                                    pass, passes, l.cluster)
+    s = pass < passes ? fmt::format("pass {} of {}: every layer it may as ternary (N on each line), to measure each one's "
+                                    "error\n", pass, passes)
                       : fmt::format("pass {} of {}: the layers that lose most, with smaller clusters or int4\n", pass, passes);
   const bool clustered = l.encoding == WeightEncoding::TernaryClustered || l.encoding == WeightEncoding::Int4Clustered;
   s += fmt::format(
