@@ -29,7 +29,8 @@ enum class Kind { Conv, Add, Copy, ReluS8, MaxPool, AveragePool, GlobalAveragePo
 
 struct Step {
   Kind kind = Kind::Copy;
-  std::vector<int32_t> in;
+  int32_t node = 0;            // the graph node it runs (a fused add's is its convolution's)
+  std::vector<int32_t> in;     // a convolution with a fused add: {its input, the residual}
   int32_t out = 0;
   k8::ConvLayer conv;
   k8::AddParams add{};
@@ -40,7 +41,9 @@ struct Step {
 
 struct EngineSteps {
   const k8::KernelTable* table = nullptr;
-  std::vector<Step> steps;           // one per graph node, in order
+  // In execution order: one per graph node, except that a residual add fused into the
+  // convolution that feeds it (fuse_residual_adds) is one step, at the add's place.
+  std::vector<Step> steps;
   std::vector<int64_t> image_bytes;  // per tensor, one image's bytes in the fast layout
   std::vector<int32_t> share;        // per tensor: the tensor whose memory it reuses in place
   size_t scratch_bytes = 0;          // the most any conv call needs
@@ -101,6 +104,7 @@ k8::ConvLayer prepare_conv(const Graph& g, const Node& n, const k8::KernelTable&
 // The step that runs node n on the fast layout.
 Step make_step(const Graph& g, const Node& n, const k8::KernelTable& table, bool in_biased, bool packed) {
   Step st;
+  st.node = static_cast<int32_t>(&n - g.nodes.data());
   st.in = n.inputs;
   st.out = n.outputs[0];
   const Tensor& in = g.tensors[n.inputs[0]];
@@ -142,6 +146,68 @@ Step make_step(const Graph& g, const Node& n, const k8::KernelTable& table, bool
   return st;
 }
 
+// Fuses each add whose operand is a convolution's 8-bit output that nothing else reads (a ResNet
+// block's last convolution) into that convolution (layer.h, ConvLayer::residual): the step moves
+// to the add's place, reads the add's other operand too and writes the add's output; the
+// convolution's own output is never stored. Where both operands qualify (a projection block),
+// the one with more steps of its own before it is fused (the main path's last convolution), so
+// that the other (the projection) may still run beside that path.
+std::vector<Step> fuse_residual_adds(std::vector<Step> steps, const Graph& g, const std::vector<int64_t>& image_bytes) {
+  std::vector<int32_t> writer(g.tensors.size(), -1), readers(g.tensors.size(), 0);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    writer[steps[i].out] = static_cast<int32_t>(i);
+    for (int32_t t : steps[i].in) ++readers[t];
+  }
+  for (int32_t t : g.outputs) ++readers[t];
+  // Steps each step depends on, transitively (the graph is in execution order).
+  std::vector<std::vector<bool>> ancestors(steps.size(), std::vector<bool>(steps.size(), false));
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (int32_t t : steps[i].in)
+      if (const int32_t w = writer[t]; w >= 0) {
+        ancestors[i][w] = true;
+        for (size_t k = 0; k < steps.size(); ++k)
+          if (ancestors[w][k]) ancestors[i][k] = true;
+      }
+  std::vector<bool> gone(steps.size(), false);
+  for (size_t j = 0; j < steps.size(); ++j) {
+    Step& add = steps[j];
+    if (add.kind != Kind::Add || add.in[0] == add.in[1]) continue;
+    auto fusable = [&](int32_t q) {
+      const int32_t t = add.in[q], w = writer[t];
+      return w >= 0 && !gone[w] && steps[w].kind == Kind::Conv && !steps[w].conv.out_int32 &&
+             !steps[w].conv.residual && readers[t] == 1 && image_bytes[t] == image_bytes[add.out];
+    };
+    auto own_steps = [&](int32_t q) {  // ancestors of operand q's writer that the other's lacks
+      const int32_t w = writer[add.in[q]], v = writer[add.in[1 - q]];
+      int64_t n = 0;
+      for (size_t k = 0; k < steps.size(); ++k) n += ancestors[w][k] && (v < 0 || (!ancestors[v][k] && static_cast<int32_t>(k) != v));
+      return n;
+    };
+    int32_t q = -1;
+    if (fusable(0) && fusable(1)) q = own_steps(1) > own_steps(0) ? 1 : 0;
+    else if (fusable(0)) q = 0;
+    else if (fusable(1)) q = 1;
+    if (q < 0) continue;
+    const int32_t w = writer[add.in[q]];
+    Step fused = std::move(steps[w]);
+    k8::AddParams p = add.add;  // a: the convolution's output, b: the residual
+    if (q == 1) {
+      std::swap(p.a_signed, p.b_signed);
+      std::swap(p.la, p.lb);
+    }
+    fused.conv.residual = true;
+    fused.conv.add = p;
+    fused.in = {fused.in[0], add.in[1 - q]};
+    fused.out = add.out;
+    gone[w] = true;
+    add = std::move(fused);
+  }
+  std::vector<Step> out;
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (!gone[i]) out.push_back(std::move(steps[i]));
+  return out;
+}
+
 }  // namespace
 
 std::string Engine::unsupported_reason(const Graph& g) {
@@ -181,12 +247,10 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa, bool pa
   for (int32_t t : g.outputs)
     if (t == input) S.input_biased = false;
 
-  // The file's pages (loading read them all to check them) go back to the OS now, and each
-  // layer's again once prepared: the engine keeps its own form of the weights, and the peak of
-  // a load is then one layer's codes, not the whole file's.
+  // The file's pages (loading read them all to check them) go back to the OS now, each layer's
+  // again once prepared, and the whole file's once more at the end: the engine keeps its own
+  // form of the weights, and the peak of a load is then one layer's codes, not the whole file's.
   release_file_pages(g);
-  std::vector<std::vector<int32_t>> step_inputs;
-  std::vector<int32_t> step_output;
   for (const Node& n : g.nodes) {
     S.steps.push_back(make_step(g, n, *S.table, S.input_biased && n.inputs[0] == input, packed));
     if (has_weights(n)) {
@@ -195,8 +259,14 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa, bool pa
     }
     if (S.steps.back().kind == Kind::Conv)
       S.scratch_bytes = std::max(S.scratch_bytes, S.table->scratch_bytes(S.steps.back().conv));
-    step_inputs.push_back(n.inputs);
-    step_output.push_back(n.outputs[0]);
+  }
+  release_file_pages(g);  // what preparing read since (names, shapes): the engine holds its own weights
+  S.steps = fuse_residual_adds(std::move(S.steps), g, S.image_bytes);
+  std::vector<std::vector<int32_t>> step_inputs;
+  std::vector<int32_t> step_output;
+  for (const Step& st : S.steps) {
+    step_inputs.push_back(st.in);
+    step_output.push_back(st.out);
   }
   S.schedule.emplace(step_inputs, step_output, g.tensors.size());
   const Schedule& sched = *S.schedule;
@@ -207,9 +277,10 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa, bool pa
     if (st.kind == Kind::Conv && st.conv.compact.bits != 0)
       S.expanded_bytes[st.slot] = std::max(S.expanded_bytes[st.slot], st.conv.compact.expanded_bytes());
 
-  // In place: an elementwise node writes over an input that dies with it: every other reader
-  // of the input precedes it in every schedule, and the input is neither a graph input nor an
-  // output and has the same bytes. The memory plan then gives both one buffer.
+  // In place: an elementwise node (or a fused add's residual operand) writes over an input that
+  // dies with it: every other reader of the input precedes it in every schedule, and the input is
+  // neither a graph input nor an output and has the same bytes. The memory plan then gives both
+  // one buffer.
   S.share.resize(g.tensors.size());
   for (size_t t = 0; t < g.tensors.size(); ++t) S.share[t] = static_cast<int32_t>(t);
   std::vector<std::vector<int32_t>> readers(g.tensors.size());
@@ -226,10 +297,13 @@ Engine::Engine(std::shared_ptr<const Graph> graph, std::string_view isa, bool pa
   };
   for (size_t i = 0; i < S.steps.size(); ++i) {
     const Step& st = S.steps[i];
-    if (st.kind != Kind::Add && st.kind != Kind::Copy && st.kind != Kind::ReluS8) continue;
+    const bool residual = st.kind == Kind::Conv && st.conv.residual;
+    if (st.kind != Kind::Add && st.kind != Kind::Copy && st.kind != Kind::ReluS8 && !residual) continue;
     if (pinned(st.out)) continue;
-    for (int32_t t : st.in)
-      if (dies_at(t, i) && !pinned(t) && S.image_bytes[t] == S.image_bytes[st.out]) {
+    // (A convolution's window reads its input's neighbours, so never over the input it reads.)
+    for (size_t q = residual ? 1 : 0; q < st.in.size(); ++q)
+      if (const int32_t t = st.in[q]; dies_at(t, i) && !pinned(t) && S.image_bytes[t] == S.image_bytes[st.out] &&
+                                      !(residual && t == st.in[0])) {
         S.share[st.out] = S.share[t];
         break;
       }
@@ -241,8 +315,8 @@ Engine::~Engine() = default;
 const char* Engine::isa() const { return steps_->table->name; }
 
 std::vector<int64_t> Engine::macs() const {
-  std::vector<int64_t> m;
-  for (const Step& st : steps_->steps) m.push_back(st.macs);
+  std::vector<int64_t> m(graph_->nodes.size(), 0);
+  for (const Step& st : steps_->steps) m[static_cast<size_t>(st.node)] = st.macs;
   return m;
 }
 
@@ -313,15 +387,15 @@ namespace {
 // Tasks are tiles of rows x weight blocks: rows by the path's cache-sized chunk, blocks split
 // as far as one (a chunk's gather is then repeated per block group, cheap next to the dot
 // products), so that layers with few rows still spread over the threads.
-void run_conv(const k8::KernelTable& table, const k8::ConvLayer& L, const void* weights, const uint8_t* in, void* out,
-              int32_t batch, detail::WorkspaceState& ws) {
+void run_conv(const k8::KernelTable& table, const k8::ConvLayer& L, const void* weights, const uint8_t* in,
+              const uint8_t* residual, void* out, int32_t batch, detail::WorkspaceState& ws) {
   const int64_t rows = int64_t{batch} * L.oh * L.ow;
   const int64_t row_grain = table.chunk_rows(L);
   tbb::parallel_for(tbb::blocked_range2d<int64_t, int32_t>(0, rows, row_grain, 0, L.blocks, 1),
                     [&](const tbb::blocked_range2d<int64_t, int32_t>& r) {
                       k8::AlignedBytes& scratch = ws.scratch.local();
                       if (scratch.size() < ws.scratch_bytes) scratch = k8::AlignedBytes(ws.scratch_bytes);
-                      table.conv(L, weights, in, out, r.rows().begin(), r.rows().end(), r.cols().begin(),
+                      table.conv(L, weights, in, residual, out, r.rows().begin(), r.rows().end(), r.cols().begin(),
                                  r.cols().end(), scratch.data());
                     });
 }
@@ -360,7 +434,7 @@ void Engine::run_step(size_t i, detail::WorkspaceState& ws) const {
         });
         weights = buffer;
       }
-      run_conv(table, st.conv, weights, src, dst, batch, ws);
+      run_conv(table, st.conv, weights, src, st.conv.residual ? at(st.in[1]) : nullptr, dst, batch, ws);
       break;
     }
     case Kind::Add:
@@ -394,7 +468,7 @@ void Engine::run_step(size_t i, detail::WorkspaceState& ws) const {
       break;
     }
   }
-  if (ws.step_seconds) (*ws.step_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (ws.step_seconds) (*ws.step_seconds)[static_cast<size_t>(st.node)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std::span<int32_t> result,
@@ -448,7 +522,7 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
       }
     });
   }
-  if (step_seconds) step_seconds->assign(S.steps.size(), 0.0);
+  if (step_seconds) step_seconds->assign(g.nodes.size(), 0.0);
   ws.batch = batch;
   ws.step_seconds = step_seconds;
   const bool one_thread = tbb::this_task_arena::max_concurrency() == 1;

@@ -5,7 +5,8 @@
 // the same int32 outputs, bit for bit. What differs is speed: 8-bit NHWC activations, weights
 // expanded once to int8 and repacked for the chosen instruction set (or, packed, kept as codes
 // and scales and expanded a layer at a time per run), one arena planned per batch size, and
-// tiles of rows x output channels spread over oneTBB.
+// tiles of rows x output channels spread over oneTBB. A residual add runs inside the epilogue of
+// the convolution that feeds it (layer.h, ConvLayer::residual), so its operand is never stored.
 //
 // Load, prepare, run:
 //   - the constructor validates the graph for these kernels and packs every layer (all the
@@ -60,7 +61,8 @@ class Engine {
 
   // Quantized inputs [N][C][H][W] (quantize_images) of 1 to workspace.batch() images in; the
   // first graph output out, as IntExecutor::run returns it ([N][C][H][W] integers of the
-  // output's exponent). step_seconds, when given, receives each node's wall time (one per node).
+  // output's exponent). step_seconds, when given, receives each node's wall time (one per node;
+  // an add fused into the convolution that feeds it reads 0, its time is the convolution's).
   std::vector<int32_t> run(Workspace& workspace, std::span<const int32_t> input,
                            std::vector<double>* step_seconds = nullptr) const;
   // The same into the caller's memory (out.size() == N * the first output's elements): with a

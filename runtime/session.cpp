@@ -40,7 +40,6 @@ std::shared_ptr<const Model> Model::from_graph(std::shared_ptr<const Graph> grap
     model->reference_ = std::make_unique<IntExecutor>(model->graph_, options.dynamic_exponents);
   } else {
     model->engine_ = std::make_unique<Engine>(model->graph_, options.isa, options.packed_weights);
-    release_file_pages(g);  // the engine has its own copy of the weights
   }
   return model;
 }

@@ -80,4 +80,11 @@ std::vector<int32_t> random_input(const Tensor& t, int32_t batch, std::mt19937& 
 // int32 [7] (int4). The variant picks channel counts, types and the flatten.
 std::shared_ptr<Graph> integer_graph(std::mt19937& rng, int variant);
 
+// Convolution windows of every kind the kernels treat apart: 1x1 (stride 1 and 2), 3x3 padded
+// and not, ResNet's 7x7 stride-2 stem, asymmetric pads, a non-square kernel and stride.
+inline std::vector<Window> conv_windows() {
+  return {{1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 2, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1}, {3, 3, 2, 2, 0, 0, 1, 1},
+          {7, 7, 2, 2, 3, 3, 3, 3}, {3, 3, 1, 1, 0, 2, 1, 0}, {2, 5, 1, 3, 0, 1, 0, 0}};
+}
+
 }  // namespace trit::test

@@ -38,9 +38,7 @@ struct ConvCase {
 
 TEST_CASE("the sgemm convolution is within a float sum's error bound of the reference") {
   std::mt19937 rng(5);
-  const std::vector<Window> windows{{1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 2, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1},
-                                    {3, 3, 2, 2, 0, 0, 1, 1}, {7, 7, 2, 2, 3, 3, 3, 3}, {3, 3, 1, 1, 0, 2, 1, 0},
-                                    {2, 5, 1, 3, 0, 1, 0, 0}};
+  const std::vector<Window> windows = test::conv_windows();
   int cases = 0;
   for (const int32_t o : {1, 9, 64, 130})
     for (const Window& w : windows)

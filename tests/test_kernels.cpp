@@ -76,7 +76,7 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
   const std::vector<WeightEncoding> encodings{WeightEncoding::Int8PerChannel, WeightEncoding::TernaryClustered,
                                               WeightEncoding::Int4Clustered};
   const std::vector<int32_t> clusters{1, 2, 3, 4, 16};
-  int trial = 0;
+  int trial = 0, fused_adds = 0;
   for (const int32_t c : edges)
     for (const int32_t o : edges) {
       ++trial;
@@ -108,7 +108,39 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
       g->nodes.push_back(std::move(n));
       g->inputs = {0};
       g->outputs = {1};
+      // Every other 8-bit layer feeds an add with a second layer's output (a projection shortcut),
+      // which the engine fuses into one of the two layers' epilogues (the add's first operand):
+      // the operands' order, types and exponents vary, so that the shifts cover the 16-bit fast
+      // form (la, lb <= 6, s in [0, 15]) and the general one.
+      const bool residual = ot != ElementType::Int32 && trial % 2 == 0;
+      if (residual) {
+        const Tensor& out = g->tensors[1];
+        const ElementType st = trial % 3 ? ElementType::Int8 : ElementType::UInt8;
+        const int32_t fs = trial % 11 - 1, fa = std::min(fo, fs) + 1 - trial % 4;
+        g->tensors.push_back(test::tensor("shortcut", out.shape, st, fs));
+        g->tensors.push_back(test::tensor("sum", out.shape, trial % 4 ? ElementType::UInt8 : ElementType::Int8, fa));
+        Node b;
+        b.name = "projection";
+        b.op = g->nodes[0].op;
+        b.inputs = {0};
+        b.outputs = {2};
+        b.window = used;
+        b.activation = st == ElementType::UInt8 ? Activation::Relu : Activation::None;
+        test::random_weights(b, WeightEncoding::Int8PerChannel, 1, ClusterShape::Kernels, {o, c, used.kernel_h, used.kernel_w},
+                             rng);
+        g->nodes.push_back(std::move(b));
+        Node a;
+        a.name = "add";
+        a.op = OpCode::Add;
+        a.inputs = trial % 4 < 2 ? std::vector<int32_t>{1, 2} : std::vector<int32_t>{2, 1};
+        a.outputs = {3};
+        a.activation = g->tensors[3].type == ElementType::UInt8 ? Activation::Relu : Activation::None;
+        g->nodes.push_back(std::move(a));
+        g->outputs = {3};
+        ++fused_adds;
+      }
       CAPTURE(trial);
+      CAPTURE(residual);
       CAPTURE(c);
       CAPTURE(o);
       CAPTURE(h);
@@ -118,6 +150,7 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
       check_paths(g, 1 + trial % 3, rng);
     }
   CHECK(trial == 225);
+  CHECK(fused_adds >= 60);
   // Packed where clusters never split a group of the layout (the ref path never packs: its rows
   // of one channel would need an index per 4 weights).
   CHECK(packed_layers["ref"] == 0);
@@ -191,8 +224,12 @@ TEST_CASE("the memory plan keeps tensors that are alive together apart, within 1
       for (int32_t t : g->nodes[i].inputs) last[t] = static_cast<int64_t>(i);
     }
     last[prev] = static_cast<int64_t>(steps);
+    // Each add runs inside its convolution's epilogue: the convolution's output is never stored.
+    for (size_t t = 0; t < g->tensors.size(); ++t)
+      CHECK_MESSAGE((plan.offset[t] < 0) == (g->tensors[t].name[0] == 'c'), g->tensors[t].name);
     for (size_t a = 0; a < g->tensors.size(); ++a)
       for (size_t b = a + 1; b < g->tensors.size(); ++b) {
+        if (plan.offset[a] < 0 || plan.offset[b] < 0) continue;
         const bool together = first[a] < last[b] && first[b] < last[a];  // strictly: in place is allowed
         const bool apart = plan.offset[a] + plan.bytes[a] <= plan.offset[b] || plan.offset[b] + plan.bytes[b] <= plan.offset[a];
         if (together) CHECK_MESSAGE(apart, g->tensors[a].name << " and " << g->tensors[b].name << " overlap");
@@ -254,9 +291,7 @@ TEST_CASE("every path's float convolution equals the float reference bit for bit
   // widths that leave interior runs of every length, with and without a ReLU; the output split
   // into channel ranges as the executor splits it.
   std::mt19937 rng(77);
-  const std::vector<Window> windows{{1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 2, 2, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1},
-                                    {3, 3, 2, 2, 0, 0, 1, 1}, {7, 7, 2, 2, 3, 3, 3, 3}, {3, 3, 1, 1, 0, 2, 1, 0},
-                                    {2, 5, 1, 3, 0, 1, 0, 0}};
+  const std::vector<Window> windows = test::conv_windows();
   int cases = 0;
   for (const int32_t o : {1, 7, 8, 9, 16, 17, 24, 33, 64, 65, 130})
     for (const Window& w : windows) {

@@ -53,7 +53,7 @@ void check_engine_matches_reference(const std::shared_ptr<const Graph>& model, c
   const int64_t per_image = g.output().elements();
   for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
     if (!k8::isa_supported(isa)) {
-      MESSAGE("not run: this CPU cannot run the " << k8::to_string(isa) << " path");
+      MESSAGE("not run: this CPU cannot run the " << std::string(k8::to_string(isa)) << " path");
       continue;
     }
     const std::string name = k8::to_string(isa);

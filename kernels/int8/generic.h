@@ -28,16 +28,33 @@ inline int64_t requant_one(const ConvLayer& L, int32_t o, int32_t acc) {
   return clamp_to<int64_t>(v, L.lo, L.hi);
 }
 
-// Stores the requantized accumulators of one output row's channels [o0, o1); writes the
-// padded channels [o, ocs) with 0 when o1 == o.
-inline void store_row(const ConvLayer& L, const int32_t* acc, int64_t m, int32_t o0, int32_t o1, void* out) {
+inline int32_t value(uint8_t byte, bool is_signed) {
+  return is_signed ? int32_t{static_cast<int8_t>(byte)} : int32_t{byte};
+}
+
+// The add of two bytes, as the reference's add node (layer.h, AddParams).
+inline uint8_t add_one(const AddParams& p, uint8_t a, uint8_t b) {
+  const int64_t x = (int64_t{value(a, p.a_signed)} << p.la) + (int64_t{value(b, p.b_signed)} << p.lb);
+  return static_cast<uint8_t>(rq::saturate(rq::round_shift(x, p.s), p.lo, p.hi));
+}
+
+// Stores the requantized accumulators of one output row's channels [o0, o1), through the fused
+// add with `residual` when the layer has one (layer.h); writes the padded channels [o, ocs)
+// with 0 when o1 == o.
+inline void store_row(const ConvLayer& L, const int32_t* acc, int64_t m, int32_t o0, int32_t o1, const uint8_t* residual,
+                      void* out) {
   if (L.out_int32) {
     int32_t* dst = static_cast<int32_t*>(out) + m * L.ocs;
     for (int32_t o = o0; o < o1; ++o) dst[o] = static_cast<int32_t>(requant_one(L, o, acc[o - o0]));
     return;
   }
   uint8_t* dst = static_cast<uint8_t*>(out) + m * L.ocs;
-  for (int32_t o = o0; o < o1; ++o) dst[o] = static_cast<uint8_t>(requant_one(L, o, acc[o - o0]));
+  if (L.residual) {
+    const uint8_t* res = residual + m * L.ocs;
+    for (int32_t o = o0; o < o1; ++o) dst[o] = add_one(L.add, static_cast<uint8_t>(requant_one(L, o, acc[o - o0])), res[o]);
+  } else {
+    for (int32_t o = o0; o < o1; ++o) dst[o] = static_cast<uint8_t>(requant_one(L, o, acc[o - o0]));
+  }
   if (o1 == L.o)
     for (int32_t o = L.o; o < L.ocs; ++o) dst[o] = 0;
 }
@@ -103,10 +120,6 @@ inline const uint8_t* in_place_base(const ConvLayer& L, const uint8_t* in, int64
   return in + ((n * L.h + iy) * L.w + ix) * L.cs;
 }
 
-inline int32_t value(uint8_t byte, bool is_signed) {
-  return is_signed ? int32_t{static_cast<int8_t>(byte)} : int32_t{byte};
-}
-
 void add_bytes(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n) {
   // int32 suffices while |(a << la) + (b << lb)| + 2^(s-1) < 2^31; the general case in int64.
   // Parameters in locals: `out` may alias anything, and the loop must vectorize.
@@ -123,10 +136,7 @@ void add_bytes(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* 
     }
     return;
   }
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t x = (int64_t{value(a[j], p.a_signed)} << la) + (int64_t{value(b[j], p.b_signed)} << lb);
-    out[j] = static_cast<uint8_t>(rq::saturate(rq::round_shift(x, s), lo, hi));
-  }
+  for (int64_t j = 0; j < n; ++j) out[j] = add_one(p, a[j], b[j]);
 }
 
 void relu_s8_bytes(const uint8_t* in, uint8_t* out, int64_t n) {

@@ -25,6 +25,14 @@
 // taps of kernel row ky are kw * cs contiguous bytes at base + tap_offsets[ky] + r * tap_lda,
 // already in K order; the kernels then read the input itself.
 //
+// A residual add fused into the epilogue (ConvLayer::residual, kept by a ResNet block's last
+// convolution): the byte the epilogue below gives for (m, o) is not stored but goes on through
+// the add node it feeds, add(byte, r) with r the residual tensor's byte at the same (m, o)
+// (AddParams add: a is this layer's output, b the residual), exactly as that node would compute
+// it on the stored bytes; the result, in [add.lo, add.hi], is what the layer writes. The residual
+// has the output's layout; the output may be the residual itself (every path reads an element
+// before it writes it, within one call). Padded channels stay 0 (add(0, 0) is 0 for any params).
+//
 // Bounds: accumulators are exact in int32: sum_k W * a' with |W| <= 127, a' <= 255 and
 // K <= 2^16 (checked at prepare) stays below 127 * 255 * 2^16 < 2^31.
 //
@@ -99,6 +107,13 @@ struct CompactWeights {
   }
 };
 
+// out[j] = clamp(round_shift((a[j] << la) + (b[j] << lb), s), lo, hi) over 8-bit values, the
+// reference's add with F - fa = la, F - fb = lb, F - fo = s. la, lb in [0, 24]; s in [-24, 48].
+struct AddParams {
+  bool a_signed, b_signed, out_signed;
+  int32_t la, lb, s, lo, hi;
+};
+
 // One convolution or fully connected layer, prepared for one kernel path (prepare_conv).
 struct ConvLayer {
   // Input [H, W, cs] per image and output [oh, ow, ocs] per image (ocs = o for int32 output).
@@ -127,13 +142,9 @@ struct ConvLayer {
   // unit_mult: every mult is 1 (clustered weights), so kernels may skip the multiplication.
   bool fits32 = false, unit_mult = false;
   std::vector<int32_t> mult32, bias32, shr32;
-};
-
-// out[j] = clamp(round_shift((a[j] << la) + (b[j] << lb), s), lo, hi) over 8-bit values, the
-// reference's add with F - fa = la, F - fb = lb, F - fo = s. la, lb in [0, 24]; s in [-24, 48].
-struct AddParams {
-  bool a_signed, b_signed, out_signed;
-  int32_t la, lb, s, lo, hi;
+  // The fused residual add (above): conv() then reads the residual tensor and writes add's bytes.
+  bool residual = false;
+  AddParams add{};
 };
 
 // Pools over NHWC bytes of one image. is_signed: the tensor is s8.

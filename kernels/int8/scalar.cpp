@@ -19,8 +19,8 @@ size_t scratch_bytes(const ConvLayer& L) { return (static_cast<size_t>(L.k) + 3)
 
 int64_t chunk_rows(const ConvLayer&) { return 16; }
 
-void conv(const ConvLayer& L, const void* weights, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0,
-          int32_t b1, void* scratch) {
+void conv(const ConvLayer& L, const void* weights, const uint8_t* in, const uint8_t* residual, void* out, int64_t m0,
+          int64_t m1, int32_t b0, int32_t b1, void* scratch) {
   uint8_t* a = static_cast<uint8_t*>(scratch);
   int32_t* acc = reinterpret_cast<int32_t*>(a + (L.k + 3) / 4 * 4);
   const int8_t* w = static_cast<const int8_t*>(weights);
@@ -34,7 +34,7 @@ void conv(const ConvLayer& L, const void* weights, const uint8_t* in, void* out,
       for (int32_t k = 0; k < L.k; ++k) s += int32_t{wo[k]} * row[k];
       acc[o - b0] = s;
     }
-    store_row(L, acc, m, b0, b1, out);
+    store_row(L, acc, m, b0, b1, residual, out);
   }
 }
 

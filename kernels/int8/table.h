@@ -18,7 +18,8 @@
 //                 [b0, b1) (channels [b0 * nr, min(b1 * nr, o))), with the packed weights at
 //                 `weights` (layer.weights, or the expanded compact form). Disjoint ranges may run on
 //                 different threads at once. A block range that ends at `blocks` also writes
-//                 the output's padded channels [o, ocs) with 0. `scratch` holds
+//                 the output's padded channels [o, ocs) with 0. With layer.residual, `residual`
+//                 is the fused add's other operand (layer.h), else nullptr. `scratch` holds
 //                 scratch_bytes(layer) bytes, 64-byte aligned, owned by the calling thread.
 //                 Kernels allocate nothing and use no std:: containers (a container's
 //                 out-of-line code compiled with AVX-512 flags could be what the linker keeps).
@@ -47,8 +48,8 @@ struct KernelTable {
   size_t (*scratch_bytes)(const ConvLayer& layer);
   // Rows a conv call should get: the path's cache-sized chunk (a multiple of mr).
   int64_t (*chunk_rows)(const ConvLayer& layer);
-  void (*conv)(const ConvLayer& layer, const void* weights, const uint8_t* in, void* out, int64_t m0, int64_t m1,
-               int32_t b0, int32_t b1, void* scratch);
+  void (*conv)(const ConvLayer& layer, const void* weights, const uint8_t* in, const uint8_t* residual, void* out,
+               int64_t m0, int64_t m1, int32_t b0, int32_t b1, void* scratch);
   void (*add)(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
   void (*relu_s8)(const uint8_t* in, uint8_t* out, int64_t n);
   void (*max_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);

@@ -145,7 +145,6 @@ int main(int argc, char** argv) {
     const auto p0 = std::chrono::steady_clock::now();
     arena.execute([&] { engine = std::make_unique<trit::Engine>(graph, o.isa, o.packed); });
     const double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count();
-    trit::release_file_pages(g);  // as trit::Model does: the engine holds its own weights
     trit::Workspace ws(*engine, o.batch);
     const Measured m = measure(o, g, engine.get(), ws, arena);
     const int batch = o.batch, threads = o.threads, iters = o.iters;

@@ -83,8 +83,9 @@ void expand(const ConvLayer& L, int64_t r0, int64_t r1, void* weights) {
 }
 
 // Requantizes channels [o, o + 16) of one row in int32 lanes (layer.h, fits32; 8-bit output)
-// and stores those below the output's stride, with the padded channels [o_n, ocs) as 0.
-inline void store16(const ConvLayer& L, __m256i a0, __m256i a1, int32_t o, uint8_t* row) {
+// and stores those below the output's stride, with the padded channels [o_n, ocs) as 0; through
+// the fused add with the residual's row `res` when the layer has one.
+inline void store16(const ConvLayer& L, __m256i a0, __m256i a1, int32_t o, const uint8_t* res, uint8_t* row) {
   const __m256i lo = _mm256_set1_epi32(L.lo), hi = _mm256_set1_epi32(L.hi);
   __m256i v[2] = {a0, a1};
   for (int h = 0; h < 2; ++h) {
@@ -100,6 +101,12 @@ inline void store16(const ConvLayer& L, __m256i a0, __m256i a1, int32_t o, uint8
   const __m256i b8 = L.lo >= 0 ? _mm256_packus_epi16(w16, w16) : _mm256_packs_epi16(w16, w16);
   const __m128i bytes = _mm256_castsi256_si128(_mm256_permute4x64_epi64(b8, 0x08));
   const int32_t left = L.ocs - o;
+  if (L.residual) {
+    alignas(16) uint8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+    add_bytes(L.add, tmp, res + o, row + o, left < 16 ? left : 16);
+    return;
+  }
   if (left >= 16) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(row + o), bytes);
     return;
@@ -110,7 +117,8 @@ inline void store16(const ConvLayer& L, __m256i a0, __m256i a1, int32_t o, uint8
 }
 
 template <int MR>
-void tile(const ConvLayer& L, const int16_t* a, const int16_t* wb, int64_t m, int32_t b, void* out) {
+void tile(const ConvLayer& L, const int16_t* a, const int16_t* wb, int64_t m, int32_t b, const uint8_t* residual,
+          void* out) {
   __m256i acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   for (int32_t kk = 0; kk < L.k; kk += 2, wb += 2 * kNr) {
@@ -126,14 +134,16 @@ void tile(const ConvLayer& L, const int16_t* a, const int16_t* wb, int64_t m, in
   }
   const int32_t o0 = b * kNr, o1 = o0 + kNr < L.o ? o0 + kNr : L.o;
   if (L.fits32 && !L.out_int32) {
-    for (int r = 0; r < MR; ++r) store16(L, acc[r][0], acc[r][1], o0, static_cast<uint8_t*>(out) + (m + r) * L.ocs);
+    for (int r = 0; r < MR; ++r)
+      store16(L, acc[r][0], acc[r][1], o0, L.residual ? residual + (m + r) * L.ocs : nullptr,
+              static_cast<uint8_t*>(out) + (m + r) * L.ocs);
     return;
   }
   alignas(32) int32_t sums[kNr];
   for (int r = 0; r < MR; ++r) {
     _mm256_store_si256(reinterpret_cast<__m256i*>(sums), acc[r][0]);
     _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8), acc[r][1]);
-    store_row(L, sums, m + r, o0, o1, out);
+    store_row(L, sums, m + r, o0, o1, residual, out);
   }
 }
 
@@ -144,8 +154,8 @@ int64_t chunk_rows(const ConvLayer& L) {
 
 size_t scratch_bytes(const ConvLayer& L) { return static_cast<size_t>(chunk_rows(L) * L.k) * sizeof(int16_t); }
 
-void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0,
-          int32_t b1, void* scratch_bytes_) {
+void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, const uint8_t* residual, void* out, int64_t m0,
+          int64_t m1, int32_t b0, int32_t b1, void* scratch_bytes_) {
   const int64_t chunk = chunk_rows(L);
   int16_t* rows_buf = static_cast<int16_t*>(scratch_bytes_);
   const int16_t* weights = static_cast<const int16_t*>(weights_);
@@ -157,10 +167,10 @@ void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, void* out
         const int16_t* am = rows_buf + (m - c0) * L.k;
         const int16_t* wb = weights + int64_t{b} * kNr * L.k;
         switch (c1 - m < kMr ? c1 - m : kMr) {
-          case 4: tile<4>(L, am, wb, m, b, out); break;
-          case 3: tile<3>(L, am, wb, m, b, out); break;
-          case 2: tile<2>(L, am, wb, m, b, out); break;
-          default: tile<1>(L, am, wb, m, b, out); break;
+          case 4: tile<4>(L, am, wb, m, b, residual, out); break;
+          case 3: tile<3>(L, am, wb, m, b, residual, out); break;
+          case 2: tile<2>(L, am, wb, m, b, residual, out); break;
+          default: tile<1>(L, am, wb, m, b, residual, out); break;
         }
       }
   }

@@ -42,8 +42,49 @@ inline int32_t load_u32(const uint8_t* p) {
   return v;
 }
 
-// Requantizes 16 accumulators of channels [o, o + 16) and stores those below `limit`.
-inline void store16(const ConvLayer& L, __m512i acc, int32_t o, int32_t limit, void* row) {
+// The add of layer.h (AddParams) on rows of bytes: out[r][j] = add(a[r][j], b[r][j]) for r < rows,
+// j < n, rows lda, ldb, ldo bytes apart; out may be a or b. Where the sum fits 16 bits (shifts
+// la, lb <= 6, s in [0, 15], and every a' * 2^la + b' * 2^lb + offset in int16; ResNet's adds), 64
+// bytes at a time: the operands' bytes interleaved in pairs (a', b') = (a ^ fa, b ^ fb), where an
+// s8 byte is read as value + 128, summed as a' * 2^la + b' * 2^lb by vpmaddubsw (at most
+// 255 * 128, never saturated), then the offsets and the rounding constant added, shifted, clamped
+// and packed back in order (the unpacks and the packs both work within 128-bit lanes). Elsewhere
+// the shared loop.
+void add_rows(const AddParams& p, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ldb, uint8_t* out,
+              int64_t ldo, int64_t rows, int64_t n) {
+  const int32_t ma = 1 << (p.la < 7 ? p.la : 0), mb = 1 << (p.lb < 7 ? p.lb : 0);
+  const int32_t offset = (p.s > 0 && p.s < 16 ? 1 << (p.s - 1) : 0) - (p.a_signed ? 128 * ma : 0) - (p.b_signed ? 128 * mb : 0);
+  if (p.la > 6 || p.lb > 6 || p.s < 0 || p.s > 15 || offset < -32768 || 255 * (ma + mb) + offset > 32767) {
+    for (int64_t r = 0; r < rows; ++r) add_bytes(p, a + r * lda, b + r * ldb, out + r * ldo, n);
+    return;
+  }
+  const __m512i fa = _mm512_set1_epi8(static_cast<char>(p.a_signed ? 0x80 : 0));
+  const __m512i fb = _mm512_set1_epi8(static_cast<char>(p.b_signed ? 0x80 : 0));
+  const __m512i w = _mm512_set1_epi16(static_cast<int16_t>(ma | mb << 8));
+  const __m512i off = _mm512_set1_epi16(static_cast<int16_t>(offset));
+  const __m512i lo = _mm512_set1_epi16(static_cast<int16_t>(p.lo)), hi = _mm512_set1_epi16(static_cast<int16_t>(p.hi));
+  const __m128i s = _mm_cvtsi32_si128(p.s);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; j += 64) {
+      const __mmask64 keep = n - j >= 64 ? ~__mmask64{0} : (__mmask64{1} << (n - j)) - 1;
+      const __m512i va = _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, a + r * lda + j), fa);
+      const __m512i vb = _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, b + r * ldb + j), fb);
+      __m512i x0 = _mm512_add_epi16(_mm512_maddubs_epi16(_mm512_unpacklo_epi8(va, vb), w), off);
+      __m512i x1 = _mm512_add_epi16(_mm512_maddubs_epi16(_mm512_unpackhi_epi8(va, vb), w), off);
+      x0 = _mm512_max_epi16(_mm512_min_epi16(_mm512_sra_epi16(x0, s), hi), lo);
+      x1 = _mm512_max_epi16(_mm512_min_epi16(_mm512_sra_epi16(x1, s), hi), lo);
+      const __m512i bytes = p.out_signed ? _mm512_packs_epi16(x0, x1) : _mm512_packus_epi16(x0, x1);
+      _mm512_mask_storeu_epi8(out + r * ldo + j, keep, bytes);
+    }
+}
+
+void add(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n) {
+  add_rows(p, a, 0, b, 0, out, 0, 1, n);
+}
+
+// Requantizes 16 accumulators of channels [o, o + 16) and stores those below `limit` at dst
+// (channel o's place in its row).
+inline void store16(const ConvLayer& L, __m512i acc, int32_t o, int32_t limit, void* dst) {
   const __mmask16 keep = limit - o >= 16 ? __mmask16(0xffff) : __mmask16((1u << (limit - o)) - 1);
   const __m512i lo = _mm512_set1_epi64(L.lo), hi = _mm512_set1_epi64(L.hi);
   __m256i half[2];
@@ -61,12 +102,12 @@ inline void store16(const ConvLayer& L, __m512i acc, int32_t o, int32_t limit, v
     half[h] = _mm512_cvtepi64_epi32(_mm512_max_epi64(_mm512_min_epi64(v, hi), lo));
   }
   const __m512i r = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
-  if (L.out_int32) _mm512_mask_storeu_epi32(static_cast<int32_t*>(row) + o, keep, r);
-  else _mm_mask_storeu_epi8(static_cast<uint8_t*>(row) + o, keep, _mm512_cvtepi32_epi8(r));
+  if (L.out_int32) _mm512_mask_storeu_epi32(dst, keep, r);
+  else _mm_mask_storeu_epi8(dst, keep, _mm512_cvtepi32_epi8(r));
 }
 
 // store16 in int32 lanes, for layers whose epilogue fits (layer.h, fits32).
-inline void store16_32(const ConvLayer& L, __m512i acc, int32_t o, int32_t limit, void* row) {
+inline void store16_32(const ConvLayer& L, __m512i acc, int32_t o, int32_t limit, void* dst_) {
   const __mmask16 keep = limit - o >= 16 ? __mmask16(0xffff) : __mmask16((1u << (limit - o)) - 1);
   __m512i v = acc;
   if (!L.unit_mult) v = _mm512_mullo_epi32(v, _mm512_loadu_si512(L.mult32.data() + o));
@@ -75,28 +116,29 @@ inline void store16_32(const ConvLayer& L, __m512i acc, int32_t o, int32_t limit
   v = _mm512_max_epi32(_mm512_min_epi32(v, _mm512_set1_epi32(L.hi)), _mm512_set1_epi32(L.lo));
   // Plain stores where all 16 lanes are kept (masked stores are slower on some cores).
   if (L.out_int32) {
-    int32_t* dst = static_cast<int32_t*>(row) + o;
+    int32_t* dst = static_cast<int32_t*>(dst_);
     if (keep == 0xffff) _mm512_storeu_si512(dst, v);
     else _mm512_mask_storeu_epi32(dst, keep, v);
   } else {
-    uint8_t* dst = static_cast<uint8_t*>(row) + o;
+    uint8_t* dst = static_cast<uint8_t*>(dst_);
     if (keep == 0xffff) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtepi32_epi8(v));
     else _mm_mask_storeu_epi8(dst, keep, _mm512_cvtepi32_epi8(v));
   }
 }
 
-// Requantizes and stores rows [0, rows) of acc ([6][64] int32), channels o0 + [0, 16 * nv).
+// Requantizes and stores rows [0, rows) of acc ([6][64] int32), channels o0 + [0, 16 * nv), at
+// dst (row 0's channel o0) and `stride` elements apart.
 // (Hoisting the channels' constants out of the row loop measured slower here.)
-void store_tile(const ConvLayer& L, const int32_t* acc, int rows, int nv, int64_t m, int32_t o0, void* out) {
+void store_tile(const ConvLayer& L, const int32_t* acc, int rows, int nv, int32_t o0, void* dst, int64_t stride) {
   const int32_t limit = L.out_int32 ? L.o : L.ocs;
-  const size_t elem = L.out_int32 ? 4 : 1;
+  const int64_t elem = L.out_int32 ? 4 : 1;
   for (int r = 0; r < rows; ++r) {
-    void* row = static_cast<uint8_t*>(out) + (m + r) * L.ocs * elem;
+    uint8_t* row = static_cast<uint8_t*>(dst) + r * stride * elem;
     for (int j = 0; j < nv; ++j) {
       if (o0 + 16 * j >= limit) break;
       const __m512i v = _mm512_load_si512(acc + r * 64 + j * 16);
-      if (L.fits32) store16_32(L, v, o0 + 16 * j, limit, row);
-      else store16(L, v, o0 + 16 * j, limit, row);
+      if (L.fits32) store16_32(L, v, o0 + 16 * j, limit, row + 16 * j * elem);
+      else store16(L, v, o0 + 16 * j, limit, row + 16 * j * elem);
     }
   }
 }
@@ -229,16 +271,27 @@ void micro_tile(const uint8_t* a, int64_t lda, const int8_t* w, const int64_t* t
 }
 
 // Any tile: the assembly above for 64 channels, intrinsics for narrow layers; the same loops.
+// With a fused add (layer.h), the tile's bytes go to `stage` first, then through add_rows with
+// the residual into the output (so that the output may be the residual itself).
 template <int MR, int NV>
 void tile(const ConvLayer& L, const uint8_t* a, int64_t lda, const int8_t* wb, const int64_t* taps, int64_t ntaps,
-          int64_t ksteps, int64_t m, int32_t o0, void* out) {
+          int64_t ksteps, int64_t m, int32_t o0, const uint8_t* residual, void* out) {
   alignas(64) int32_t sums[6 * 64];
+  alignas(64) uint8_t stage[6 * 64];
+  const int64_t elem = L.out_int32 ? 4 : 1;
+  void* const dst = L.residual ? static_cast<void*>(stage) : static_cast<uint8_t*>(out) + (m * L.ocs + o0) * elem;
+  const int64_t stride = L.residual ? 64 : L.ocs;
+  auto finish = [&] {
+    if (!L.residual) return;
+    const int64_t at = m * L.ocs + o0, n = L.ocs - o0 < 16 * NV ? L.ocs - o0 : 16 * NV;
+    add_rows(L.add, stage, 64, residual + at, L.ocs, static_cast<uint8_t*>(out) + at, L.ocs, MR, n);
+  };
   if constexpr (NV == 4) {
     if (L.fits32 && !L.out_int32 && o0 + 64 <= L.ocs) {
       const Epilogue32 epi{L.bias32.data() + o0, L.shr32.data() + o0, L.mult32.data() + o0, L.lo, L.hi};
-      uint8_t* dst = static_cast<uint8_t*>(out) + m * L.ocs + o0;
-      if (L.unit_mult) micro_tile<MR, kFused>(a, lda, wb, taps, ntaps, ksteps, &epi, dst, L.ocs);
-      else micro_tile<MR, kFusedMult>(a, lda, wb, taps, ntaps, ksteps, &epi, dst, L.ocs);
+      if (L.unit_mult) micro_tile<MR, kFused>(a, lda, wb, taps, ntaps, ksteps, &epi, dst, stride);
+      else micro_tile<MR, kFusedMult>(a, lda, wb, taps, ntaps, ksteps, &epi, dst, stride);
+      finish();
       return;
     }
     micro_tile<MR, kStore>(a, lda, wb, taps, ntaps, ksteps, nullptr, sums, 0);
@@ -260,19 +313,20 @@ void tile(const ConvLayer& L, const uint8_t* a, int64_t lda, const int8_t* wb, c
     for (int r = 0; r < MR; ++r)
       for (int j = 0; j < NV; ++j) _mm512_store_si512(sums + r * 64 + j * 16, acc[r][j]);
   }
-  store_tile(L, sums, MR, NV, m, o0, out);
+  store_tile(L, sums, MR, NV, o0, dst, stride);
+  finish();
 }
 
 template <int NV>
 void tile_rows(int rows, const ConvLayer& L, const uint8_t* a, int64_t lda, const int8_t* wb, const int64_t* taps,
-               int64_t ntaps, int64_t ksteps, int64_t m, int32_t o0, void* out) {
+               int64_t ntaps, int64_t ksteps, int64_t m, int32_t o0, const uint8_t* residual, void* out) {
   switch (rows) {
-    case 6: return tile<6, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, out);
-    case 5: return tile<5, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, out);
-    case 4: return tile<4, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, out);
-    case 3: return tile<3, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, out);
-    case 2: return tile<2, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, out);
-    default: return tile<1, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, out);
+    case 6: return tile<6, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, residual, out);
+    case 5: return tile<5, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, residual, out);
+    case 4: return tile<4, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, residual, out);
+    case 3: return tile<3, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, residual, out);
+    case 2: return tile<2, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, residual, out);
+    default: return tile<1, NV>(L, a, lda, wb, taps, ntaps, ksteps, m, o0, residual, out);
   }
 }
 
@@ -288,8 +342,8 @@ int64_t chunk_rows(const ConvLayer& L) {
 
 size_t scratch_bytes(const ConvLayer& L) { return L.direct ? 0 : static_cast<size_t>(chunk_rows(L) * L.k); }
 
-void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, void* out, int64_t m0, int64_t m1, int32_t b0,
-          int32_t b1, void* scratch) {
+void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, const uint8_t* residual, void* out, int64_t m0,
+          int64_t m1, int32_t b0, int32_t b1, void* scratch) {
   const int64_t chunk = chunk_rows(L);
   uint8_t* gathered = static_cast<uint8_t*>(scratch);
   const int32_t nv = L.nr / 16;
@@ -339,16 +393,16 @@ void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, void* out
         const int64_t ntaps = place ? static_cast<int64_t>(L.tap_offsets.size()) : 1;
         const int64_t ksteps = place ? row_ksteps : L.k / 4;
         switch (nv) {
-          case 4: tile_rows<4>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, out); break;
-          case 3: tile_rows<3>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, out); break;
-          case 2: tile_rows<2>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, out); break;
-          default: tile_rows<1>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, out); break;
+          case 4: tile_rows<4>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, residual, out); break;
+          case 3: tile_rows<3>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, residual, out); break;
+          case 2: tile_rows<2>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, residual, out); break;
+          default: tile_rows<1>(rows, L, a, lda, wb, taps, ntaps, ksteps, m, b * L.nr, residual, out); break;
         }
       }
   }
 }
 
-const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, 4, pack_weights, expand_quads, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
+const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, 4, pack_weights, expand_quads, scratch_bytes, chunk_rows, conv, add, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, avx512vnni_conv2d_f32};
 
 }  // namespace
