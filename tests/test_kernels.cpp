@@ -114,11 +114,11 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
       // form (la, lb <= 6, s in [0, 15]) and the general one.
       const bool residual = ot != ElementType::Int32 && trial % 2 == 0;
       if (residual) {
-        const Tensor& out = g->tensors[1];
+        const std::vector<int32_t> shape = g->tensors[1].shape;  // a copy: the pushes below move the tensors
         const ElementType st = trial % 3 ? ElementType::Int8 : ElementType::UInt8;
         const int32_t fs = trial % 11 - 1, fa = std::min(fo, fs) + 1 - trial % 4;
-        g->tensors.push_back(test::tensor("shortcut", out.shape, st, fs));
-        g->tensors.push_back(test::tensor("sum", out.shape, trial % 4 ? ElementType::UInt8 : ElementType::Int8, fa));
+        g->tensors.push_back(test::tensor("shortcut", shape, st, fs));
+        g->tensors.push_back(test::tensor("sum", shape, trial % 4 ? ElementType::UInt8 : ElementType::Int8, fa));
         Node b;
         b.name = "projection";
         b.op = g->nodes[0].op;
