@@ -158,15 +158,14 @@ std::vector<Step> fuse_residual_adds(std::vector<Step> steps, const Graph& g, co
     for (int32_t t : steps[i].in) ++readers[t];
   }
   for (int32_t t : g.outputs) ++readers[t];
-  // Steps each step depends on, transitively (the graph is in execution order).
-  std::vector<std::vector<bool>> ancestors(steps.size(), std::vector<bool>(steps.size(), false));
-  for (size_t i = 0; i < steps.size(); ++i)
-    for (int32_t t : steps[i].in)
-      if (const int32_t w = writer[t]; w >= 0) {
-        ancestors[i][w] = true;
-        for (size_t k = 0; k < steps.size(); ++k)
-          if (ancestors[w][k]) ancestors[i][k] = true;
-      }
+  // The unfused steps' dependencies: precedes(k, w) is true when step w depends on step k.
+  std::vector<std::vector<int32_t>> inputs;
+  std::vector<int32_t> outputs;
+  for (const Step& st : steps) {
+    inputs.push_back(st.in);
+    outputs.push_back(st.out);
+  }
+  const Schedule unfused(inputs, outputs, g.tensors.size());
   std::vector<bool> gone(steps.size(), false);
   for (size_t j = 0; j < steps.size(); ++j) {
     Step& add = steps[j];
@@ -176,10 +175,10 @@ std::vector<Step> fuse_residual_adds(std::vector<Step> steps, const Graph& g, co
       return w >= 0 && !gone[w] && steps[w].kind == Kind::Conv && !steps[w].conv.out_int32 &&
              !steps[w].conv.residual && readers[t] == 1 && image_bytes[t] == image_bytes[add.out];
     };
-    auto own_steps = [&](int32_t q) {  // ancestors of operand q's writer that the other's lacks
+    auto own_steps = [&](int32_t q) {  // steps operand q's writer depends on and the other's does not
       const int32_t w = writer[add.in[q]], v = writer[add.in[1 - q]];
       int64_t n = 0;
-      for (size_t k = 0; k < steps.size(); ++k) n += ancestors[w][k] && (v < 0 || (!ancestors[v][k] && static_cast<int32_t>(k) != v));
+      for (int32_t k = 0; k < w; ++k) n += unfused.precedes(k, w) && (v < 0 || (k != v && !unfused.precedes(k, v)));
       return n;
     };
     int32_t q = -1;
