@@ -92,18 +92,32 @@ std::vector<std::string> read_list(const std::string& path) {
 }  // namespace
 
 std::unique_ptr<CalibrationSource> make_calibration(const CalibrationSpec& spec) {
-  if (spec.dir.empty() == spec.list.empty()) fail("cannot calibrate: give a folder or a list of images, not both");
+  if (!spec.dir.empty() + !spec.list.empty() + (spec.images != nullptr) != 1)
+    fail("cannot calibrate: give one of a folder, a list of images or synthetic images");
   if (spec.shard_n < 1 || spec.shard_k < 1 || spec.shard_k > spec.shard_n)
     fail("cannot calibrate on shard {}/{}: it must be K/N with 1 <= K <= N", spec.shard_k, spec.shard_n);
-  const std::vector<std::string> all = spec.dir.empty() ? read_list(spec.list) : list_images(spec.dir);
-  std::vector<std::string> files;
-  for (size_t i = static_cast<size_t>(spec.shard_k - 1); i < all.size(); i += static_cast<size_t>(spec.shard_n))
-    files.push_back(all[i]);
-  if (spec.count > 0 && files.size() > static_cast<size_t>(spec.count)) files.resize(static_cast<size_t>(spec.count));
-  if (files.empty()) fail("cannot calibrate: shard {}/{} of {} images is empty", spec.shard_k, spec.shard_n, all.size());
-  auto files_source = std::make_unique<ImageFiles>(std::move(files));
-  if (spec.augment == 1) return files_source;
-  return std::make_unique<AugmentedViews>(std::move(files_source), spec.augment, spec.seed);
+  const size_t all = spec.images ? spec.images->size() : 0;
+  // The selection: every shard_n-th from shard_k, the first `count` of those.
+  auto chosen = [&](size_t n) {
+    std::vector<size_t> index;
+    for (size_t i = static_cast<size_t>(spec.shard_k - 1); i < n; i += static_cast<size_t>(spec.shard_n)) index.push_back(i);
+    if (spec.count > 0 && index.size() > static_cast<size_t>(spec.count)) index.resize(static_cast<size_t>(spec.count));
+    if (index.empty()) fail("cannot calibrate: shard {}/{} of {} images is empty", spec.shard_k, spec.shard_n, n);
+    return index;
+  };
+  std::unique_ptr<CalibrationSource> source;
+  if (spec.images) {
+    auto images = std::make_shared<std::vector<Image>>();
+    for (size_t i : chosen(all)) images->push_back((*spec.images)[i]);
+    source = std::make_unique<ImageList>(std::move(images), "synthetic-");
+  } else {
+    const std::vector<std::string> paths = spec.dir.empty() ? read_list(spec.list) : list_images(spec.dir);
+    std::vector<std::string> files;
+    for (size_t i : chosen(paths.size())) files.push_back(paths[i]);
+    source = std::make_unique<ImageFiles>(std::move(files));
+  }
+  if (spec.augment == 1) return source;
+  return std::make_unique<AugmentedViews>(std::move(source), spec.augment, spec.seed);
 }
 
 CalibrationBatch load_calibration(const CalibrationSource& source, size_t begin, size_t end, const Graph& g) {

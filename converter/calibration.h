@@ -7,7 +7,8 @@
 //   - AugmentedViews: K views of each image of another source: the image itself, then K - 1
 //     random resized crops (area 0.2 to 1 of the image, aspect ratio 3/4 to 4/3, resized to the
 //     model's input) each flipped left to right with probability 1/2, seeded per image and view;
-//   - images a generator makes (issue 15's synthetic calibration) implement the same calls.
+//   - ImageList: images held in memory (synthetic calibration, synthetic/synthesize.h, makes
+//     them), fitted as files are.
 // CalibrationSpec says which, from trit-convert's options.
 #pragma once
 
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "trit/error.h"
 #include "trit/graph.h"
 #include "trit/image.h"
 
@@ -46,6 +48,22 @@ class ImageFiles : public CalibrationSource {
   std::vector<std::string> paths_;
 };
 
+class ImageList : public CalibrationSource {
+ public:
+  ImageList(std::shared_ptr<const std::vector<Image>> images, std::string prefix)
+      : images_(std::move(images)), prefix_(std::move(prefix)) {}
+  size_t size() const override { return images_->size(); }
+  std::string name(size_t i) const override { return fmt::format("{}{}", prefix_, i); }
+  Image fitted(size_t i, const Metadata& metadata, int32_t height, int32_t width) const override {
+    return fit_to_input((*images_)[i], metadata, height, width);
+  }
+  Image original(size_t i) const override { return (*images_)[i]; }
+
+ private:
+  std::shared_ptr<const std::vector<Image>> images_;
+  std::string prefix_;
+};
+
 class AugmentedViews : public CalibrationSource {
  public:
   AugmentedViews(std::unique_ptr<CalibrationSource> base, int32_t views, uint64_t seed);
@@ -61,7 +79,8 @@ class AugmentedViews : public CalibrationSource {
 };
 
 // Which calibration images, as trit-convert's options give them: the image files of a folder in
-// name order, or the files a list names (one path a line, in its order); then every n-th from
+// name order, or the files a list names (one path a line, in its order), or images in memory
+// (exactly one of the three); then every n-th from
 // the k-th (shard k/n: two folds are 1/2 and 2/2, as scripts/eval_imagenet.py --shard takes
 // them); then the first `count` (0: all); then `augment` views of each.
 struct CalibrationSpec {
@@ -70,6 +89,7 @@ struct CalibrationSpec {
   int32_t shard_k = 1, shard_n = 1;
   int32_t augment = 1;
   uint64_t seed = 1;
+  std::shared_ptr<const std::vector<Image>> images;  // instead of dir or list; named "synthetic-0", ...
 };
 // Throws trit::Error when the folder or list cannot be read, or selects no image.
 std::unique_ptr<CalibrationSource> make_calibration(const CalibrationSpec& spec);

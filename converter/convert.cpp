@@ -51,9 +51,37 @@ ConvertResult convert(const ConvertArgs& args, const std::string& options, const
   m.converter_options = options;
   if (!args.force && std::filesystem::exists(args.output))
     fail("cannot write model '{}': the file exists (pass --force to replace it)", args.output);
+  const bool preprocessing_given = result.stats.preprocessing || !args.preset.empty() || !args.mean.empty() ||
+                                   !args.scale.empty() || args.bgr || args.resize >= 0;
+  if (!preprocessing_given && cb.note)
+    cb.note(fmt::format("warning: '{}' says nothing of its preprocessing (no trit.* metadata) and no --preset, --mean "
+                        "or --scale was given: using RGB pixels 0-255 as they are (mean 0, scale 1), resized straight "
+                        "to the input",
+                        args.input));
   if (std::optional<QuantizeOptions> q = quantize_options(args)) {
+    if (args.calib == "synthetic") {
+      synth::SynthesisOptions so;
+      so.count = args.calib_count;
+      so.batch = args.synthetic_batch;
+      so.iterations = args.synthetic_iters;
+      so.seed = args.seed;
+      if (!args.synthetic_save.empty()) synth::check_can_save(args.synthetic_save, static_cast<size_t>(so.count), args.force);
+      if (cb.note)
+        cb.note(fmt::format("making {} synthetic calibration images from the statistics of {} batch norms ({} steps "
+                            "per group of {})",
+                            so.count, result.stats.batch_norms.size(), so.iterations, so.batch));
+      auto images = synth::synthesize(g, result.stats.batch_norms, so, &result.synthetic, cb.synthetic);
+      if (cb.note)
+        cb.note(fmt::format("synthetic images: batch-norm loss {:.4f} at the start, {:.4f} at the end; {:.1f} s",
+                            result.synthetic.start_loss, result.synthetic.end_loss, result.synthetic.seconds));
+      if (!args.synthetic_save.empty()) {
+        synth::save_images(images, args.synthetic_save, args.force);
+        if (cb.note) cb.note(fmt::format("saved {} images in {}", images.size(), args.synthetic_save));
+      }
+      q->calibration.images = std::make_shared<const std::vector<Image>>(std::move(images));
+    }
     if (cb.note)
-      cb.note(fmt::format("calibrating on {}{}{}", args.calib.empty() ? "the list " : "",
+      cb.note(fmt::format("calibrating on {}{}{}", args.calib.empty() ? "the list " : args.calib == "synthetic" ? "images made from " : "",
                           args.calib.empty() ? args.calib_list : args.calib,
                           args.augment > 1 ? fmt::format(", {} views of each image", args.augment) : ""));
     q->float_progress = cb.float_images;

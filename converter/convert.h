@@ -10,6 +10,7 @@
 #include "onnx_import.h"
 #include "options.h"
 #include "quantize.h"
+#include "synthetic/synthesize.h"
 
 namespace trit {
 
@@ -18,6 +19,7 @@ struct ConvertCallbacks {
   std::function<void(int64_t done, int64_t total)> float_images;  // the float network's pass
   Progress layer;                                                 // each layer, as quantize.h calls it
   recon::BlockProgress block;                                     // --reconstruct, each block
+  synth::SynthesisProgress synthetic;                             // --calib synthetic, each step
 };
 
 struct ConvertResult {
@@ -25,6 +27,7 @@ struct ConvertResult {
   size_t nodes = 0, labels = 0;
   bool quantized = false;
   QuantizeReport report;  // when quantized
+  synth::SynthesisReport synthetic;  // with --calib synthetic
 };
 
 // The lines trit-convert prints for a layer (pass: 0 for a single pass, 1 or 2 for

@@ -59,6 +59,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "\rfloat network: %lld/%lld images, %.1f s%s", static_cast<long long>(done),
                    static_cast<long long>(total), s, done == total ? "\n" : "");
     };
+    cb.synthetic = [start](int32_t group, int32_t groups, int32_t it, int32_t its, double loss) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "\rsynthetic images: group %d/%d, step %d/%d, batch-norm loss %.4f, %.0f s%s", group + 1, groups,
+                   it + 1, its, loss, s, it + 1 == its ? "\n" : "");
+    };
     cb.layer = print_layer;
     cb.block = print_block;
     const trit::ConvertResult r = trit::convert(args, join_args(argc, argv), cb);

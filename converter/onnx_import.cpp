@@ -2,7 +2,9 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +61,7 @@ class Importer {
     }
     if (g_.outputs.empty()) bad("the graph has no outputs");
     finish();
+    preprocessing(model);
     return std::move(g_);
   }
 
@@ -387,7 +390,18 @@ class Importer {
       p.bias[c] = static_cast<float>((p.bias[c] - parts[2]->f[c]) * k + parts[1]->f[c]);
     }
     alias(out, x);
-    if (stats_) ++stats_->folded_batch_norms;
+    if (!stats_) return;
+    ++stats_->folded_batch_norms;
+    // A second batch norm on the same Conv describes the first one's output: it replaces it.
+    auto& bns = stats_->batch_norms;
+    if (bns.empty() || bns.back().node != producer_[x]) bns.push_back({producer_[x], {}, {}});
+    BatchNormStatistics& s = bns.back();
+    s.mean.assign(parts[1]->f.begin(), parts[1]->f.end());
+    s.stddev.resize(o);
+    for (int32_t c = 0; c < o; ++c) {
+      const double var = std::max(double{parts[3]->f[c]}, 0.0);
+      s.stddev[c] = static_cast<float>(std::abs(parts[0]->f[c]) * std::sqrt(var / (var + eps)));
+    }
   }
 
   void relu(const NodeProto& n, const std::string& out, Node& node) {
@@ -427,6 +441,8 @@ class Importer {
       if (!channel_axis_ok && o != 1) bad(n, "the constant does not broadcast along the channels");
       PendingWeights& w = pending_[producer_[x]];
       for (int32_t i = 0; i < o; ++i) w.bias[i] += c->f[i];
+      if (stats_ && !stats_->batch_norms.empty() && stats_->batch_norms.back().node == producer_[x])
+        for (int32_t i = 0; i < o; ++i) stats_->batch_norms.back().mean[i] += c->f[c->size() == 1 ? 0 : i];
       alias(out, x);
       if (stats_) ++stats_->folded_biases;
       return;
@@ -505,6 +521,52 @@ class Importer {
     node.inputs = {x};
     node.weights.shape = {static_cast<int32_t>(o), k, 1, 1};
     emit(std::move(node), out, {static_cast<int32_t>(o)}, std::move(p));
+  }
+
+  // The metadata_props keys of onnx_import.h.
+  void preprocessing(const onnx::ModelProto& model) {
+    Metadata& m = g_.metadata;
+    const size_t channels = m.mean.size();
+    auto floats = [&](const std::string& key, const std::string& text) {
+      std::vector<float> v;
+      size_t at = 0;
+      while (at <= text.size()) {
+        const size_t comma = std::min(text.find(',', at), text.size());
+        const std::string word = text.substr(at, comma - at);
+        char* end = nullptr;
+        const float f = std::strtof(word.c_str(), &end);
+        if (word.empty() || *end != '\0' || !std::isfinite(f))
+          bad(fmt::format("metadata '{}' = '{}': '{}' is not a number", key, text, word));
+        v.push_back(f);
+        at = comma + 1;
+      }
+      if (v.size() != channels)
+        bad(fmt::format("metadata '{}' = '{}' has {} values for {} input channels", key, text, v.size(), channels));
+      return v;
+    };
+    for (const auto& prop : model.metadata_props()) {
+      const std::string& key = prop.key();
+      const std::string& value = prop.value();
+      if (key == "trit.channel_order") {
+        if (value != "RGB" && value != "BGR") bad(fmt::format("metadata '{}' = '{}' is not RGB or BGR", key, value));
+        m.channel_order = value == "BGR" ? ChannelOrder::BGR : ChannelOrder::RGB;
+      } else if (key == "trit.mean") {
+        m.mean = floats(key, value);
+      } else if (key == "trit.scale") {
+        m.scale = floats(key, value);
+        for (float f : m.scale)
+          if (!(f > 0)) bad(fmt::format("metadata '{}' = '{}': every divisor must be > 0", key, value));
+      } else if (key == "trit.resize_shorter") {
+        char* end = nullptr;
+        const long r = std::strtol(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0' || r < 0 || r > 65536)
+          bad(fmt::format("metadata '{}' = '{}' is not a size in [0, 65536]", key, value));
+        m.resize_shorter = static_cast<int32_t>(r);
+      } else {
+        continue;
+      }
+      if (stats_) stats_->preprocessing = true;
+    }
   }
 
   void finish() {

@@ -44,7 +44,9 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
                "per-channel bias correction on the calibration images (default on)");
   app.add_option("--keep-8bit", a.keep, "layers kept at int8: first,last (default), first, last or none");
   app.add_option("--layer", a.layers, "NAME=int8|int4|ternary|float: one layer's encoding (repeatable)");
-  auto* calib = app.add_option("--calib", a.calib, "folder of calibration images (taken in name order)");
+  auto* calib = app.add_option("--calib", a.calib,
+                                "folder of calibration images (taken in name order), or 'synthetic': images made from the "
+                                "model's batch-norm statistics, no photo needed");
   app.add_option("--calib-list", a.calib_list, "file naming the calibration images, one path a line")->excludes(calib);
   app.add_option("--calib-shard", a.calib_shard,
                  "K/N: every N-th calibration image from the K-th (two folds: 1/2 and 2/2, as eval_imagenet.py --shard)");
@@ -52,7 +54,13 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
       ->check(CLI::Range(0, 100000000));
   app.add_option("--augment", a.augment, "K views of each calibration image: itself and K - 1 random resized crops and flips")
       ->check(CLI::Range(1, 1000));
-  app.add_option("--seed", a.seed, "seed of the augmented views and of reconstruction");
+  app.add_option("--seed", a.seed, "seed of the augmented views, synthetic images and reconstruction");
+  app.add_option("--synthetic-iters", a.synthetic_iters, "--calib synthetic: optimization steps per group of images, the first three quarters at half resolution (default 200)")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--synthetic-batch", a.synthetic_batch, "--calib synthetic: images optimized together (default 16)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--synthetic-save", a.synthetic_save,
+                 "--calib synthetic: also write the images as PNG files into this folder (reuse them with --calib DIR)");
   app.add_flag("--reconstruct", a.reconstruct,
                "after the layer-wise pass, optimize each residual block's rounding, scales and biases (slow)");
   app.add_option("--reconstruct-iters", a.reconstruct_iters, "iterations per block (default 500)");
@@ -118,7 +126,11 @@ std::optional<QuantizeOptions> quantize_options(const ConvertArgs& a) {
     if (eq == std::string::npos || eq == 0) fail("--layer '{}' is not NAME=ENCODING", spec);
     q.layers[spec.substr(0, eq)] = encoding_named(spec.substr(eq + 1));
   }
-  q.calibration.dir = a.calib;
+  const bool synthetic = a.calib == "synthetic";
+  if (synthetic && a.calib_count < 1)
+    fail("--calib synthetic needs --calib-count N (N >= 1): the number of images to make");
+  if (!synthetic && !a.synthetic_save.empty()) fail("--synthetic-save needs --calib synthetic");
+  if (!synthetic) q.calibration.dir = a.calib;
   q.calibration.list = a.calib_list;
   q.calibration.count = a.calib_count;
   const size_t slash = a.calib_shard.find('/');

@@ -24,6 +24,8 @@ struct ConvertArgs {
   std::string keep = "first,last", calib, calib_list, calib_shard = "1/1", report, exponents = "lse";
   std::vector<std::string> layers;  // NAME=ENCODING
   int calib_count = 50, augment = 1;
+  int synthetic_iters = 200, synthetic_batch = 16;  // --calib synthetic (synthetic/synthesize.h)
+  std::string synthetic_save;
   uint64_t seed = 1;
   bool reconstruct = false;
   int reconstruct_iters = 500, reconstruct_batch = 4, reconstruct_images = 256;
@@ -43,7 +45,9 @@ void apply_metadata_options(const ConvertArgs& args, Metadata& metadata);
 // The quantizer's options, or nothing for --weights float. Throws trit::Error with one line for
 // options that contradict each other or cannot be read (--min-replaced without ternary weights,
 // integer weights without --calib or --calib-list, --reconstruct with float weights, a bad
-// --cluster, --calib-shard, --keep-8bit or --layer).
+// --cluster, --calib-shard, --keep-8bit or --layer, --calib synthetic with --calib-count 0 or
+// --synthetic-save without it). With --calib synthetic the calibration spec names no folder:
+// convert() gives it the images it makes.
 std::optional<QuantizeOptions> quantize_options(const ConvertArgs& args);
 
 // A weight encoding by its name on the command line: float, int8, int4, ternary.

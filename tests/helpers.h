@@ -54,6 +54,19 @@ std::vector<T> read_binary(const std::filesystem::path& path) {
   return out;
 }
 
+// The derivative of loss() along coordinate j of p, by central differences with step eps
+// (p[j] is restored).
+template <typename F>
+double numeric_derivative(F loss, std::vector<float>& p, size_t j, float eps) {
+  const float keep = p[j];
+  p[j] = keep + eps;
+  const double up = loss();
+  p[j] = keep - eps;
+  const double down = loss();
+  p[j] = keep;
+  return (up - down) / (2.0 * eps);
+}
+
 inline std::vector<float> random_floats(size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
   std::uniform_real_distribution<float> d(lo, hi);
   std::vector<float> v(n);

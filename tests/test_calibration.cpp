@@ -92,7 +92,7 @@ TEST_CASE("augmented views: the image itself first, then seeded crops and flips,
   m.mean = {0, 0, 0};
   m.scale = {1, 1, 1};
   m.resize_shorter = 16;
-  const auto plain = make_calibration(CalibrationSpec{spec.dir, "", 2, 1, 1, 1, 1});
+  const auto plain = make_calibration(CalibrationSpec{spec.dir, "", 2, 1, 1, 1, 1, nullptr});
   CHECK(source->fitted(0, m, 12, 12).pixels == plain->fitted(0, m, 12, 12).pixels);  // view 0: the image
   CHECK(source->fitted(4, m, 12, 12).pixels == plain->fitted(1, m, 12, 12).pixels);
   // Every view the input's size; the views of one image differ; the same seed, the same views,

@@ -117,6 +117,13 @@ TEST_CASE("Conv + BatchNormalization + Relu become one Conv with folded weights 
   CHECK(stats.folded_batch_norms == 1);
   CHECK(stats.fused_relus == 1);
   REQUIRE(g.nodes.size() == 1);
+  // What the batch norm remembers of its data, on the folded output: mean beta, deviation
+  // |gamma| sqrt(var / (var + eps)).
+  REQUIRE(stats.batch_norms.size() == 1);
+  CHECK(stats.batch_norms[0].node == 0);
+  CHECK(stats.batch_norms[0].mean == std::vector<float>{1.0f, 0.0f});
+  CHECK(stats.batch_norms[0].stddev[0] == doctest::Approx(std::sqrt(3.0)));
+  CHECK(stats.batch_norms[0].stddev[1] == 0.0f);
   const Node& n = g.nodes[0];
   CHECK(n.activation == Activation::Relu);
   CHECK(n.window.pad_top == 1);
@@ -134,6 +141,44 @@ TEST_CASE("Conv + BatchNormalization + Relu become one Conv with folded weights 
   CHECK(std::vector<float>(out.begin(), out.begin() + 9) ==
         std::vector<float>{12, 19, 10, 38, 48, 22, 68, 78, 34});
   CHECK(std::vector<float>(out.begin() + 9, out.end()) == std::vector<float>{0, 0.5f, 0, 1, 1, 0, 1, 1, 0});
+}
+
+TEST_CASE("the preprocessing in metadata_props becomes the model metadata, and bad values are named") {
+  auto graph = [](const std::vector<std::pair<std::string, std::string>>& props) {
+    OnnxGraph o(3, 4, 4);
+    o.init("w", {2, 3, 1, 1}, {1, 2, 3, 4, 5, 6});
+    o.node("Conv", {"x", "w"}, "y");
+    o.output("y");
+    for (const auto& [k, v] : props) {
+      auto* p = o.model.add_metadata_props();
+      p->set_key(k);
+      p->set_value(v);
+    }
+    return o;
+  };
+  ImportStats stats;
+  const Graph plain = graph({{"author", "someone"}}).import(&stats);
+  CHECK_FALSE(stats.preprocessing);
+  CHECK(plain.metadata.mean == std::vector<float>{0, 0, 0});
+  CHECK(plain.metadata.channel_order == ChannelOrder::RGB);
+  const Graph g = graph({{"trit.channel_order", "BGR"}, {"trit.mean", "103.939,116.779,123.68"}, {"trit.scale", "1,2,0.5"},
+                         {"trit.resize_shorter", "256"}})
+                      .import(&stats);
+  CHECK(stats.preprocessing);
+  CHECK(g.metadata.channel_order == ChannelOrder::BGR);
+  CHECK(g.metadata.mean == std::vector<float>{103.939f, 116.779f, 123.68f});
+  CHECK(g.metadata.scale == std::vector<float>{1, 2, 0.5f});
+  CHECK(g.metadata.resize_shorter == 256);
+  CHECK(graph({{"trit.mean", "1,2"}}).error() ==
+        "cannot import ONNX 'test.onnx': metadata 'trit.mean' = '1,2' has 2 values for 3 input channels");
+  CHECK(graph({{"trit.scale", "1,0,1"}}).error() ==
+        "cannot import ONNX 'test.onnx': metadata 'trit.scale' = '1,0,1': every divisor must be > 0");
+  CHECK(graph({{"trit.mean", "1,x,2"}}).error() ==
+        "cannot import ONNX 'test.onnx': metadata 'trit.mean' = '1,x,2': 'x' is not a number");
+  CHECK(graph({{"trit.channel_order", "GBR"}}).error() ==
+        "cannot import ONNX 'test.onnx': metadata 'trit.channel_order' = 'GBR' is not RGB or BGR");
+  CHECK(graph({{"trit.resize_shorter", "-4"}}).error() ==
+        "cannot import ONNX 'test.onnx': metadata 'trit.resize_shorter' = '-4' is not a size in [0, 65536]");
 }
 
 TEST_CASE("Gemm with transB, MatMul + Add, Reshape and Flatten agree") {

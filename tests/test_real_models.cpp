@@ -16,6 +16,7 @@
 #include "onnx_import.h"
 #include "mixed_precision.h"
 #include "quantize.h"
+#include "synthetic/synthesize.h"
 #include "int8/table.h"
 #include "engine.h"
 #include "trit/error.h"
@@ -489,4 +490,46 @@ TEST_CASE("the real ImageNet ResNet-50: the photos, and top-1 on the 500-photo s
   MESSAGE("ResNet-50 float32 top-1 on the 500-photo ImageNet sample: " << correct / 5.0 << " % (" << correct
                                                                        << "/500)");
   CHECK(correct >= 440);  // 88 %
+}
+
+TEST_CASE("the real ImageNet ResNet-50 carries its preprocessing from the fetch script to the model") {
+  if (!resnet50_fetched()) TRIT_SKIP("models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
+  // scripts/fetch_resnet50.sh -> metadata_props -> the import -> a saved and loaded model: the
+  // Keras preset's preprocessing, with no preset given.
+  ImportStats stats;
+  const Graph g = import_onnx((test::source_dir() / "models" / "resnet50.onnx").string(), &stats);
+  CHECK(stats.preprocessing);
+  const Graph loaded = load_model_bytes(serialize_model(g), "resnet50");
+  Metadata keras;
+  apply_preset("keras-resnet50", keras);
+  CHECK(loaded.metadata.channel_order == keras.channel_order);
+  CHECK(loaded.metadata.mean == keras.mean);
+  CHECK(loaded.metadata.scale == keras.scale);
+  CHECK(loaded.metadata.resize_shorter == keras.resize_shorter);
+  CHECK(stats.batch_norms.size() == 53);
+}
+
+TEST_CASE("the real ImageNet ResNet-50 in int8 from four synthetic images names the photos as float32 does") {
+  TRIT_REQUIRE_SHARED(data);
+  if (!resnet50_fetched()) TRIT_SKIP("models/resnet50.onnx is absent (scripts/fetch_resnet50.sh fetches it)");
+  const auto models = test::source_dir() / "models";
+  ImportStats stats;
+  Graph g = import_onnx((models / "resnet50.onnx").string(), &stats);
+  apply_preset("keras-resnet50", g.metadata);  // (an ONNX file fetched before the metadata lacks it)
+  g.metadata.labels = read_labels((models / "resnet50.labels.txt").string());
+  synth::SynthesisOptions o;
+  o.count = 4;
+  o.batch = 4;
+  o.iterations = 24;  // a few seconds; the conversion's default is 200
+  synth::SynthesisReport report;
+  auto images = std::make_shared<const std::vector<Image>>(synth::synthesize(g, stats.batch_norms, o, &report));
+  MESSAGE("batch-norm loss " << report.start_loss << " -> " << report.end_loss << " in " << report.seconds << " s");
+  QuantizeOptions q;
+  q.encoding = WeightEncoding::Int8PerChannel;
+  q.calibration.images = images;
+  q.calibration.count = 0;
+  const auto model = std::make_shared<const Graph>(quantize(g, q, nullptr));
+  const auto float_model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "resnet50"));
+  const auto photos = labelled_photos(data);
+  CHECK(classify(IntExecutor(model), photos) == classify(FloatExecutor(float_model), photos));
 }

@@ -17,18 +17,6 @@ using namespace trit::recon;
 
 namespace {
 
-// sum r * f(p) and its numerical derivative along one coordinate of p, central differences.
-template <typename F>
-double numeric(F loss, std::vector<float>& p, size_t j, float eps) {
-  const float keep = p[j];
-  p[j] = keep + eps;
-  const double up = loss();
-  p[j] = keep - eps;
-  const double down = loss();
-  p[j] = keep;
-  return (up - down) / (2.0 * eps);
-}
-
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
   double s = 0;
   for (size_t j = 0; j < a.size(); ++j) s += double(a[j]) * b[j];
@@ -66,9 +54,9 @@ TEST_CASE("convolution backward equals finite differences, at every window the m
         CAPTURE(w.stride_h);
         CAPTURE(w.pad_top);
         // The loss is linear in each variable: central differences are exact up to rounding.
-        for (size_t j = 0; j < x.size(); j += 7) CHECK(dx[j] == doctest::Approx(numeric(loss, x, j, 0.05f)).epsilon(1e-3).scale(1));
-        for (size_t j = 0; j < wt.size(); j += 5) CHECK(dw[j] == doctest::Approx(numeric(loss, wt, j, 0.05f)).epsilon(1e-3).scale(1));
-        for (size_t j = 0; j < b.size(); ++j) CHECK(db[j] == doctest::Approx(numeric(loss, b, j, 0.05f)).epsilon(1e-3).scale(1));
+        for (size_t j = 0; j < x.size(); j += 7) CHECK(dx[j] == doctest::Approx(test::numeric_derivative(loss, x, j, 0.05f)).epsilon(1e-3).scale(1));
+        for (size_t j = 0; j < wt.size(); j += 5) CHECK(dw[j] == doctest::Approx(test::numeric_derivative(loss, wt, j, 0.05f)).epsilon(1e-3).scale(1));
+        for (size_t j = 0; j < b.size(); ++j) CHECK(db[j] == doctest::Approx(test::numeric_derivative(loss, b, j, 0.05f)).epsilon(1e-3).scale(1));
         ++cases;
       }
   CHECK(cases == 48);
@@ -175,9 +163,9 @@ TEST_CASE("learned rounding: it starts at the layer-wise codes, and its gradient
     std::vector<float> dv(s.v().size()), ds(s.log_scale().size());
     s.weights(false, soft.data());  // backward() and regularizer() follow the soft weights of the same V
     s.backward(r.data(), dv.data(), ds.data());
-    for (size_t j = 0; j < dv.size(); j += 3) CHECK(dv[j] == doctest::Approx(numeric(loss, s.v(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
+    for (size_t j = 0; j < dv.size(); j += 3) CHECK(dv[j] == doctest::Approx(test::numeric_derivative(loss, s.v(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
     for (size_t j = 0; j < ds.size(); ++j)
-      CHECK(ds[j] == doctest::Approx(numeric(loss, s.log_scale(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
+      CHECK(ds[j] == doctest::Approx(test::numeric_derivative(loss, s.log_scale(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
     std::vector<float> reg(dv.size(), 0.0f), ignore(dv.size(), 0.0f);
     s.weights(false, soft.data());
     s.regularizer(4.0, 0.5, reg.data());
@@ -186,7 +174,7 @@ TEST_CASE("learned rounding: it starts at the layer-wise codes, and its gradient
       return s.regularizer(4.0, 0.5, ignore.data());
     };
     for (size_t j = 0; j < reg.size(); j += 3)
-      CHECK(reg[j] == doctest::Approx(numeric(reg_loss, s.v(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
+      CHECK(reg[j] == doctest::Approx(test::numeric_derivative(reg_loss, s.v(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
   }
 }
 
@@ -254,11 +242,11 @@ TEST_CASE("a whole block's gradient (two layers, an Add) equals finite differenc
     std::vector<float> dv(l->v().size()), ds(l->log_scale().size());
     l->backward(gr.dw.data(), dv.data(), ds.data());
     for (size_t j = 0; j < l->bias().size(); ++j, ++checked)
-      CHECK(gr.db[j] == doctest::Approx(numeric(loss, l->bias(), j, 1e-3f)).epsilon(2e-2).scale(1e-1));
+      CHECK(gr.db[j] == doctest::Approx(test::numeric_derivative(loss, l->bias(), j, 1e-3f)).epsilon(2e-2).scale(1e-1));
     for (size_t j = 0; j < dv.size(); j += 4, ++checked)
-      CHECK(dv[j] == doctest::Approx(numeric(loss, l->v(), j, 1e-3f)).epsilon(2e-2).scale(1e-1));
+      CHECK(dv[j] == doctest::Approx(test::numeric_derivative(loss, l->v(), j, 1e-3f)).epsilon(2e-2).scale(1e-1));
     for (size_t j = 0; j < ds.size(); ++j, ++checked)
-      CHECK(ds[j] == doctest::Approx(numeric(loss, l->log_scale(), j, 1e-3f)).epsilon(2e-2).scale(1e-1));
+      CHECK(ds[j] == doctest::Approx(test::numeric_derivative(loss, l->log_scale(), j, 1e-3f)).epsilon(2e-2).scale(1e-1));
   }
   CHECK(checked > 40);
 }

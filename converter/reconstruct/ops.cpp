@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include <cblas.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -48,6 +49,9 @@ std::unique_ptr<float[]> buffer(int64_t n) { return std::make_unique_for_overwri
 
 }  // namespace
 
+SingleThreadedBlas::SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
+SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
+
 // One sgemm for the whole batch (the columns of all images side by side): faster for training's
 // batches than the runtime's image-by-image blas::conv2d.
 void conv_forward(const ConvShape& s, const float* x, int32_t batch, const float* w, const float* b, float* y) {
@@ -69,7 +73,6 @@ void conv_backward(const ConvShape& s, const float* x, int32_t batch, const floa
                    float* db) {
   const int64_t k = s.k(), p_n = int64_t{s.out.h} * s.out.w, o_n = s.out.c, width = p_n * batch;
   const auto cols = buffer(k * width), dprod = buffer(o_n * width);
-  batch_im2col(s, x, batch, cols.get());
   gather_images(dy, o_n, p_n, batch, dprod.get());
   if (db)
     for (int64_t o = 0; o < o_n; ++o) {
@@ -77,8 +80,11 @@ void conv_backward(const ConvShape& s, const float* x, int32_t batch, const floa
       for (int64_t p = 0; p < width; ++p) sum += dprod[o * width + p];
       db[o] += static_cast<float>(sum);
     }
-  // dw [O][K] += dy [O][NP] * cols^T [NP][K]
-  blas::gemm(false, true, o_n, k, width, dprod.get(), width, cols.get(), width, 1.0f, dw, k);
+  if (dw) {
+    // dw [O][K] += dy [O][NP] * cols^T [NP][K]
+    batch_im2col(s, x, batch, cols.get());
+    blas::gemm(false, true, o_n, k, width, dprod.get(), width, cols.get(), width, 1.0f, dw, k);
+  }
   if (!dx) return;
   // dcols [K][NP] = w^T [K][O] * dy [O][NP], scattered back to each image.
   blas::gemm(true, false, k, width, o_n, w, k, dprod.get(), width, 0.0f, cols.get(), width);

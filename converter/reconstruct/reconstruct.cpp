@@ -1,7 +1,5 @@
 #include "reconstruct.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -118,12 +116,7 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
                               const BlockData& data, const ReconstructOptions& opt, uint64_t block_seed,
                               const BlockProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
-  // BLAS in the calling threads (ops.cpp splits the products over oneTBB's), for the block.
-  struct SingleThreadedBlas {
-    int saved = openblas_get_num_threads();
-    SingleThreadedBlas() { openblas_set_num_threads(1); }
-    ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
-  } single_threaded_blas;
+  const SingleThreadedBlas single_threaded_blas;  // for the block
   BlockResult res;
   res.name = g.nodes[seg.end - 1].name;
   BlockNet net(g, seg, given);

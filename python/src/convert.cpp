@@ -63,6 +63,11 @@ pb::dict convert(const std::vector<std::string>& words, const pb::object& progre
   cb.layer = [&](int pass, int passes, size_t i, size_t n, const LayerReport& l, double seconds) {
     report("layer", int64_t(i + 1), int64_t(n), layer_line(pass, passes, i, n, l, seconds));
   };
+  cb.synthetic = [&](int32_t group, int32_t groups, int32_t it, int32_t its, double loss) {
+    const int64_t done = int64_t{group} * its + it + 1, total = int64_t{groups} * its;
+    report("synthetic", done, total,
+           fmt::format("synthetic images: group {}/{}, step {}/{}, batch-norm loss {:.4f}", group + 1, groups, it + 1, its, loss));
+  };
   cb.block = [&](const recon::BlockResult& b, int32_t iteration, double train, double held) {
     report("block", iteration, b.seconds == 0 ? -1 : iteration, block_line(b, iteration, train, held));
   };

@@ -208,13 +208,14 @@ class _Bars:
             if stage in ("note", "block", "layer") or done == total:
                 print(line, file=sys.stderr, flush=True)
             return
-        if stage in ("float", "layer"):
+        if stage in ("float", "layer", "synthetic"):
             bar = self.bars.get(stage)
             if bar is None or bar.total != total:
                 if bar is not None:
                     bar.close()
-                bar = self.bars[stage] = self.tqdm(total=total, desc="float network" if stage == "float" else "layers",
-                                                   unit="image" if stage == "float" else "layer", file=sys.stderr)
+                desc, unit = {"float": ("float network", "image"), "layer": ("layers", "layer"),
+                              "synthetic": ("synthetic images", "step")}[stage]
+                bar = self.bars[stage] = self.tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
             bar.update(done - bar.n)
             if stage == "layer":
                 bar.set_postfix_str(line.split()[2] if len(line.split()) > 2 else "")
@@ -238,7 +239,8 @@ def convert(onnx, out, *, progress=None, **options) -> dict:
                      cluster=4, shape="kernels", calib="photos/", calib_count=0, reconstruct=True)
 
     progress: None (quiet), True (tqdm bars on stderr), or a callable
-    progress(stage, done, total, line) with stage "note", "float", "layer" or "block" and the
+    progress(stage, done, total, line) with stage "note", "synthetic" (calib="synthetic": each
+    optimization step), "float", "layer" or "block" and the
     line trit-convert would print. Ctrl-C, or an exception from the callable, stops the
     conversion and no file is written; an existing `out` is replaced only with force=True.
 

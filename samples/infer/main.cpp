@@ -3,13 +3,14 @@
 //   infer [--model M] [--top K] [--json [--logits]] [--threads T] [--stats] IMAGE...
 //
 // Prints, per image, the top K classes with WordNet id, name and probability; --json prints one
-// JSON object a line instead. An image that cannot be read is reported on its own line (stderr)
+// JSON object a line instead (with the network's milliseconds on the image). An image that cannot be read is reported on its own line (stderr)
 // and the others still run; the exit status is then 1.
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -35,11 +36,11 @@ std::string default_model() {
 
 
 // logits: printed in the JSON when not null, each float in the shortest form that reads back
-// as the same bits.
+// as the same bits. ms: the network's time on the image (after decoding and resizing).
 void print(const std::string& path, const std::vector<trit::Prediction>& top, bool labelled, bool json,
-           const std::vector<float>* logits) {
+           const std::vector<float>* logits, double ms) {
   if (json) {
-    std::string line = fmt::format("{{\"image\": {}, \"top\": [", trit::json_quote(path));
+    std::string line = fmt::format("{{\"image\": {}, \"ms\": {:.3f}, \"top\": [", trit::json_quote(path), ms);
     for (size_t i = 0; i < top.size(); ++i)
       line += fmt::format("{}{{\"class\": {}, \"wnid\": {}, \"label\": {}, \"prob\": {:.6f}}}", i ? ", " : "",
                           top[i].index, trit::json_quote(top[i].wnid), trit::json_quote(top[i].label), top[i].probability);
@@ -134,9 +135,11 @@ int main(int argc, char** argv) {
             tbb::make_filter<std::shared_ptr<Item>, void>(tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Item> item) {
               try {
                 if (!item->error.empty()) trit::fail("{}", item->error);
+                const auto start = std::chrono::steady_clock::now();
                 const std::vector<float> l = session.logits_fitted(std::span(&item->fitted, 1));
+                const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
                 print(item->path, trit::top_k(*model, l, top), !model->graph().metadata.labels.empty(), json,
-                      logits ? &l : nullptr);
+                      logits ? &l : nullptr, ms);
               } catch (const trit::Error& e) {
                 std::fflush(stdout);
                 std::fprintf(stderr, "infer: %s\n", e.what());
