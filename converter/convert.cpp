@@ -81,8 +81,9 @@ ConvertResult convert(const ConvertArgs& args, const std::string& options, const
       q->calibration.images = std::make_shared<const std::vector<Image>>(std::move(images));
     }
     if (cb.note)
-      cb.note(fmt::format("calibrating on {}{}{}", args.calib.empty() ? "the list " : args.calib == "synthetic" ? "images made from " : "",
-                          args.calib.empty() ? args.calib_list : args.calib,
+      cb.note(fmt::format("calibrating on {}{}", q->calibration.images ? "the synthetic images"
+                                                 : args.calib.empty()    ? "the list " + args.calib_list
+                                                                         : args.calib,
                           args.augment > 1 ? fmt::format(", {} views of each image", args.augment) : ""));
     q->float_progress = cb.float_images;
     q->block_progress = cb.block;

@@ -23,6 +23,10 @@
 // of the variables v, so that saved PNG files are calibration photos like any other. The
 // metadata's preprocessing maps pixels to the network's input. One seed and one thread count give
 // the same images.
+//
+// Cost (ResNet-50, groups of 16, 2 cores with AVX-512): 2.25 s a step at 224 x 224, 0.66 s at
+// 112 x 112; 64 images at the defaults about 15 minutes. Memory: the network's tensors for one
+// group (input_gradient.h), about 3 GB for ResNet-50; it does not grow with the count.
 #pragma once
 
 #include <cstdint>
