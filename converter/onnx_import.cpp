@@ -442,7 +442,7 @@ class Importer {
       PendingWeights& w = pending_[producer_[x]];
       for (int32_t i = 0; i < o; ++i) w.bias[i] += c->f[i];
       if (stats_ && !stats_->batch_norms.empty() && stats_->batch_norms.back().node == producer_[x])
-        for (int32_t i = 0; i < o; ++i) stats_->batch_norms.back().mean[i] += c->f[c->size() == 1 ? 0 : i];
+        for (int32_t i = 0; i < o; ++i) stats_->batch_norms.back().mean[i] += c->f[i];
       alias(out, x);
       if (stats_) ++stats_->folded_biases;
       return;
@@ -527,6 +527,13 @@ class Importer {
   void preprocessing(const onnx::ModelProto& model) {
     Metadata& m = g_.metadata;
     const size_t channels = m.mean.size();
+    // A value as an error message shows it: on one line, at most 60 characters.
+    auto shown = [](std::string text) {
+      if (text.size() > 60) text = text.substr(0, 57) + "...";
+      for (char& ch : text)
+        if (static_cast<unsigned char>(ch) < 32) ch = '?';
+      return text;
+    };
     auto floats = [&](const std::string& key, const std::string& text) {
       std::vector<float> v;
       size_t at = 0;
@@ -536,31 +543,32 @@ class Importer {
         char* end = nullptr;
         const float f = std::strtof(word.c_str(), &end);
         if (word.empty() || *end != '\0' || !std::isfinite(f))
-          bad(fmt::format("metadata '{}' = '{}': '{}' is not a number", key, text, word));
+          bad(fmt::format("metadata '{}' = '{}': '{}' is not a number", key, shown(text), shown(word)));
         v.push_back(f);
         at = comma + 1;
       }
       if (v.size() != channels)
-        bad(fmt::format("metadata '{}' = '{}' has {} values for {} input channels", key, text, v.size(), channels));
+        bad(fmt::format("metadata '{}' = '{}' has {} values for {} input channels", key, shown(text), v.size(), channels));
       return v;
     };
     for (const auto& prop : model.metadata_props()) {
       const std::string& key = prop.key();
       const std::string& value = prop.value();
       if (key == "trit.channel_order") {
-        if (value != "RGB" && value != "BGR") bad(fmt::format("metadata '{}' = '{}' is not RGB or BGR", key, value));
+        if (value != "RGB" && value != "BGR")
+          bad(fmt::format("metadata '{}' = '{}' is not RGB or BGR", key, shown(value)));
         m.channel_order = value == "BGR" ? ChannelOrder::BGR : ChannelOrder::RGB;
       } else if (key == "trit.mean") {
         m.mean = floats(key, value);
       } else if (key == "trit.scale") {
         m.scale = floats(key, value);
         for (float f : m.scale)
-          if (!(f > 0)) bad(fmt::format("metadata '{}' = '{}': every divisor must be > 0", key, value));
+          if (!(f > 0)) bad(fmt::format("metadata '{}' = '{}': every divisor must be > 0", key, shown(value)));
       } else if (key == "trit.resize_shorter") {
         char* end = nullptr;
         const long r = std::strtol(value.c_str(), &end, 10);
         if (value.empty() || *end != '\0' || r < 0 || r > 65536)
-          bad(fmt::format("metadata '{}' = '{}' is not a size in [0, 65536]", key, value));
+          bad(fmt::format("metadata '{}' = '{}' is not a size in [0, 65536]", key, shown(value)));
         m.resize_shorter = static_cast<int32_t>(r);
       } else {
         continue;

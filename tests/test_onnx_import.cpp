@@ -177,6 +177,8 @@ TEST_CASE("the preprocessing in metadata_props becomes the model metadata, and b
         "cannot import ONNX 'test.onnx': metadata 'trit.mean' = '1,x,2': 'x' is not a number");
   CHECK(graph({{"trit.channel_order", "GBR"}}).error() ==
         "cannot import ONNX 'test.onnx': metadata 'trit.channel_order' = 'GBR' is not RGB or BGR");
+  CHECK(graph({{"trit.channel_order", "B\nGR"}}).error() ==
+        "cannot import ONNX 'test.onnx': metadata 'trit.channel_order' = 'B?GR' is not RGB or BGR");  // one line
   CHECK(graph({{"trit.resize_shorter", "-4"}}).error() ==
         "cannot import ONNX 'test.onnx': metadata 'trit.resize_shorter' = '-4' is not a size in [0, 65536]");
 }

@@ -112,8 +112,8 @@ void InputGradient::forward(std::span<const float> x, int32_t batch) {
     const bool relu = n.op == OpCode::Relu || n.activation == Activation::Relu;
     if (relu && n.op != OpCode::Relu) pre_[ni] = y;
     if (relu) each(y.size(), [&](size_t j) { y[j] = std::max(y[j], 0.0f); });
-    if (relu && n.op != OpCode::Relu) pre_seed_[ni].assign(y.size(), 0.0f);
   }
+  for (auto& seed : pre_seed_) std::vector<float>().swap(seed);
   // Gradients are allocated as they are first written, and freed once read (backward).
   for (auto& gt : grad_) std::vector<float>().swap(gt);
 }
@@ -132,7 +132,9 @@ std::span<const float> InputGradient::before_activation(size_t node) const {
 std::span<float> InputGradient::output_seed() { return grad(g_.outputs[0]); }
 
 std::span<float> InputGradient::before_activation_seed(size_t node) {
-  return pre_seed_[node].empty() ? std::span<float>(grad(g_.nodes[node].outputs[0])) : std::span<float>(pre_seed_[node]);
+  if (pre_[node].empty()) return grad(g_.nodes[node].outputs[0]);
+  if (pre_seed_[node].empty()) pre_seed_[node].assign(pre_[node].size(), 0.0f);
+  return pre_seed_[node];
 }
 
 void InputGradient::backward(std::span<float> dx) {
@@ -146,10 +148,11 @@ void InputGradient::backward(std::span<float> dx) {
     std::vector<float>().swap(grad_[n.outputs[0]]);
     if (n.op == OpCode::Relu || n.activation == Activation::Relu) {
       const std::vector<float>& z = n.op == OpCode::Relu ? value_[n.inputs[0]] : pre_[ni];
-      const float* seed = n.op == OpCode::Relu ? nullptr : pre_seed_[ni].data();
+      const float* seed = pre_seed_[ni].empty() ? nullptr : pre_seed_[ni].data();
       each(dz.size(), [&](size_t j) { dz[j] = (z[j] > 0 ? dz[j] : 0.0f) + (seed ? seed[j] : 0.0f); });
     }
-    if (n.op != OpCode::Relu) std::vector<float>().swap(pre_[ni]);
+    std::vector<float>().swap(pre_[ni]);
+    std::vector<float>().swap(pre_seed_[ni]);
     float* g0 = grad(n.inputs[0]).data();
     switch (n.op) {
       case OpCode::Conv:

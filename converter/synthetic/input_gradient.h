@@ -31,12 +31,13 @@ class InputGradient {
   void forward(std::span<const float> x, int32_t batch);
   int32_t batch() const { return batch_; }
 
-  // After forward: the graph output ([batch][K] logits), and a node's output before its
-  // activation ([batch][C][H][W]; the output itself for nodes without one).
+  // After forward: the graph output ([batch][K] logits), and a node's output before its fused
+  // ReLU ([batch][C][H][W]; the output itself for nodes without one).
   std::span<const float> output() const;
   std::span<const float> before_activation(size_t node) const;
 
-  // Seeds to fill before backward (zero after forward; the same shapes as above).
+  // Seeds to add to before backward (zero after forward, allocated when first asked for; the
+  // same shapes as above).
   std::span<float> output_seed();
   std::span<float> before_activation_seed(size_t node);
 
@@ -50,7 +51,8 @@ class InputGradient {
   const Graph& g_;
   int32_t batch_ = 0;
   std::vector<std::vector<float>> value_, grad_;  // per tensor
-  std::vector<std::vector<float>> pre_, pre_seed_;  // per node with a fused ReLU (empty otherwise)
+  std::vector<std::vector<float>> pre_;       // per node with a fused ReLU (empty otherwise)
+  std::vector<std::vector<float>> pre_seed_;  // per node with a fused ReLU and a seed (empty otherwise)
 };
 
 }  // namespace trit::synth
