@@ -70,10 +70,11 @@ ConvertResult convert(const ConvertArgs& args, const std::string& options, const
         cb.note(fmt::format("making {} synthetic calibration images from the statistics of {} batch norms ({} steps "
                             "per group of {})",
                             so.count, result.stats.batch_norms.size(), so.iterations, so.batch));
-      auto images = synth::synthesize(g, result.stats.batch_norms, so, &result.synthetic, cb.synthetic);
+      synth::SynthesisReport made;
+      auto images = synth::synthesize(g, result.stats.batch_norms, so, &made, cb.synthetic);
       if (cb.note)
         cb.note(fmt::format("synthetic images: batch-norm loss {:.4f} at the start, {:.4f} at the end; {:.1f} s",
-                            result.synthetic.start_loss, result.synthetic.end_loss, result.synthetic.seconds));
+                            made.start_loss, made.end_loss, made.seconds));
       if (!args.synthetic_save.empty()) {
         synth::save_images(images, args.synthetic_save, args.force);
         if (cb.note) cb.note(fmt::format("saved {} images in {}", images.size(), args.synthetic_save));

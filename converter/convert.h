@@ -27,7 +27,6 @@ struct ConvertResult {
   size_t nodes = 0, labels = 0;
   bool quantized = false;
   QuantizeReport report;  // when quantized
-  synth::SynthesisReport synthetic;  // with --calib synthetic
 };
 
 // The lines trit-convert prints for a layer (pass: 0 for a single pass, 1 or 2 for

@@ -83,28 +83,33 @@ void max_pool(const float* in, Shape3 is, const Window& w, float* out, Shape3 os
       }
 }
 
+int32_t average_pool_divisor(Shape3 is, const Window& w, bool count_include_pad, int32_t y, int32_t x) {
+  int32_t count = 0;
+  for (int32_t ky = 0; ky < w.kernel_h; ++ky)
+    for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
+      const int32_t iy = y * w.stride_h - w.pad_top + ky, ix = x * w.stride_w - w.pad_left + kx;
+      const bool inside = iy >= 0 && iy < is.h && ix >= 0 && ix < is.w;
+      // Taps past the padded extent (possible at the far edge) never count.
+      const bool in_padded = iy < is.h + w.pad_bottom && ix < is.w + w.pad_right;
+      count += inside || (count_include_pad && in_padded);
+    }
+  return count;
+}
+
 void average_pool(const float* in, Shape3 is, const Window& w, bool count_include_pad, float* out,
                   Shape3 os) {
   for (int32_t c = 0; c < is.c; ++c)
     for (int32_t y = 0; y < os.h; ++y)
       for (int32_t x = 0; x < os.w; ++x) {
         float sum = 0.0f;
-        int32_t count = 0;
         for (int32_t ky = 0; ky < w.kernel_h; ++ky) {
           const int32_t iy = y * w.stride_h - w.pad_top + ky;
           for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
             const int32_t ix = x * w.stride_w - w.pad_left + kx;
-            // Taps past the padded extent (possible at the far edge) never count.
-            const bool in_padded = iy < is.h + w.pad_bottom && ix < is.w + w.pad_right;
-            if (iy < 0 || iy >= is.h || ix < 0 || ix >= is.w) {
-              if (count_include_pad && in_padded) ++count;
-              continue;
-            }
-            sum += in[(int64_t{c} * is.h + iy) * is.w + ix];
-            ++count;
+            if (iy >= 0 && iy < is.h && ix >= 0 && ix < is.w) sum += in[(int64_t{c} * is.h + iy) * is.w + ix];
           }
         }
-        out[(int64_t{c} * os.h + y) * os.w + x] = sum / static_cast<float>(count);
+        out[(int64_t{c} * os.h + y) * os.w + x] = sum / static_cast<float>(average_pool_divisor(is, w, count_include_pad, y, x));
       }
 }
 

@@ -38,6 +38,9 @@ void fully_connected(const float* in, int32_t k, const float* weights, const flo
 void max_pool(const float* in, Shape3 in_shape, const Window& window, float* out, Shape3 out_shape);
 void average_pool(const float* in, Shape3 in_shape, const Window& window, bool count_include_pad,
                   float* out, Shape3 out_shape);
+// The divisor average_pool uses at output (y, x): the taps inside the input, plus the padded
+// ones when count_include_pad (never taps past the padded extent).
+int32_t average_pool_divisor(Shape3 in_shape, const Window& window, bool count_include_pad, int32_t y, int32_t x);
 // out[c] = mean over H*W of in[c].
 void global_average_pool(const float* in, Shape3 in_shape, float* out);
 // out[i] = a[i] + b[i], then ReLU when act == Relu. out may alias a or b.

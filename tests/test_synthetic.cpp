@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <random>
 
-#include "convert.h"
 #include "helpers.h"
 #include "metadata_options.h"
 #include "onnx_import.h"

@@ -22,7 +22,7 @@ recon::ConvShape conv_shape(const Graph& g, const Node& n) {
 
 const float* bias_of(const Node& n) { return n.bias.empty() ? nullptr : n.bias.as<float>().data(); }
 
-// Calls f(c, oy, ox, iy, ix) for every tap of a pooling window that lies inside the input.
+// Calls f(iy, ix) for every tap of output (oy, ox)'s pooling window that lies inside the input.
 template <typename F>
 void for_taps(const Window& w, Shape3 is, int32_t oy, int32_t ox, F&& f) {
   for (int32_t ky = 0; ky < w.kernel_h; ++ky) {
@@ -33,19 +33,6 @@ void for_taps(const Window& w, Shape3 is, int32_t oy, int32_t ox, F&& f) {
       if (ix >= 0 && ix < is.w) f(iy, ix);
     }
   }
-}
-
-// The divisor float_ref.h's average_pool uses at output (oy, ox).
-int32_t pool_count(const Window& w, Shape3 is, int32_t oy, int32_t ox, bool include_pad) {
-  int32_t count = 0;
-  for (int32_t ky = 0; ky < w.kernel_h; ++ky)
-    for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
-      const int32_t iy = oy * w.stride_h - w.pad_top + ky, ix = ox * w.stride_w - w.pad_left + kx;
-      const bool inside = iy >= 0 && iy < is.h && ix >= 0 && ix < is.w;
-      const bool in_padded = iy < is.h + w.pad_bottom && ix < is.w + w.pad_right;
-      count += inside || (include_pad && in_padded);
-    }
-  return count;
 }
 
 // Runs f(j) for j in [0, n) over oneTBB's threads.
@@ -196,7 +183,7 @@ void InputGradient::backward(std::span<float> dx) {
                   });
                   gi[best] += dv;
                 } else {
-                  const float share = dv / static_cast<float>(pool_count(n.window, is, oy, ox, n.count_include_pad));
+                  const float share = dv / static_cast<float>(ref::average_pool_divisor(is, n.window, n.count_include_pad, oy, ox));
                   for_taps(n.window, is, oy, ox, [&](int32_t iy, int32_t ix) { gi[base + int64_t{iy} * is.w + ix] += share; });
                 }
               }
