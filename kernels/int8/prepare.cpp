@@ -14,71 +14,89 @@ namespace {
 
 // L.compact (and L.nr, L.blocks) from the layer's codes and cluster scales, laid out as
 // pack_weights lays out W: both packed through the path's own pack_weights, then read element by
-// element. Leaves L as it was when a group of the layout mixes clusters, or when the compact form
-// is no smaller than the expanded layout.
+// element. One block of nr output channels at a time: every path's layout is block after block
+// ([blocks][nr * k] elements, the last block's missing channels 0), and nr depends on o alone, so
+// a block packed alone (nr channels, or o when there is one block) is that block of the whole
+// layout; a path that answered otherwise leaves the layer expanded. The transient memory is then
+// four blocks' bytes, not four times the layer's (which set infer's peak on ResNet-50).
+// Leaves L as it was when a group of the layout mixes clusters, or when the compact form is no
+// smaller than the expanded layout.
 void make_compact(ConvLayer& L, const iref::LayerWeights& w, const KernelTable& table) {
   const WeightLayout& wt = w.layout;
   const auto [o_n, i_n, kh, kw] = wt.shape;
-  // Codes, then scales, as [o][(ky, kx, c)] matrices packed one after the other (one matrix
-  // alive at a time: the transient memory of a packed load is the largest layer's, thrice).
-  auto packed_matrix = [&](bool scales) {
-    std::vector<int8_t> m(static_cast<size_t>(o_n) * L.k, 0);
-    for (int32_t o = 0; o < o_n; ++o)
+  ConvLayer shape;  // pack_weights reads a layer's o and k only: nr and blocks from a k = group probe
+  shape.o = L.o;
+  shape.k = table.group;
+  {
+    const std::vector<int8_t> probe(static_cast<size_t>(shape.o) * shape.k, 0);
+    table.pack_weights(shape, probe.data());
+  }
+  const int32_t nr = shape.nr, block_o = shape.blocks == 1 ? L.o : nr;
+  // Block b's codes or scales as a [block_o][(ky, kx, c)] matrix, packed.
+  std::vector<int8_t> m;
+  auto packed_block = [&](int32_t b, bool scales) {
+    m.assign(static_cast<size_t>(block_o) * L.k, 0);
+    for (int32_t j = 0; j < block_o && b * nr + j < o_n; ++j) {
+      const int32_t o = b * nr + j;
       for (int32_t i = 0; i < i_n; ++i)
         for (int32_t ky = 0; ky < kh; ++ky)
           for (int32_t kx = 0; kx < kw; ++kx)
-            m[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] =
+            m[int64_t{j} * L.k + (ky * kw + kx) * L.cs + i] =
                 scales ? static_cast<int8_t>(w.scales[cluster_of(wt, o, i, ky, kx)])  // in [1, 127]
                        : w.codes[((int64_t{o} * i_n + i) * kh + ky) * kw + kx];
-    ConvLayer P;  // pack_weights reads a layer's o and k only
-    P.o = L.o;
+    }
+    ConvLayer P;
+    P.o = block_o;
     P.k = L.k;
     table.pack_weights(P, m.data());
     return P;
   };
-  const ConvLayer packed_code = packed_matrix(false), packed_scale = packed_matrix(true);
   CompactWeights c;
   c.bits = wt.encoding == WeightEncoding::TernaryClustered ? 2 : 4;
-  c.nr = packed_code.nr;
+  c.nr = nr;
   c.group = table.group;
-  const int64_t elements = int64_t{packed_code.blocks} * packed_code.nr * L.k;
-  const auto expanded = static_cast<int64_t>(packed_code.weights.size());
-  c.elem_bytes = static_cast<int32_t>(expanded / elements);
-  const int64_t row_n = int64_t{c.nr} * c.group;
-  c.rows = elements / row_n;
-  auto element = [&](const ConvLayer& P, int64_t e) -> int32_t {
-    if (c.elem_bytes == 1) return reinterpret_cast<const int8_t*>(P.weights.data())[e];
-    return reinterpret_cast<const int16_t*>(P.weights.data())[e];
-  };
+  const int64_t row_n = int64_t{nr} * c.group, block_rows = L.k / c.group;
+  const int64_t elements = int64_t{shape.blocks} * nr * L.k;
+  c.rows = int64_t{shape.blocks} * block_rows;
   c.codes.assign(static_cast<size_t>(elements * c.bits / 8), 0);
   c.row_scale.resize(static_cast<size_t>(c.rows));
   std::unordered_map<std::string, uint32_t> distinct;  // scale row (nr bytes) -> its index
-  std::string row(static_cast<size_t>(c.nr), '\0');
-  for (int64_t r = 0; r < c.rows; ++r) {
-    for (int32_t j = 0; j < c.nr; ++j) {
-      // The group's scale: that of its nonzero codes (one, or the group mixes clusters and the
-      // layer stays expanded), else any of its scales (zero codes expand to 0 whatever it is).
-      int32_t nonzero = 0, any = 0;
-      for (int32_t t = 0; t < c.group; ++t) {
-        const int64_t e = r * row_n + int64_t{j} * c.group + t;
-        const int32_t k = element(packed_code, e), s = element(packed_scale, e);
-        any = std::max(any, s);
-        if (k != 0) {
-          if (nonzero != 0 && nonzero != s) return;
-          nonzero = s;
+  std::string row(static_cast<size_t>(nr), '\0');
+  for (int32_t b = 0; b < shape.blocks; ++b) {
+    const ConvLayer packed_code = packed_block(b, false), packed_scale = packed_block(b, true);
+    if (packed_code.nr != nr || packed_code.blocks != 1 || packed_code.k != L.k) return;
+    c.elem_bytes = static_cast<int32_t>(packed_code.weights.size() / (int64_t{nr} * L.k));
+    auto element = [&](const ConvLayer& P, int64_t e) -> int32_t {
+      if (c.elem_bytes == 1) return reinterpret_cast<const int8_t*>(P.weights.data())[e];
+      return reinterpret_cast<const int16_t*>(P.weights.data())[e];
+    };
+    for (int64_t br = 0; br < block_rows; ++br) {
+      const int64_t r = b * block_rows + br;
+      for (int32_t j = 0; j < nr; ++j) {
+        // The group's scale: that of its nonzero codes (one, or the group mixes clusters and the
+        // layer stays expanded), else any of its scales (zero codes expand to 0 whatever it is).
+        int32_t nonzero = 0, any = 0;
+        for (int32_t t = 0; t < c.group; ++t) {
+          const int64_t be = br * row_n + int64_t{j} * c.group + t, e = r * row_n + int64_t{j} * c.group + t;
+          const int32_t k = element(packed_code, be), s = element(packed_scale, be);
+          any = std::max(any, s);
+          if (k != 0) {
+            if (nonzero != 0 && nonzero != s) return;
+            nonzero = s;
+          }
+          const uint32_t bits = c.bits == 2 ? (k > 0 ? 1u : k < 0 ? 2u : 0u) : static_cast<uint32_t>(k) & 15u;
+          c.codes[static_cast<size_t>(e * c.bits / 8)] |= static_cast<uint8_t>(bits << (e * c.bits % 8));
         }
-        const uint32_t bits = c.bits == 2 ? (k > 0 ? 1u : k < 0 ? 2u : 0u) : static_cast<uint32_t>(k) & 15u;
-        c.codes[static_cast<size_t>(e * c.bits / 8)] |= static_cast<uint8_t>(bits << (e * c.bits % 8));
+        row[j] = static_cast<char>(nonzero != 0 ? nonzero : any);
       }
-      row[j] = static_cast<char>(nonzero != 0 ? nonzero : any);
+      const auto [it, added] = distinct.emplace(row, static_cast<uint32_t>(distinct.size()));
+      if (added) c.scale_rows.insert(c.scale_rows.end(), row.begin(), row.end());
+      c.row_scale[static_cast<size_t>(r)] = it->second;
     }
-    const auto [it, added] = distinct.emplace(row, static_cast<uint32_t>(distinct.size()));
-    if (added) c.scale_rows.insert(c.scale_rows.end(), row.begin(), row.end());
-    c.row_scale[static_cast<size_t>(r)] = it->second;
   }
-  if (c.bytes() >= expanded) return;
-  L.nr = packed_code.nr;
-  L.blocks = packed_code.blocks;
+  if (c.bytes() >= c.expanded_bytes()) return;
+  L.nr = nr;
+  L.blocks = shape.blocks;
   L.compact = std::move(c);
 }
 
@@ -110,30 +128,38 @@ ConvLayer prepare_conv(const ConvSpec& spec, const KernelTable& table, const std
              w.pad_bottom == 0 && w.pad_right == 0 && L.in_xor == 0;
   L.tap_lda = int64_t{w.stride_w} * L.cs;
   for (int32_t ky = 0; ky < kh; ++ky) L.tap_offsets.push_back(int64_t{ky} * L.w * L.cs);
-  // W[o][(ky, kx, c)] = code * cluster scale (1 for int8 per channel), straight from the codes
-  // (no intermediate copy of the whole layer: prepare's peak memory is the codes and W).
-  std::vector<int8_t> wk(static_cast<size_t>(o_n) * L.k, 0);
+  // W = code * cluster scale (1 for int8 per channel), straight from the codes: checked and
+  // summed per channel first, then (unless the layer stays packed) written as W[o][(ky, kx, c)]
+  // for pack_weights. No intermediate copy of the whole layer: prepare's peak memory is the
+  // codes and W, or the codes and a few blocks when packed.
   std::vector<int64_t> sum(o_n, 0), abs_sum(o_n, 0);
   const bool per_channel = wt.encoding == WeightEncoding::Int8PerChannel;
   const auto codes = spec.weights.codes;
   const auto scales = spec.weights.scales;
-  for (int32_t o = 0; o < o_n; ++o)
-    for (int32_t i = 0; i < i_n; ++i)
-      for (int32_t ky = 0; ky < kh; ++ky)
-        for (int32_t kx = 0; kx < kw; ++kx) {
-          const int32_t code = codes[((int64_t{o} * i_n + i) * kh + ky) * kw + kx];
-          const int32_t v = per_channel ? code : code * int32_t{scales[cluster_of(wt, o, i, ky, kx)]};
-          if (v < -127 || v > 127)
-            fail("cannot prepare layer '{}' for the fast kernels: weight {} of output {} does not fit 8 bits", name, v, o);
-          wk[int64_t{o} * L.k + (ky * kw + kx) * L.cs + i] = static_cast<int8_t>(v);
-          sum[o] += v;
-          abs_sum[o] += std::abs(v);
-        }
+  auto for_each_weight = [&](auto&& f) {
+    for (int32_t o = 0; o < o_n; ++o)
+      for (int32_t i = 0; i < i_n; ++i)
+        for (int32_t ky = 0; ky < kh; ++ky)
+          for (int32_t kx = 0; kx < kw; ++kx) {
+            const int32_t code = codes[((int64_t{o} * i_n + i) * kh + ky) * kw + kx];
+            f(o, int64_t{o} * L.k + (ky * kw + kx) * L.cs + i,
+              per_channel ? code : code * int32_t{scales[cluster_of(wt, o, i, ky, kx)]});
+          }
+  };
+  for_each_weight([&](int32_t o, int64_t, int32_t v) {
+    if (v < -127 || v > 127)
+      fail("cannot prepare layer '{}' for the fast kernels: weight {} of output {} does not fit 8 bits", name, v, o);
+    sum[o] += v;
+    abs_sum[o] += std::abs(v);
+  });
   // Packed first (it never allocates the expanded layout), W's layout where it does not apply.
   if (spec.packed && (wt.encoding == WeightEncoding::TernaryClustered || wt.encoding == WeightEncoding::Int4Clustered))
     make_compact(L, spec.weights, table);
-  if (L.compact.bits == 0) table.pack_weights(L, wk.data());
-  std::vector<int8_t>().swap(wk);
+  if (L.compact.bits == 0) {
+    std::vector<int8_t> wk(static_cast<size_t>(o_n) * L.k, 0);
+    for_each_weight([&](int32_t, int64_t at, int32_t v) { wk[at] = static_cast<int8_t>(v); });
+    table.pack_weights(L, wk.data());
+  }
   const size_t padded = static_cast<size_t>(L.blocks) * L.nr;
   L.mult.assign(padded, 0);
   L.bias.assign(padded, 0);
