@@ -42,7 +42,7 @@ double sum_of_squares(const std::vector<float>& v, double start) {
 
 }  // namespace
 
-FloatStatistics float_pass(const Graph& g, const CalibrationSource& source, int32_t max_rows, int32_t chunk,
+FloatStatistics float_pass(const Graph& g, const CalibrationSource& source, int32_t chunk,
                            const FloatProgress& progress) {
   FloatStatistics fs;
   fs.images = static_cast<int64_t>(source.size());
@@ -56,7 +56,8 @@ FloatStatistics float_pass(const Graph& g, const CalibrationSource& source, int3
   int64_t offset = 0;
   for (size_t ni = 0; ni < g.nodes.size(); ++ni)
     if (has_weights(g.nodes[ni])) {
-      fs.plan[ni] = sample_plan(fs.images, shape3(g.tensors[g.nodes[ni].outputs[0]]), max_rows);
+      const auto& ws = g.nodes[ni].weights.shape;
+      fs.plan[ni] = sample_plan(fs.images, shape3(g.tensors[g.nodes[ni].outputs[0]]), sample_rows(int64_t{ws[1]} * ws[2] * ws[3]));
       fs.output_offset[ni] = offset;
       offset += fs.plan[ni].rows * g.nodes[ni].weights.shape[0] * static_cast<int64_t>(sizeof(float));
     }

@@ -44,7 +44,7 @@ using FloatProgress = std::function<void(int64_t done, int64_t total)>;
 
 // Runs every image of `source` through `float_graph` in chunks of `chunk` images. Throws
 // trit::Error for an image that cannot be read.
-FloatStatistics float_pass(const Graph& float_graph, const CalibrationSource& source, int32_t max_rows, int32_t chunk,
+FloatStatistics float_pass(const Graph& float_graph, const CalibrationSource& source, int32_t chunk,
                            const FloatProgress& progress = {});
 
 }  // namespace trit

@@ -7,7 +7,9 @@
 
 namespace trit {
 
-SamplePlan sample_plan(int64_t images, Shape3 out, int32_t max_rows) {
+int64_t sample_rows(int64_t k) { return std::min(std::max<int64_t>(16384, 32 * k), (int64_t{1} << 27) / std::max<int64_t>(k, 1)); }
+
+SamplePlan sample_plan(int64_t images, Shape3 out, int64_t max_rows) {
   SamplePlan p;
   p.plane = int64_t{out.h} * out.w;
   p.positions = images * p.plane;

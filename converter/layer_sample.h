@@ -29,7 +29,12 @@ struct SamplePlan {
   // The sampled rows whose pixels lie in images [begin, end): rows [first, last).
   std::pair<int64_t, int64_t> rows_in(int64_t begin, int64_t end) const;
 };
-SamplePlan sample_plan(int64_t images, Shape3 out, int32_t max_rows);
+SamplePlan sample_plan(int64_t images, Shape3 out, int64_t max_rows);
+
+// The rows sampled for a layer of k weight columns (max_rows above): 32 a column, for the Gram
+// matrix and the weight refit (weight_quant.h) are estimated from them, at least 16384, and at
+// most 2^27 / k, so that one layer's sample holds at most 512 MB of floats.
+int64_t sample_rows(int64_t k);
 
 struct LayerSample {
   std::vector<float> cols;  // [rows][k]

