@@ -119,6 +119,10 @@ def main(argv):
             models.append(convert(f"{name}-f{fold}", args + calib + ["--report", os.path.join(a.out, f"{name}-f{fold}.json")],
                                   f"{name}-f{fold}.log"))
         out = os.path.join(a.out, f"fold{fold}.json")
+        if os.path.exists(out):  # scored before: kept if it scored these very models
+            with open(out) as f:
+                if [m["model"] for m in json.load(f)["models"]] != models:
+                    os.remove(out)
         if not os.path.exists(out):
             scored = os.path.join(a.out, f"scored{fold}.txt")  # the other half
             with open(scored, "w") as f:
