@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "float_ref.h"
 #include "requant.h"
 #include "vectorize_clones.h"
 #include "trit/weight_codes.h"
@@ -134,20 +135,15 @@ void average_pool(const int32_t* in, Shape3 is, int32_t fi, const Window& w, boo
   for (int32_t c = 0; c < is.c; ++c)
     for (int32_t y = 0; y < os.h; ++y)
       for (int32_t x = 0; x < os.w; ++x) {
-        int64_t sum = 0, count = 0;
+        int64_t sum = 0;
         for (int32_t ky = 0; ky < w.kernel_h; ++ky) {
           const int32_t iy = y * w.stride_h - w.pad_top + ky;
           for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
             const int32_t ix = x * w.stride_w - w.pad_left + kx;
-            const bool in_padded = iy < is.h + w.pad_bottom && ix < is.w + w.pad_right;
-            if (iy < 0 || iy >= is.h || ix < 0 || ix >= is.w) {
-              if (count_include_pad && in_padded) ++count;
-              continue;
-            }
-            sum += in[(int64_t{c} * is.h + iy) * is.w + ix];
-            ++count;
+            if (iy >= 0 && iy < is.h && ix >= 0 && ix < is.w) sum += in[(int64_t{c} * is.h + iy) * is.w + ix];
           }
         }
+        const int64_t count = ref::average_pool_divisor(is, w, count_include_pad, y, x);
         out[(int64_t{c} * os.h + y) * os.w + x] = rq::saturate(rq::rescaled_mean(sum, count, fi, fo), lo, hi);
       }
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "float_ref.h"
 #include "int8/layer.h"
 #include "requant.h"
 
@@ -177,24 +178,21 @@ void max_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
 void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
   const Window& w = p.window;
   for (int32_t y = 0; y < p.oh; ++y)
-    for (int32_t x = 0; x < p.ow; ++x)
+    for (int32_t x = 0; x < p.ow; ++x) {
+      const int64_t count = ref::average_pool_divisor(Shape3{p.cs, p.h, p.w}, w, p.count_include_pad, y, x);
       for (int32_t c = 0; c < p.cs; ++c) {
-        int64_t sum = 0, count = 0;
+        int64_t sum = 0;
         for (int32_t ky = 0; ky < w.kernel_h; ++ky) {
           const int32_t iy = y * w.stride_h - w.pad_top + ky;
           for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
             const int32_t ix = x * w.stride_w - w.pad_left + kx;
-            if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) {
-              if (p.count_include_pad && iy < p.h + w.pad_bottom && ix < p.w + w.pad_right) ++count;
-              continue;
-            }
-            sum += value(in[(int64_t{iy} * p.w + ix) * p.cs + c], p.is_signed);
-            ++count;
+            if (iy >= 0 && iy < p.h && ix >= 0 && ix < p.w) sum += value(in[(int64_t{iy} * p.w + ix) * p.cs + c], p.is_signed);
           }
         }
         out[(int64_t{y} * p.ow + x) * p.cs + c] =
             static_cast<uint8_t>(rq::saturate(rq::rescaled_mean(sum, count, p.fi, p.fo), p.lo, p.hi));
       }
+    }
 }
 
 void global_average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
