@@ -13,6 +13,19 @@ void rows_times_weights(const float* a, int64_t m, int64_t k, const float* b, in
 void inputs_times_targets(const float* a, int64_t m, int64_t k, const float* b, int64_t n, float* c);
 // H = a^T a in double ([k][k], both triangles), a [m][k] floats: the Gram matrix.
 std::vector<double> gram(const float* a, int64_t m, int64_t k);
+// While one lives, OpenBLAS runs in the calling thread: for calls made from inside oneTBB's
+// tasks, beside which OpenBLAS's own threads would spin. Restores the thread count after.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
 // c[m][n] += alpha * a[m][k] * b[k][n], doubles with leading dimensions lda, ldb, ldc.
 void dgemm_add(int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b, int64_t ldb,
                double* c, int64_t ldc);

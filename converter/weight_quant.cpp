@@ -106,35 +106,15 @@ struct Positions {
 };
 
 // a x = b for a symmetric positive definite n x n (row-major), from x's start value. Up to
-// n <= kExactScales: Cholesky, exact; larger (a Channels layout has K / N clusters a row):
-// conjugate gradients preconditioned by the diagonal, at most kScaleIterations steps, each of
-// which lowers (x - x*)^T a (x - x*). False if a is not positive definite.
+// n <= kExactScales: LAPACK's Cholesky solve (dposv), exact; larger (a Channels layout has K / N
+// clusters a row): conjugate gradients preconditioned by the diagonal, at most kScaleIterations
+// steps, each of which lowers (x - x*)^T a (x - x*). False if a is not positive definite.
 constexpr int32_t kExactScales = 256, kScaleIterations = 48;
 bool solve_scales(std::vector<double>& a, const std::vector<double>& b, std::vector<double>& x, int32_t n) {
   auto at = [&](int32_t i, int32_t j) -> double& { return a[int64_t{i} * n + j]; };
   if (n <= kExactScales) {
-    for (int32_t j = 0; j < n; ++j) {  // a = L L^T, L in the lower triangle
-      double d = at(j, j);
-      for (int32_t k = 0; k < j; ++k) d -= at(j, k) * at(j, k);
-      if (!(d > 0)) return false;
-      d = std::sqrt(d);
-      at(j, j) = d;
-      for (int32_t i = j + 1; i < n; ++i) {
-        double v = at(i, j);
-        for (int32_t k = 0; k < j; ++k) v -= at(i, k) * at(j, k);
-        at(i, j) = v / d;
-      }
-    }
     x = b;
-    for (int32_t i = 0; i < n; ++i) {
-      for (int32_t k = 0; k < i; ++k) x[i] -= at(i, k) * x[k];
-      x[i] /= at(i, i);
-    }
-    for (int32_t i = n - 1; i >= 0; --i) {
-      for (int32_t k = i + 1; k < n; ++k) x[i] -= at(k, i) * x[k];
-      x[i] /= at(i, i);
-    }
-    return true;
+    return LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', n, 1, a.data(), n, x.data(), 1) == 0;
   }
   auto times_a = [&](const std::vector<double>& v, std::vector<double>& out) {
     for (int32_t i = 0; i < n; ++i) {
@@ -203,48 +183,51 @@ void refit_positions(Positions& q, const Layout& l, const LayerSpec& spec, const
   std::vector<double> value(deq);
   std::vector<uint8_t> scales(q.scales);
   std::vector<int8_t> exponents(q.exponents);
-  tbb::parallel_for(0, o_n, [&](int32_t o) {
-    const int8_t* t = codes.data() + int64_t{o} * k;
-    const std::vector<double> td(t, t + k);
-    std::vector<int32_t> active;  // clusters with a nonzero code; index[c] their place
-    std::vector<int32_t> index(cpr, -1), place(k, -1);
-    for (int32_t c = 0; c < cpr; ++c) {
-      const auto [cb, ce] = l.clusters[c];
-      if (std::none_of(t + cb, t + ce, [](int8_t v) { return v != 0; })) continue;
-      index[c] = static_cast<int32_t>(active.size());
-      active.push_back(c);
-      std::fill(place.begin() + cb, place.begin() + ce, index[c]);
-    }
-    const auto n = static_cast<int32_t>(active.size());
-    if (n == 0) return;
-    // A = T^T hd T, b = T^T hd w0: a pass over hd's rows at the nonzero codes.
-    std::vector<double> a(static_cast<size_t>(n) * n, 0.0), b(n, 0.0), x(n);
-    for (int32_t i = 0; i < k; ++i) {
-      if (t[i] == 0) continue;
-      const double* hi = hd.data() + int64_t{i} * k;
-      double* arow = a.data() + int64_t{place[i]} * n;
-      b[place[i]] += t[i] * hw[int64_t{o} * k + i];
-      for (int32_t d = 0; d < n; ++d) {
-        const auto [db, de] = l.clusters[active[d]];
-        double dot = 0;
-        for (int32_t j = db; j < de; ++j) dot += td[j] * hi[j];
-        arow[d] += t[i] * dot;
+  {
+    const blas::SingleThreadedBlas single_threaded_blas;  // dposv below runs inside oneTBB's tasks
+    tbb::parallel_for(0, o_n, [&](int32_t o) {
+      const int8_t* t = codes.data() + int64_t{o} * k;
+      const std::vector<double> td(t, t + k);
+      std::vector<int32_t> active;  // clusters with a nonzero code; index[c] their place
+      std::vector<int32_t> index(cpr, -1), place(k, -1);
+      for (int32_t c = 0; c < cpr; ++c) {
+        const auto [cb, ce] = l.clusters[c];
+        if (std::none_of(t + cb, t + ce, [](int8_t v) { return v != 0; })) continue;
+        index[c] = static_cast<int32_t>(active.size());
+        active.push_back(c);
+        std::fill(place.begin() + cb, place.begin() + ce, index[c]);
       }
-    }
-    for (int32_t d = 0; d < n; ++d) x[d] = std::ldexp(double(q.scales[int64_t{o} * cpr + active[d]]), -q.exponents[o]);
-    if (!solve_scales(a, b, x, n)) return;
-    double largest = 0;
-    for (double v : x) largest = std::max(largest, v);
-    int32_t ex = q.exponents[o];
-    while (ex > -32 && std::nearbyint(std::ldexp(largest, ex)) > top) --ex;
-    for (int32_t c = 0; c < cpr; ++c) {
-      const double alpha = index[c] >= 0 ? x[index[c]] : std::ldexp(double(q.scales[int64_t{o} * cpr + c]), -q.exponents[o]);
-      const double m = std::clamp(std::nearbyint(std::ldexp(alpha, ex)), 1.0, double(top));
-      scales[int64_t{o} * cpr + c] = static_cast<uint8_t>(m);
-      for (int32_t j = l.clusters[c].first; j < l.clusters[c].second; ++j) value[int64_t{o} * k + j] = t[j] * std::ldexp(m, -ex);
-    }
-    exponents[o] = static_cast<int8_t>(ex);
-  });
+      const auto n = static_cast<int32_t>(active.size());
+      if (n == 0) return;
+      // A = T^T hd T, b = T^T hd w0: a pass over hd's rows at the nonzero codes.
+      std::vector<double> a(static_cast<size_t>(n) * n, 0.0), b(n, 0.0), x(n);
+      for (int32_t i = 0; i < k; ++i) {
+        if (t[i] == 0) continue;
+        const double* hi = hd.data() + int64_t{i} * k;
+        double* arow = a.data() + int64_t{place[i]} * n;
+        b[place[i]] += t[i] * hw[int64_t{o} * k + i];
+        for (int32_t d = 0; d < n; ++d) {
+          const auto [db, de] = l.clusters[active[d]];
+          double dot = 0;
+          for (int32_t j = db; j < de; ++j) dot += td[j] * hi[j];
+          arow[d] += t[i] * dot;
+        }
+      }
+      for (int32_t d = 0; d < n; ++d) x[d] = std::ldexp(double(q.scales[int64_t{o} * cpr + active[d]]), -q.exponents[o]);
+      if (!solve_scales(a, b, x, n)) return;
+      double largest = 0;
+      for (double v : x) largest = std::max(largest, v);
+      int32_t ex = q.exponents[o];
+      while (ex > -32 && std::nearbyint(std::ldexp(largest, ex)) > top) --ex;
+      for (int32_t c = 0; c < cpr; ++c) {
+        const double alpha = index[c] >= 0 ? x[index[c]] : std::ldexp(double(q.scales[int64_t{o} * cpr + c]), -q.exponents[o]);
+        const double m = std::clamp(std::nearbyint(std::ldexp(alpha, ex)), 1.0, double(top));
+        scales[int64_t{o} * cpr + c] = static_cast<uint8_t>(m);
+        for (int32_t j = l.clusters[c].first; j < l.clusters[c].second; ++j) value[int64_t{o} * k + j] = t[j] * std::ldexp(m, -ex);
+      }
+      exponents[o] = static_cast<int8_t>(ex);
+    });
+  }
   const std::vector<double> before = row_errors(w0, deq, hd, o_n, k), after = row_errors(w0, value, hd, o_n, k);
   for (int32_t o = 0; o < o_n; ++o) {
     if (!(after[o] < before[o])) continue;

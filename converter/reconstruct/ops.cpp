@@ -49,9 +49,6 @@ std::unique_ptr<float[]> buffer(int64_t n) { return std::make_unique_for_overwri
 
 }  // namespace
 
-SingleThreadedBlas::SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
-SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
-
 // One sgemm for the whole batch (the columns of all images side by side): faster for training's
 // batches than the runtime's image-by-image blas::conv2d.
 void conv_forward(const ConvShape& s, const float* x, int32_t batch, const float* w, const float* b, float* y) {

@@ -20,19 +20,6 @@ struct ConvShape {
   int64_t k() const { return int64_t{in.c} * window.kernel_h * window.kernel_w; }  // columns of W [O][K]
 };
 
-// While one lives, OpenBLAS runs in the calling thread: the products below split themselves over
-// oneTBB's threads, beside which OpenBLAS's own would spin. Restores the thread count after.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas();
-  ~SingleThreadedBlas();
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int saved_;
-};
-
 // y = conv(x, w) + b over a batch; w is [O][K] in [I][KH][KW] order. Writes y.
 void conv_forward(const ConvShape& s, const float* x, int32_t batch, const float* w, const float* b, float* y);
 // Given dy = dL/dy: dx += dL/dx, dw += dL/dw, db += dL/db, each skipped when null (x is read only

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "blas.h"
 #include "adam.h"
 #include "block_net.h"
 #include "emit.h"
@@ -116,7 +117,7 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
                               const BlockData& data, const ReconstructOptions& opt, uint64_t block_seed,
                               const BlockProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
-  const SingleThreadedBlas single_threaded_blas;  // for the block
+  const blas::SingleThreadedBlas single_threaded_blas;  // for the block
   BlockResult res;
   res.name = g.nodes[seg.end - 1].name;
   BlockNet net(g, seg, given);

@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 
+#include "blas.h"
 #include "input_gradient.h"
 #include "reconstruct/adam.h"
 #include "reconstruct/ops.h"
@@ -189,7 +190,7 @@ std::vector<Image> synthesize(const Graph& g, const std::vector<BatchNormStatist
     fail("synthetic calibration needs a model of 1 or 3 input channels with their preprocessing");
   const auto [sh, sw] = canvas_size(m, in.h, in.w);
   const int64_t canvas = int64_t{in.c} * sh * sw;
-  const recon::SingleThreadedBlas single_threaded_blas;
+  const blas::SingleThreadedBlas single_threaded_blas;
   InputGradient fine(g);
   // The coarse phase: the network on each 2 x 2 average of the view (DeepInversion's
   // multi-resolution start), where the graph takes half the input's size.
