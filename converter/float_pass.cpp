@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "float_executor.h"
-#include "float_ref.h"
 
 namespace trit {
 
@@ -70,14 +69,7 @@ FloatStatistics float_pass(const Graph& g, const CalibrationSource& source, int3
   std::vector<size_t> last_use(g.tensors.size(), g.nodes.size());
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (int32_t t : g.nodes[i].inputs) last_use[t] = i;
-  // Conv weights in the layout the reference reads, once.
-  std::vector<std::vector<float>> packed(g.nodes.size());
-  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
-    const Node& n = g.nodes[ni];
-    if (n.op != OpCode::Conv) continue;
-    const auto [o, i, kh, kw] = n.weights.shape;
-    packed[ni] = ref::pack_conv_weights(n.weights.codes.as<float>().data(), o, i, kh, kw);
-  }
+  const FloatNodes nodes(g, 0, g.nodes.size());  // the layers' weights packed once
 
   for (int64_t first = 0; first < fs.images; first += chunk) {
     const int64_t count = std::min<int64_t>(chunk, fs.images - first);
@@ -94,9 +86,7 @@ FloatStatistics float_pass(const Graph& g, const CalibrationSource& source, int3
       std::vector<float>& y = values[out];
       y.resize(static_cast<size_t>(g.tensors[out].elements() * count));
       // A layer runs without its activation, so that its pre-activation output can be sampled.
-      Node pre = n;
-      pre.activation = Activation::None;
-      run_float_node(g, has_weights(n) ? pre : n, packed[ni].data(), static_cast<int32_t>(count), ins, y.data());
+      nodes.run(ni, static_cast<int32_t>(count), ins, Activation::None, y.data());
       std::vector<float> pre_activation;
       if (has_weights(n) && n.activation == Activation::Relu) {
         pre_activation = y;

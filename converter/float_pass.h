@@ -1,7 +1,8 @@
 // The float network over the calibration images, streamed: step 2 of the quantizer (quantize.h).
 //
-// Every image goes through the float reference once, a chunk of images at a time, and only
-// statistics whose size does not grow with the number of images are kept:
+// Every image goes through the float network once (float_executor.h, FloatNodes: the fused path,
+// the same bits on every machine), a chunk of images at a time, and only statistics whose size
+// does not grow with the number of images are kept:
 //   - each tensor's exponent sample (exponents.h);
 //   - each layer's output before its activation at the layer's sampled pixels (layer_sample.h),
 //     [rows][O] floats in a spill file (spill_file.h): what the weight fit, the bias correction

@@ -2,7 +2,7 @@
 // Each step lives in a file named after it:
 //
 //  1. Calibration images (calibration.h): the first K images of a folder in name order, fitted
-//     and normalized as the model's metadata says, run through the float reference.
+//     and normalized as the model's metadata says, run through the float network (float_pass.h).
 //  2. Activation types and exponents (exponents.h): tensors after a ReLU are u8, others s8, a
 //     graph output written by a layer int32; each exponent from the float network's values, with
 //     the least squared error (default) or the largest that holds the largest magnitude.

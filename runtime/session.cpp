@@ -32,10 +32,10 @@ std::shared_ptr<const Model> Model::from_graph(std::shared_ptr<const Graph> grap
     fail("cannot make a model: its weights need {:.1f} MB prepared, above the memory limit of {:.1f} MB "
          "(Model::Options::memory_limit)", weights / 1e6, options.memory_limit / 1e6);
   if (!is_integer_model(g)) {
-    // sgemm, unless the reference is asked for (isa "ref", or TRIT_ISA=ref).
+    // The fused path, unless the reference is asked for (isa "ref", or TRIT_ISA=ref).
     const k8::Isa isa = options.isa.empty() ? k8::select_isa() : k8::parse_isa(options.isa.c_str());
     model->float_ = std::make_unique<FloatExecutor>(
-        model->graph_, isa == k8::Isa::Ref ? FloatPath::Reference : FloatPath::Gemm);
+        model->graph_, isa == k8::Isa::Ref ? FloatPath::Reference : FloatPath::Fused, isa);
   } else if (options.dynamic_exponents || !Engine::unsupported_reason(g).empty()) {
     model->reference_ = std::make_unique<IntExecutor>(model->graph_, options.dynamic_exponents);
   } else {
@@ -57,7 +57,7 @@ int32_t Model::classes() const { return static_cast<int32_t>(graph_->output().el
 bool Model::is_integer() const { return is_integer_model(*graph_); }
 
 std::string Model::engine_name() const {
-  if (float_) return float_->path() == FloatPath::Gemm ? "float32 sgemm" : "float32 reference";
+  if (float_) return float_->path() == FloatPath::Fused ? "float32 fused" : "float32 reference";
   if (reference_) return "integer reference";
   return engine_->isa();
 }
@@ -82,6 +82,7 @@ Session::Session(std::shared_ptr<const Model> model, int32_t max_batch) : model_
     fail("cannot make a session for {} images: its activations need {:.1f} MB, above the memory limit of {:.1f} MB "
          "(Model::Options::memory_limit)", max_batch, need / 1e6, limit / 1e6);
   if (model_->engine_) workspace_ = std::make_unique<Workspace>(*model_->engine_, max_batch);
+  if (model_->float_) float_buffers_ = std::make_unique<FloatBuffers>();
 }
 
 Session::~Session() = default;
@@ -112,7 +113,7 @@ std::vector<float> Session::logits_fitted(std::span<const Image> fitted) {
   const int64_t n = m.graph().input().elements();
   std::vector<float> x(fitted.size() * n);
   for (size_t i = 0; i < fitted.size(); ++i) normalize(fitted[i], m.graph().metadata, std::span(x).subspan(i * n, n));
-  return m.float_->run(x, static_cast<int32_t>(fitted.size()));
+  return m.float_->run(x, static_cast<int32_t>(fitted.size()), *float_buffers_);
 }
 
 std::vector<float> Session::logits_fitted(std::span<const uint8_t> rgb, int32_t images) {
@@ -127,7 +128,7 @@ std::vector<float> Session::logits_fitted(std::span<const uint8_t> rgb, int32_t 
     for (int32_t i = 0; i < images; ++i)
       normalize(rgb.subspan(i * per_image, per_image), m.width(), m.height(), m.graph().metadata,
                 std::span(x).subspan(static_cast<size_t>(i * n), static_cast<size_t>(n)));
-    return m.float_->run(x, images);
+    return m.float_->run(x, images, *float_buffers_);
   }
   const std::vector<int32_t> q = quantize_pixels(m.graph(), rgb, images);
   const std::vector<int32_t> out = m.engine_ ? m.engine_->run(*workspace_, q) : m.reference_->run(q, images);
@@ -141,7 +142,7 @@ std::vector<float> Session::logits_from_tensor(std::span<const float> input) {
   const auto batch = static_cast<int64_t>(input.size()) / n;
   if (batch < 1 || batch * n != static_cast<int64_t>(input.size()) || batch > max_batch_)
     fail("cannot run {} input values: not 1 to {} tensors of {} values", input.size(), max_batch_, n);
-  if (m.float_) return m.float_->run(input, static_cast<int32_t>(batch));
+  if (m.float_) return m.float_->run(input, static_cast<int32_t>(batch), *float_buffers_);
   const std::vector<int32_t> q = quantize_tensor(m.graph(), input);
   const std::vector<int32_t> out = m.engine_ ? m.engine_->run(*workspace_, q) : m.reference_->run(q, static_cast<int32_t>(batch));
   return dequantize(out, m.graph().output().exponent);

@@ -150,8 +150,8 @@ void compare_family(int depth) {
   const auto model = convert(dir / (name + ".onnx"));
   const auto x = test::read_binary<float>(dir / (name + ".input.bin"));
   const auto want = test::read_binary<float>(dir / (name + ".logits.bin"));
-  // Both float paths: the reference and sgemm.
-  for (const FloatPath path : {FloatPath::Reference, FloatPath::Gemm}) {
+  // Both float paths: the reference and the fused one.
+  for (const FloatPath path : {FloatPath::Reference, FloatPath::Fused}) {
     const auto got = FloatExecutor(model, path).run(x, 2);
     REQUIRE(got.size() == want.size());
     // numpy computed in float64; we compute in float32 over up to 104 layers.
@@ -160,7 +160,7 @@ void compare_family(int depth) {
       scale = std::max(scale, std::abs(want[i]));
       worst = std::max(worst, std::abs(got[i] - want[i]));
     }
-    const std::string which = path == FloatPath::Gemm ? "sgemm" : "reference";
+    const std::string which = path == FloatPath::Fused ? "fused" : "reference";
     MESSAGE(name << ", " << which << ": largest logit difference from numpy " << worst << " (largest logit " << scale << ")");
     CHECK(worst <= 1e-4f * scale);
     for (int b = 0; b < 2; ++b)
@@ -214,13 +214,13 @@ TEST_CASE("the real CIFAR-10 ResNet-8: reference logits and top-1") {
                                                                 << "/1000; reference 75.1 %)");
   CHECK(correct >= 740);
 
-  // The sgemm path: the reference logits within 1e-4, and the float reference's answers (a photo
+  // The fused path: the reference logits within 1e-4, and the float reference's answers (a photo
   // whose two best classes lie within rounding of each other could differ: none here).
-  const FloatExecutor fast(model, FloatPath::Gemm);
+  const FloatExecutor fast(model, FloatPath::Fused);
   const auto fast_logits = fast.run(x, 10);
   float fast_worst = 0;
   for (size_t i = 0; i < logits.size(); ++i) fast_worst = std::max(fast_worst, std::abs(fast_logits[i] - logits[i]));
-  MESSAGE("ResNet-8: largest difference between the sgemm path and the float reference " << fast_worst);
+  MESSAGE("ResNet-8: largest difference between the fused path and the float reference " << fast_worst);
   CHECK(fast_worst <= 1e-4f);
   CHECK(classify(fast, files) == top);
 }

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "float_executor.h"
-#include "float_ref.h"
 #include "trit/error.h"
 
 namespace trit::recon {
@@ -30,13 +29,7 @@ void FloatTrunk::run(const Segment& seg) {
   if (seg.input != in_tensor_) fail("reconstruct: the float trunk holds another tensor than segment input '{}'", g_.tensors[seg.input].name);
   out_ = std::make_unique<ImageRecords>(g_.tensors[seg.output].elements() * static_cast<int64_t>(sizeof(float)));
   out_tensor_ = seg.output;
-  std::vector<std::vector<float>> packed(seg.end);
-  for (size_t ni = seg.begin; ni < seg.end; ++ni) {
-    const Node& n = g_.nodes[ni];
-    if (n.op != OpCode::Conv) continue;
-    const auto [o, i, kh, kw] = n.weights.shape;
-    packed[ni] = ref::pack_conv_weights(n.weights.codes.as<float>().data(), o, i, kh, kw);
-  }
+  const FloatNodes nodes(g_, seg.begin, seg.end);
   for (int64_t first = 0; first < size(); first += chunk_) {
     const int64_t count = std::min<int64_t>(chunk_, size() - first);
     std::vector<std::vector<float>> values(g_.tensors.size());
@@ -48,7 +41,7 @@ void FloatTrunk::run(const Segment& seg) {
       for (int32_t t : n.inputs) ins.push_back(values[t].data());
       std::vector<float>& y = values[n.outputs[0]];
       y.resize(static_cast<size_t>(g_.tensors[n.outputs[0]].elements() * count));
-      run_float_node(g_, n, packed[ni].data(), static_cast<int32_t>(count), ins, y.data());
+      nodes.run(ni, static_cast<int32_t>(count), ins, n.activation, y.data());
     }
     out_->write(first, count, values[seg.output].data());
   }

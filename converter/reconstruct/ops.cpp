@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "float_gemm.h"
+#include "blas.h"
 
 namespace trit::recon {
 namespace {
@@ -49,8 +49,7 @@ std::unique_ptr<float[]> buffer(int64_t n) { return std::make_unique_for_overwri
 
 }  // namespace
 
-// One sgemm for the whole batch (the columns of all images side by side): faster for training's
-// batches than the runtime's image-by-image blas::conv2d.
+// One sgemm for the whole batch (the columns of all images side by side).
 void conv_forward(const ConvShape& s, const float* x, int32_t batch, const float* w, const float* b, float* y) {
   const int64_t k = s.k(), p_n = int64_t{s.out.h} * s.out.w, o_n = s.out.c, width = p_n * batch;
   const auto cols = buffer(k * width), prod = buffer(o_n * width);

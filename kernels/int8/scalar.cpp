@@ -2,6 +2,9 @@
 // machine runs it. Weights: [blocks * nr][k] int8 with nr = 1.
 #include "int8/generic.h"
 #include "int8/table.h"
+#include <cmath>
+
+#include "float_fma_generic.h"
 #include "float_ref.h"
 
 namespace trit::k8 {
@@ -38,8 +41,28 @@ void conv(const ConvLayer& L, const void* weights, const uint8_t* in, const uint
   }
 }
 
+// The fused float convolution in scalars: std::fma rounds once, as a vector lane's fused
+// multiply-add does, so this path gives the x86 paths' bits.
+struct Lanes {
+  using Vec = float;
+  static constexpr int W = 1;
+  static Vec load(const float* p) { return *p; }
+  static Vec load_first(const float* p, int) { return *p; }
+  static Vec splat(const float* p) { return *p; }
+  static Vec fma(Vec a, Vec b, Vec c) { return std::fma(a, b, c); }
+  static Vec relu(Vec v) { return v < 0 ? 0.0f : v; }
+  static void store(float* p, Vec v) { *p = v; }
+  static void store_first(float* p, Vec v, int) { *p = v; }
+};
+using Fma = FmaKernel<Lanes, 2, 4>;
+
+void conv_f32_fma(const FmaConv& L, const float* in, const float* packed, const float* bias, float* out, int64_t q0,
+                  int64_t q1, int32_t b0, int32_t b1) {
+  Fma::run(L, in, packed, bias, out, q0, q1, b0, b1);
+}
+
 const KernelTable kTable{Isa::Ref, "ref", 1, 4, pack_weights, expand_rows<int8_t, 4>, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
-                         max_pool_bytes, average_pool_bytes, global_average_pool_bytes, ref::conv2d};
+                         max_pool_bytes, average_pool_bytes, global_average_pool_bytes, ref::conv2d, 4, conv_f32_fma};
 
 }  // namespace
 

@@ -28,10 +28,16 @@
 //   conv_f32      the float reference's convolution (float_ref.h, ref::conv2d: its contract and
 //                 its bits, tiled for the path's vectors; float_conv_generic.h). The ref path's
 //                 entry is the reference itself.
+//   f32_block     output channels per block of the fused float convolution's packed weights
+//                 (float_nhwc.h, pack_fma_weights).
+//   conv_f32_fma  the fused float convolution (float_nhwc.h: FmaConv, its layout and its bits,
+//                 the same on every path; float_fma_generic.h): output pixels [q0, q1) of blocks
+//                 [b0, b1). Disjoint ranges may run on different threads at once.
 #pragma once
 
 #include <cstdint>
 
+#include "float_nhwc.h"
 #include "int8/layer.h"
 #include "trit/types.h"
 
@@ -57,6 +63,9 @@ struct KernelTable {
   void (*global_average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
   void (*conv_f32)(const float* in, Shape3 in_shape, const float* packed, const float* bias, const Window& window,
                    Activation act, float* out, Shape3 out_shape, int32_t o_begin, int32_t o_end);
+  int32_t f32_block;
+  void (*conv_f32_fma)(const FmaConv& conv, const float* in, const float* packed, const float* bias, float* out,
+                       int64_t q0, int64_t q1, int32_t b0, int32_t b1);
 };
 
 // The entries; nullptr for a path this build or CPU cannot run.

@@ -1,5 +1,5 @@
 // trit-bench: how fast a model runs, and how much memory it takes: an integer model on the fast
-// kernels, a float32 model on the float path a Session runs (sgemm; --isa ref: the reference).
+// kernels, a float32 model on the float path a Session runs (fused; --isa ref: the reference).
 //
 //   trit-bench MODEL [--threads T] [--batch B] [--iters I] [--warmup W] [--isa ISA] [--packed]
 //              [--peak-gmacs G] [--json]
@@ -85,20 +85,21 @@ Measured measure(const Options& o, const trit::Graph& g, const trit::Engine* eng
 // A float32 model: whole runs of the executor a Session would use, timed as measure() does.
 int bench_float(const Options& o, std::shared_ptr<const trit::Graph> graph) {
   const trit::k8::Isa isa = o.isa.empty() ? trit::k8::select_isa() : trit::k8::parse_isa(o.isa.c_str());
-  const trit::FloatPath path = isa == trit::k8::Isa::Ref ? trit::FloatPath::Reference : trit::FloatPath::Gemm;
-  const char* name = path == trit::FloatPath::Gemm ? "float32 sgemm" : "float32 reference";
-  const trit::FloatExecutor exec(graph, path);
+  const trit::FloatPath path = isa == trit::k8::Isa::Ref ? trit::FloatPath::Reference : trit::FloatPath::Fused;
+  const char* name = path == trit::FloatPath::Fused ? "float32 fused" : "float32 reference";
+  const trit::FloatExecutor exec(graph, path, isa);
   std::mt19937 rng(1);
   std::normal_distribution<float> d(0.0f, 1.0f);
   std::vector<float> input(static_cast<size_t>(graph->input().elements() * o.batch));
   for (auto& v : input) v = d(rng);
   std::vector<double> per_image_ms;
+  trit::FloatBuffers buffers;  // as a Session keeps them between runs
   tbb::task_arena arena(o.threads);
   arena.execute([&] {
-    for (int i = 0; i < o.warmup; ++i) exec.run(input, o.batch);
+    for (int i = 0; i < o.warmup; ++i) exec.run(input, o.batch, buffers);
     for (int i = 0; i < o.iters; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      exec.run(input, o.batch);
+      exec.run(input, o.batch, buffers);
       per_image_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / o.batch);
     }
   });
@@ -122,7 +123,7 @@ int bench_float(const Options& o, std::shared_ptr<const trit::Graph> graph) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"trit-bench: time a model (integer: the fast kernels; float32: sgemm, or the reference with --isa ref)"};
+  CLI::App app{"trit-bench: time a model (integer: the fast kernels; float32: the fused path, or the reference with --isa ref)"};
   Options o;
   app.add_option("model", o.model_path, "trit model")->required();
   app.add_option("-t,--threads", o.threads, "threads")->check(CLI::Range(1, 1024));

@@ -17,10 +17,10 @@
 //   - Everything that depends on input (files, images, sizes) fails with trit::Error and a
 //     one-line message; nothing aborts.
 //
-// Which engine runs: float32 models run im2col and OpenBLAS sgemm (within rounding of the float
-// reference, about ten times faster; OpenBLAS is set to one thread for the process, and oneTBB
-// splits the products), or the float reference itself with isa "ref" (or TRIT_ISA=ref), the
-// same bits on every CPU. Integer models run the fast
+// Which engine runs: float32 models run the fused float path (activations [N][H][W][C], fused
+// multiply-adds on weights packed at load, the residual adds in the convolutions; within rounding
+// of the float reference and the same bits on every path, thread count and batch), or the float
+// reference itself with isa "ref" (or TRIT_ISA=ref), the same bits as the converter's. Integer models run the fast
 // integer kernels (kernels/int8/: AVX-512 VNNI, AVX2 or portable, chosen at run time, or
 // TRIT_ISA), except those the kernels do not take (a layer kept in float32, or
 // Options::dynamic_exponents), which run the integer reference executor. All integer paths give
@@ -46,6 +46,7 @@ namespace trit {
 class Engine;
 class Workspace;
 class FloatExecutor;
+class FloatBuffers;
 class IntExecutor;
 
 struct Prediction {
@@ -65,7 +66,7 @@ class Model {
     // layer). The same results, bit for bit; runs take a little longer.
     bool packed_weights = false;
     std::string isa;                 // "", "ref", "avx2" or "avx512vnni" (empty: the best, or TRIT_ISA);
-                                     // float32 models: "ref" runs the float reference, others sgemm
+                                     // float32 models: "ref" runs the float reference, others the fused path
     // The most memory the model may make trit allocate, checked before allocating: the prepared
     // weights when the model is made, and a session's activations (its planned arena, or what
     // a reference executor's run holds) when a session is made. A valid but huge model gets a
@@ -86,7 +87,7 @@ class Model {
   int32_t width() const;
   int32_t classes() const;
   bool is_integer() const;
-  // "float32 sgemm", "float32 reference", "integer reference", or the fast kernels' path
+  // "float32 fused", "float32 reference", "integer reference", or the fast kernels' path
   // ("avx512vnni", ...).
   std::string engine_name() const;
 
@@ -137,7 +138,8 @@ class Session {
  private:
   std::shared_ptr<const Model> model_;
   int32_t max_batch_ = 1;
-  std::unique_ptr<Workspace> workspace_;  // fast kernels only
+  std::unique_ptr<Workspace> workspace_;         // fast kernels only
+  std::unique_ptr<FloatBuffers> float_buffers_;  // float32 models: tensors kept between runs
 };
 
 // The top k entries of logits (one image), with labels.
