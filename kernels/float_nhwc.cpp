@@ -79,54 +79,55 @@ void pad_nhwc(const float* x, Shape3 s, const Window& w, float* y) {
                 y + ((int64_t{r} + w.pad_top) * wp + w.pad_left) * s.c);
 }
 
+namespace {
+
+// The input pixels inside output pixel (y, x)'s window, in (ky, kx) order, as the reference walks
+// them: f(first channel of the pixel).
+template <class F>
+void taps_inside(const float* in, Shape3 is, const Window& w, int32_t y, int32_t x, F f) {
+  for (int32_t ky = 0; ky < w.kernel_h; ++ky) {
+    const int32_t iy = y * w.stride_h - w.pad_top + ky;
+    if (iy < 0 || iy >= is.h) continue;
+    for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
+      const int32_t ix = x * w.stride_w - w.pad_left + kx;
+      if (ix >= 0 && ix < is.w) f(in + (int64_t{iy} * is.w + ix) * is.c);
+    }
+  }
+}
+
+}  // namespace
+
 void max_pool_nhwc(const float* in, Shape3 is, const Window& w, float* out, Shape3 os, int32_t y0, int32_t y1) {
-  const int32_t c0 = 0, c1 = is.c;
   for (int32_t y = y0; y < y1; ++y)
     for (int32_t x = 0; x < os.w; ++x) {
       float* dst = out + (int64_t{y} * os.w + x) * os.c;
-      std::fill(dst + c0, dst + c1, -std::numeric_limits<float>::infinity());
-      for (int32_t ky = 0; ky < w.kernel_h; ++ky) {
-        const int32_t iy = y * w.stride_h - w.pad_top + ky;
-        if (iy < 0 || iy >= is.h) continue;
-        for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
-          const int32_t ix = x * w.stride_w - w.pad_left + kx;
-          if (ix < 0 || ix >= is.w) continue;
-          const float* src = in + (int64_t{iy} * is.w + ix) * is.c;
-          for (int32_t c = c0; c < c1; ++c) dst[c] = std::max(dst[c], src[c]);
-        }
-      }
+      std::fill_n(dst, is.c, -std::numeric_limits<float>::infinity());
+      taps_inside(in, is, w, y, x, [&](const float* src) {
+        for (int32_t c = 0; c < is.c; ++c) dst[c] = std::max(dst[c], src[c]);
+      });
     }
 }
 
 void average_pool_nhwc(const float* in, Shape3 is, const Window& w, bool count_include_pad, float* out, Shape3 os,
                        int32_t y0, int32_t y1) {
-  const int32_t c0 = 0, c1 = is.c;
   for (int32_t y = y0; y < y1; ++y)
     for (int32_t x = 0; x < os.w; ++x) {
       float* dst = out + (int64_t{y} * os.w + x) * os.c;
-      std::fill(dst + c0, dst + c1, 0.0f);
-      for (int32_t ky = 0; ky < w.kernel_h; ++ky) {
-        const int32_t iy = y * w.stride_h - w.pad_top + ky;
-        if (iy < 0 || iy >= is.h) continue;
-        for (int32_t kx = 0; kx < w.kernel_w; ++kx) {
-          const int32_t ix = x * w.stride_w - w.pad_left + kx;
-          if (ix < 0 || ix >= is.w) continue;
-          const float* src = in + (int64_t{iy} * is.w + ix) * is.c;
-          for (int32_t c = c0; c < c1; ++c) dst[c] += src[c];
-        }
-      }
+      std::fill_n(dst, is.c, 0.0f);
+      taps_inside(in, is, w, y, x, [&](const float* src) {
+        for (int32_t c = 0; c < is.c; ++c) dst[c] += src[c];
+      });
       const auto divisor = static_cast<float>(ref::average_pool_divisor(is, w, count_include_pad, y, x));
-      for (int32_t c = c0; c < c1; ++c) dst[c] /= divisor;
+      for (int32_t c = 0; c < is.c; ++c) dst[c] /= divisor;
     }
 }
 
 void global_average_pool_nhwc(const float* in, Shape3 is, float* out) {
-  const int32_t c0 = 0, c1 = is.c;
   const int64_t plane = int64_t{is.h} * is.w;
-  std::vector<double> sum(static_cast<size_t>(c1 - c0), 0.0);
+  std::vector<double> sum(static_cast<size_t>(is.c), 0.0);
   for (int64_t p = 0; p < plane; ++p)
-    for (int32_t c = c0; c < c1; ++c) sum[c - c0] += in[p * is.c + c];
-  for (int32_t c = c0; c < c1; ++c) out[c] = static_cast<float>(sum[c - c0] / static_cast<double>(plane));
+    for (int32_t c = 0; c < is.c; ++c) sum[c] += in[p * is.c + c];
+  for (int32_t c = 0; c < is.c; ++c) out[c] = static_cast<float>(sum[c] / static_cast<double>(plane));
 }
 
 }  // namespace trit::k8
