@@ -227,12 +227,6 @@ void FloatBuffers::give(const float* p) {
     if (b.data.get() == p) b.used = false;
 }
 
-int64_t FloatBuffers::bytes() const {
-  int64_t n = static_cast<int64_t>(padded.capacity());
-  for (const Buffer& b : buffers_) n += static_cast<int64_t>(b.size);
-  return n * 4;
-}
-
 std::vector<float> FloatExecutor::run(std::span<const float> input, int32_t batch) const {
   FloatBuffers buffers;
   return run(input, batch, buffers);

@@ -1,18 +1,18 @@
 // FloatExecutor: runs a Graph whose weights are float32, on one of two paths:
 //   - FloatPath::Reference: the float reference kernels (kernels/float_ref.h), the float
-//     specification of a model: the same bits on every CPU and instruction set. The converter
-//     calibrates with it (one node at a time, through run_float_node: internal, not installed).
+//     specification of a model: the same bits on every CPU and instruction set.
 //   - FloatPath::Fused: activations [N][H][W][C], convolutions and fully connected layers as
 //     fused multiply-adds on weights packed at prepare (kernels/float_nhwc.h: FmaConv), on the
 //     chosen kernel path; within rounding of the reference (one rounding per multiply-add
 //     instead of two), not its bits, but the same bits on every path, thread count and batch.
-//     What a float32 trit::Session runs.
+//     What a float32 trit::Session runs, and (node by node, through FloatNodes) what the
+//     converter calibrates with.
 //
 // Load, prepare, run: the constructor prepares (checks the encodings, reorders the weights into
 // the layout its path's kernels read); run() only computes.
 //
-// Thread safety: run() is const and allocates its own tensors, so one executor may serve many
-// threads at once. Work inside run() is split over oneTBB tasks in the caller's task_arena (wrap
+// Thread safety: run() is const and takes its tensors from the caller's FloatBuffers (or its own),
+// so one executor may serve many threads at once, each with its own buffers. Work inside run() is split over oneTBB tasks in the caller's task_arena (wrap
 // the call in a tbb::task_arena to cap the threads); results do not depend on the thread count.
 #pragma once
 
@@ -66,13 +66,12 @@ class FloatNodes {
 enum class FloatPath { Reference, Fused };
 
 // The buffers that runs take their tensors from, kept between runs: a run of a batch no larger
-// than before allocates nothing (and touches no page the kernel must first clear). The smallest
-// free buffer that fits, else a new one. One run at a time.
+// than before allocates no tensor (and touches no page the kernel must first clear), only a few
+// pointers a tensor. The smallest free buffer that fits, else a new one. One run at a time.
 class FloatBuffers {
  public:
   float* take(size_t floats);
   void give(const float* p);
-  int64_t bytes() const;
   std::vector<float> padded;  // the fused path's padded inputs
 
  private:

@@ -13,7 +13,9 @@
 //   - Session owns the memory runs need: the planned arena (sized for max_batch images) and
 //     per-thread scratch. It is not thread-safe: one Session per thread (or a lock around it).
 //     A run allocates nothing but what it returns (logits()/classify() return vectors;
-//     run_into() writes into the caller's memory and allocates nothing once warm).
+//     run_into() writes into the caller's memory and allocates nothing once warm); float32
+//     models take their tensors from buffers the Session keeps, and allocate the normalized
+//     input and a few pointers a run.
 //   - Everything that depends on input (files, images, sizes) fails with trit::Error and a
 //     one-line message; nothing aborts.
 //
