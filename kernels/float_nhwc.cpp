@@ -57,18 +57,28 @@ std::vector<float> pad_fma_bias(const float* bias, int32_t o, int32_t block) {
   return p;
 }
 
+namespace {
+
+// y [cols][rows] = x [rows][cols] transposed, in tiles of 32 x 32 (each tile's rows and columns
+// stay in L1).
+void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
+  constexpr int64_t kT = 32;
+  for (int64_t i0 = 0; i0 < rows; i0 += kT)
+    for (int64_t j0 = 0; j0 < cols; j0 += kT) {
+      const int64_t i1 = std::min(rows, i0 + kT), j1 = std::min(cols, j0 + kT);
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < j1; ++j) y[j * rows + i] = x[i * cols + j];
+    }
+}
+
+}  // namespace
+
 void nchw_to_nhwc(const float* x, int32_t n, Shape3 s, float* y) {
-  const int64_t plane = int64_t{s.h} * s.w;
-  for (int32_t im = 0; im < n; ++im, x += s.size(), y += s.size())
-    for (int64_t p = 0; p < plane; ++p)
-      for (int32_t c = 0; c < s.c; ++c) y[p * s.c + c] = x[c * plane + p];
+  for (int32_t im = 0; im < n; ++im) transpose(x + im * s.size(), s.c, int64_t{s.h} * s.w, y + im * s.size());
 }
 
 void nhwc_to_nchw(const float* x, int32_t n, Shape3 s, float* y) {
-  const int64_t plane = int64_t{s.h} * s.w;
-  for (int32_t im = 0; im < n; ++im, x += s.size(), y += s.size())
-    for (int32_t c = 0; c < s.c; ++c)
-      for (int64_t p = 0; p < plane; ++p) y[c * plane + p] = x[p * s.c + c];
+  for (int32_t im = 0; im < n; ++im) transpose(x + im * s.size(), int64_t{s.h} * s.w, s.c, y + im * s.size());
 }
 
 void pad_nhwc(const float* x, Shape3 s, const Window& w, float* y) {
