@@ -86,8 +86,8 @@ class FloatBuffers {
 class FloatExecutor {
  public:
   // Throws trit::Error when a layer's weights are not float32, naming the layer.
-  // isa: the kernel path of the reference's convolution (its bits whatever the path) and of the
-  // fused one.
+  // isa: the kernel path of the fused path. (The reference's convolution runs on the best path
+  // this CPU has, or TRIT_ISA's, through run_float_node: the reference's bits on every path.)
   explicit FloatExecutor(std::shared_ptr<const Graph> graph, FloatPath path = FloatPath::Reference,
                          k8::Isa isa = k8::select_isa());
 
