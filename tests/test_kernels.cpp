@@ -58,6 +58,72 @@ void check_paths(const std::shared_ptr<const Graph>& g, int32_t batch, std::mt19
   }
 }
 
+// One convolution (or fully connected layer) from c to o channels on an h x w input, with the
+// given types, encodings and exponents; with `residual`, its output feeds an add with a second
+// layer's (a projection shortcut), which the engine fuses into one of the two layers' epilogues
+// (the add's first operand): the operands' order, types and exponents vary with `variant`, so
+// that the shifts cover the 16-bit fast form (la, lb <= 6, s in [0, 15]) and the general one.
+struct LayerCase {
+  int32_t c, o, h, w;
+  Window window;
+  bool fc;
+  ElementType in_type, out_type;
+  bool relu;
+  WeightEncoding encoding;
+  int32_t cluster;
+  ClusterShape shape;
+  int32_t fi, fo;
+  bool residual;
+  int variant;
+};
+
+std::shared_ptr<const Graph> layer_graph(const LayerCase& lc, std::mt19937& rng) {
+  const int32_t c = lc.c, o = lc.o, h = lc.h, w = lc.w, fi = lc.fi, fo = lc.fo, trial = lc.variant;
+  const bool fc = lc.fc;
+  const Window used = lc.window;
+  const ElementType it = lc.in_type, ot = lc.out_type;
+  auto g = std::make_shared<Graph>();
+  g->tensors.push_back(fc ? test::tensor("in", {c}, it, fi) : test::tensor("in", {c, h, w}, it, fi));
+  g->tensors.push_back(fc ? test::tensor("out", {o}, ot, fo) : test::tensor("out", {o, used.out_h(h), used.out_w(w)}, ot, fo));
+  Node n;
+  n.name = "layer";
+  n.op = fc ? OpCode::FullyConnected : OpCode::Conv;
+  n.inputs = {0};
+  n.outputs = {1};
+  n.window = used;
+  n.activation = lc.relu ? Activation::Relu : Activation::None;
+  test::random_weights(n, lc.encoding, lc.cluster, lc.shape, {o, c, used.kernel_h, used.kernel_w}, rng);
+  g->nodes.push_back(std::move(n));
+  g->inputs = {0};
+  g->outputs = {1};
+  if (lc.residual) {
+    const std::vector<int32_t> shape = g->tensors[1].shape;  // a copy: the pushes below move the tensors
+    const ElementType st = trial % 3 ? ElementType::Int8 : ElementType::UInt8;
+    const int32_t fs = trial % 11 - 1, fa = std::min(fo, fs) + 1 - trial % 4;
+    g->tensors.push_back(test::tensor("shortcut", shape, st, fs));
+    g->tensors.push_back(test::tensor("sum", shape, trial % 4 ? ElementType::UInt8 : ElementType::Int8, fa));
+    Node b;
+    b.name = "projection";
+    b.op = g->nodes[0].op;
+    b.inputs = {0};
+    b.outputs = {2};
+    b.window = used;
+    b.activation = st == ElementType::UInt8 ? Activation::Relu : Activation::None;
+    test::random_weights(b, WeightEncoding::Int8PerChannel, 1, ClusterShape::Kernels, {o, c, used.kernel_h, used.kernel_w},
+                         rng);
+    g->nodes.push_back(std::move(b));
+    Node a;
+    a.name = "add";
+    a.op = OpCode::Add;
+    a.inputs = trial % 4 < 2 ? std::vector<int32_t>{1, 2} : std::vector<int32_t>{2, 1};
+    a.outputs = {3};
+    a.activation = g->tensors[3].type == ElementType::UInt8 ? Activation::Relu : Activation::None;
+    g->nodes.push_back(std::move(a));
+    g->outputs = {3};
+  }
+  return g;
+}
+
 }  // namespace
 
 TEST_CASE("every kernel path equals the integer reference on a sweep of layer shapes") {
@@ -94,51 +160,11 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
       const ClusterShape shape = trial / 5 % 2 ? ClusterShape::Kernels : ClusterShape::Channels;
       // Output exponents that make shifts from -3 (left shifts) to about 20.
       const int32_t fi = trial % 7, fo = trial % 19 - 2;
-      auto g = std::make_shared<Graph>();
-      g->tensors.push_back(fc ? test::tensor("in", {c}, it, fi) : test::tensor("in", {c, h, w}, it, fi));
-      g->tensors.push_back(fc ? test::tensor("out", {o}, ot, fo) : test::tensor("out", {o, used.out_h(h), used.out_w(w)}, ot, fo));
-      Node n;
-      n.name = "layer";
-      n.op = fc ? OpCode::FullyConnected : OpCode::Conv;
-      n.inputs = {0};
-      n.outputs = {1};
-      n.window = used;
-      n.activation = relu ? Activation::Relu : Activation::None;
-      test::random_weights(n, enc, cluster, shape, {o, c, used.kernel_h, used.kernel_w}, rng);
-      g->nodes.push_back(std::move(n));
-      g->inputs = {0};
-      g->outputs = {1};
-      // Every other 8-bit layer feeds an add with a second layer's output (a projection shortcut),
-      // which the engine fuses into one of the two layers' epilogues (the add's first operand):
-      // the operands' order, types and exponents vary, so that the shifts cover the 16-bit fast
-      // form (la, lb <= 6, s in [0, 15]) and the general one.
+      // Every other 8-bit layer feeds a fused add.
       const bool residual = ot != ElementType::Int32 && trial % 2 == 0;
-      if (residual) {
-        const std::vector<int32_t> shape = g->tensors[1].shape;  // a copy: the pushes below move the tensors
-        const ElementType st = trial % 3 ? ElementType::Int8 : ElementType::UInt8;
-        const int32_t fs = trial % 11 - 1, fa = std::min(fo, fs) + 1 - trial % 4;
-        g->tensors.push_back(test::tensor("shortcut", shape, st, fs));
-        g->tensors.push_back(test::tensor("sum", shape, trial % 4 ? ElementType::UInt8 : ElementType::Int8, fa));
-        Node b;
-        b.name = "projection";
-        b.op = g->nodes[0].op;
-        b.inputs = {0};
-        b.outputs = {2};
-        b.window = used;
-        b.activation = st == ElementType::UInt8 ? Activation::Relu : Activation::None;
-        test::random_weights(b, WeightEncoding::Int8PerChannel, 1, ClusterShape::Kernels, {o, c, used.kernel_h, used.kernel_w},
-                             rng);
-        g->nodes.push_back(std::move(b));
-        Node a;
-        a.name = "add";
-        a.op = OpCode::Add;
-        a.inputs = trial % 4 < 2 ? std::vector<int32_t>{1, 2} : std::vector<int32_t>{2, 1};
-        a.outputs = {3};
-        a.activation = g->tensors[3].type == ElementType::UInt8 ? Activation::Relu : Activation::None;
-        g->nodes.push_back(std::move(a));
-        g->outputs = {3};
-        ++fused_adds;
-      }
+      LayerCase lc{c, o, h, w, used, fc, it, ot, relu, enc, cluster, shape, fi, fo, residual, trial};
+      const auto g = layer_graph(lc, rng);
+      fused_adds += residual;
       CAPTURE(trial);
       CAPTURE(residual);
       CAPTURE(c);
@@ -157,6 +183,37 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
   if (k8::isa_supported(k8::Isa::Avx2)) CHECK(packed_layers["avx2"] >= 40);
   if (k8::isa_supported(k8::Isa::Avx512Vnni)) CHECK(packed_layers["avx512vnni"] >= 40);
   MESSAGE("layers kept packed: avx2 " << packed_layers["avx2"] << ", avx512vnni " << packed_layers["avx512vnni"]);
+}
+
+TEST_CASE("every kernel path equals the integer reference on layers with thousands of input channels") {
+  // k = KH * KW * cs above 4096: the avx512vnni path runs these blocks over slices of k, keeping
+  // the accumulators between slices (x86/avx512vnni/int8.cpp). Tiles read in place (3x3 without
+  // padding on a wide map, 1x1) and gathered (padded, strided, signed input), output blocks
+  // whole and partial (130 channels: 64 + 64 + 2), every output type, a fused add, and batches
+  // whose rows make one chunk and several.
+  std::mt19937 rng(4608);
+  struct Shape {
+    int32_t c, h, w;
+    Window window;
+  };
+  const std::vector<Shape> shapes{{516, 7, 7, {3, 3, 1, 1, 1, 1, 1, 1}},  {460, 16, 16, {3, 3, 1, 1, 0, 0, 0, 0}},
+                                  {520, 9, 9, {3, 3, 2, 2, 1, 1, 1, 1}},  {4100, 5, 5, {1, 1, 1, 1, 0, 0, 0, 0}},
+                                  {2050, 3, 14, {1, 3, 1, 1, 0, 0, 1, 1}}};
+  const std::vector<ElementType> out_types{ElementType::UInt8, ElementType::Int8, ElementType::Int32};
+  int variant = 0;
+  for (const Shape& sh : shapes)
+    for (const ElementType ot : out_types) {
+      ++variant;
+      const ElementType it = variant % 2 ? ElementType::UInt8 : ElementType::Int8;
+      const WeightEncoding enc = variant % 3 == 0 ? WeightEncoding::Int8PerChannel : WeightEncoding::TernaryClustered;
+      const bool residual = ot != ElementType::Int32 && variant % 2 == 1;
+      LayerCase lc{sh.c, 130, sh.h, sh.w, sh.window, false, it, ot, ot == ElementType::UInt8, enc, 4, ClusterShape::Kernels,
+                   variant % 5, 8 + variant % 7, residual, variant};
+      CHECK(int64_t{sh.window.kernel_h} * sh.window.kernel_w * k8::channel_stride(sh.c) > 4096);
+      CAPTURE(variant);
+      CAPTURE(sh.c);
+      check_paths(layer_graph(lc, rng), 1 + variant % 3, rng);
+    }
 }
 
 TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU and Flatten") {
