@@ -1,5 +1,8 @@
 #include "exponents.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_reduce.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -28,14 +31,45 @@ void assign_types(Graph& g) {
   }
 }
 
+namespace {
+
+// The largest magnitude in v, or `start` when larger: in lanes that the compiler vectorizes, over
+// oneTBB's threads (a maximum is the same in any order).
+float peak_of(std::span<const float> v, float start) {
+  constexpr int64_t kLanes = 16;
+  const int64_t n = static_cast<int64_t>(v.size());
+  return tbb::parallel_reduce(
+      tbb::blocked_range<int64_t>(0, n, 65536), start,
+      [&](const tbb::blocked_range<int64_t>& r, float top) {
+        float lane[kLanes] = {};
+        int64_t j = r.begin();
+        for (; j + kLanes <= r.end(); j += kLanes)
+          for (int64_t l = 0; l < kLanes; ++l) lane[l] = std::max(lane[l], std::abs(v[j + l]));
+        for (; j < r.end(); ++j) top = std::max(top, std::abs(v[j]));
+        for (float x : lane) top = std::max(top, x);
+        return top;
+      },
+      [](float a, float b) { return std::max(a, b); });
+}
+
+}  // namespace
+
 void ExponentSample::add(std::span<const float> v, int64_t offset, int64_t total) {
   const int64_t stride = std::max<int64_t>(1, total / 262144);
-  float top = peak;
-  for (const float x : v) top = std::max(top, std::abs(x));
-  peak = top;
+  peak = peak_of(v, peak);
   // The values at global positions that are multiples of the stride.
   for (int64_t j = (stride - offset % stride) % stride; j < static_cast<int64_t>(v.size()); j += stride)
     values.push_back(v[j]);
+}
+
+void ExponentSample::add_channels_last(std::span<const float> v, Shape3 s, int64_t offset, int64_t total) {
+  const int64_t stride = std::max<int64_t>(1, total / 262144);
+  peak = peak_of(v, peak);
+  const int64_t elements = s.size(), plane = int64_t{s.h} * s.w;
+  for (int64_t j = (stride - offset % stride) % stride; j < static_cast<int64_t>(v.size()); j += stride) {
+    const int64_t image = j / elements, c = j % elements / plane, pixel = j % plane;
+    values.push_back(v[image * elements + pixel * s.c + c]);
+  }
 }
 
 int32_t choose_exponent(const ExponentSample& s, Range r, bool lse) {

@@ -24,9 +24,13 @@ void assign_types(Graph& g);
 struct ExponentSample {
   std::vector<float> values;
   float peak = 0;
-  // Values [offset, offset + v.size()) of the tensor's `total`, given in order (image chunk
-  // after image chunk): the sample is the same however the images are chunked.
+  // Values [offset, offset + v.size()) of the tensor's `total` ([N][C][H][W] over all images),
+  // given in order (image chunk after image chunk): the sample is the same however the images
+  // are chunked.
   void add(std::span<const float> v, int64_t offset, int64_t total);
+  // The same values held channels last: v is whole images of shape s as [N][H][W][C]; offset
+  // and total count positions in [N][C][H][W], so the sample is the one add() takes.
+  void add_channels_last(std::span<const float> v, Shape3 s, int64_t offset, int64_t total);
   void add(std::span<const float> v) { add(v, 0, static_cast<int64_t>(v.size())); }
 };
 

@@ -1,8 +1,13 @@
 #include "float_pass.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
+#include <utility>
 
 #include "float_executor.h"
+#include "float_nhwc.h"
 
 namespace trit {
 
@@ -15,27 +20,40 @@ std::vector<float> FloatStatistics::layer_output(const Graph& g, size_t node) co
 
 namespace {
 
-// What the pass keeps of one chunk's node: the layer's pre-activation sample and the output's
-// statistics.
-void observe(const Graph& g, size_t ni, int64_t first, int64_t count, const std::vector<float>& pre,
-             const std::vector<float>& out, FloatStatistics& fs) {
+// What the pass keeps of one chunk's node, whose output y ([count][H][W][C]) holds the values
+// before the layer's activation: the layer's sample of them, then (after its ReLU, applied here
+// in place) the output's exponent sample.
+void observe(const Graph& g, size_t ni, int64_t first, int64_t count, float* y, FloatStatistics& fs) {
   const Node& n = g.nodes[ni];
   const int32_t t = n.outputs[0];
-  const int64_t elements = g.tensors[t].elements();
-  fs.exponent[t].add(out, first * elements, fs.images * elements);
+  const int64_t elements = g.tensors[t].elements(), size = elements * count;
   if (has_weights(n)) {
     const int32_t o_n = n.weights.shape[0];
     const SamplePlan& p = fs.plan[ni];
     const auto [r0, r1] = p.rows_in(first, first + count);
     std::vector<float> rows(static_cast<size_t>((r1 - r0) * o_n));
-    gather_pixels(p, pre.data(), o_n, first, count, rows.data() - r0 * o_n);
+    gather_pixels(p, y, o_n, first, count, rows.data() - r0 * o_n, true);
     fs.outputs->write(fs.output_offset[ni] + r0 * o_n * static_cast<int64_t>(sizeof(float)), rows.data(),
                       rows.size() * sizeof(float));
+    if (n.activation == Activation::Relu)
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, size, 65536), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t j = r.begin(); j < r.end(); ++j) y[j] = std::max(y[j], 0.0f);
+      });
   }
+  fs.exponent[t].add_channels_last({y, static_cast<size_t>(size)}, shape3(g.tensors[t]), first * elements, fs.images * elements);
 }
 
-double sum_of_squares(const std::vector<float>& v, double start) {
-  for (float x : v) start += double(x) * x;
+// start + the sum of the squares of v: in blocks of 65536 values over oneTBB's threads, the
+// blocks' sums added in order (the same bits for any thread count).
+double sum_of_squares(const float* v, int64_t n, double start) {
+  constexpr int64_t kBlock = 65536;
+  std::vector<double> block((n + kBlock - 1) / kBlock, 0.0);
+  tbb::parallel_for(int64_t{0}, static_cast<int64_t>(block.size()), [&](int64_t b) {
+    double s = 0;
+    for (int64_t j = b * kBlock; j < std::min(n, (b + 1) * kBlock); ++j) s += double(v[j]) * v[j];
+    block[b] = s;
+  });
+  for (double s : block) start += s;
   return start;
 }
 
@@ -70,33 +88,32 @@ FloatStatistics float_pass(const Graph& g, const CalibrationSource& source, int3
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (int32_t t : g.nodes[i].inputs) last_use[t] = i;
   const FloatNodes nodes(g, 0, g.nodes.size());  // the layers' weights packed once
+  FloatBuffers buffers;                          // the tensors, [N][H][W][C], kept between chunks
 
   for (int64_t first = 0; first < fs.images; first += chunk) {
     const int64_t count = std::min<int64_t>(chunk, fs.images - first);
     CalibrationBatch batch = load_calibration(source, static_cast<size_t>(first), static_cast<size_t>(first + count), g);
     for (int64_t i = 0; i < count; ++i) fs.fitted->write(first + i, 1, batch.fitted[i].pixels.data());
-    std::vector<std::vector<float>> values(g.tensors.size());
-    values[g.inputs[0]] = std::move(batch.normalized);
-    fs.exponent[g.inputs[0]].add(values[g.inputs[0]], first * input.elements(), fs.images * input.elements());
+    fs.exponent[g.inputs[0]].add(batch.normalized, first * input.elements(), fs.images * input.elements());
+    std::vector<float*> values(g.tensors.size(), nullptr);
+    values[g.inputs[0]] = buffers.take(batch.normalized.size());
+    k8::nchw_to_nhwc(batch.normalized.data(), static_cast<int32_t>(count), shape3(input), values[g.inputs[0]]);
     for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
       const Node& n = g.nodes[ni];
       std::vector<const float*> ins;
-      for (int32_t t : n.inputs) ins.push_back(values[t].data());
+      for (int32_t t : n.inputs) ins.push_back(values[t]);
       const int32_t out = n.outputs[0];
-      std::vector<float>& y = values[out];
-      y.resize(static_cast<size_t>(g.tensors[out].elements() * count));
+      const int64_t size = g.tensors[out].elements() * count;
+      float* y = values[out] = buffers.take(static_cast<size_t>(size));
       // A layer runs without its activation, so that its pre-activation output can be sampled.
-      nodes.run(ni, static_cast<int32_t>(count), ins, Activation::None, y.data());
-      std::vector<float> pre_activation;
-      if (has_weights(n) && n.activation == Activation::Relu) {
-        pre_activation = y;
-        for (float& v : y) v = std::max(v, 0.0f);
-      }
-      observe(g, ni, first, count, pre_activation.empty() ? y : pre_activation, y, fs);
-      if (powered[out]) fs.power[out] = sum_of_squares(y, fs.power[out]);
+      nodes.run(ni, static_cast<int32_t>(count), ins, Activation::None, y, buffers.padded);
+      observe(g, ni, first, count, y, fs);
+      if (powered[out]) fs.power[out] = sum_of_squares(y, size, fs.power[out]);
       for (int32_t t : n.inputs)
-        if (last_use[t] == ni) std::vector<float>().swap(values[t]);
+        if (last_use[t] == ni) buffers.give(std::exchange(values[t], nullptr));
     }
+    for (float* v : values)
+      if (v) buffers.give(v);
     if (progress) progress(first + count, fs.images);
   }
   return fs;

@@ -45,14 +45,18 @@ struct LayerSample {
 // is x ([count][C][H][W] integers of exponent f, taken as the reals m * 2^-f).
 void gather_rows(const SamplePlan& plan, const std::vector<int32_t>& x, int32_t exponent, Shape3 in, const Window& window,
                  Shape3 out, int64_t begin, int64_t count, LayerSample& s);
-// The values of y ([count][O][OH * OW]) of images [begin, begin + count) at the sampled pixels,
-// as rows [first, last) of [rows][O], written to dst + first * O.
+// The values of y ([count][O][OH * OW], or channels_last: [count][OH * OW][O]) of images
+// [begin, begin + count) at the sampled pixels, as rows [first, last) of [rows][O], written to
+// dst + first * O.
 template <typename T>
-void gather_pixels(const SamplePlan& plan, const T* y, int32_t channels, int64_t begin, int64_t count, T* dst) {
+void gather_pixels(const SamplePlan& plan, const T* y, int32_t channels, int64_t begin, int64_t count, T* dst,
+                   bool channels_last) {
   const auto [first, last] = plan.rows_in(begin, begin + count);
+  const int64_t channel_step = channels_last ? 1 : plan.plane, pixel_step = channels_last ? channels : 1;
   for (int64_t r = first; r < last; ++r) {
     const int64_t p = plan.position(r), im = p / plan.plane - begin, pix = p % plan.plane;
-    for (int32_t o = 0; o < channels; ++o) dst[r * channels + o] = y[(im * channels + o) * plan.plane + pix];
+    const T* src = y + im * channels * plan.plane + pix * pixel_step;
+    for (int32_t o = 0; o < channels; ++o) dst[r * channels + o] = src[o * channel_step];
   }
 }
 

@@ -190,7 +190,7 @@ void finish_segment(IntNetwork& net, const Graph& g, const Segment& seg, bool la
     for (size_t l = 0; l < layers.size(); ++l) {
       const Node& n = g.nodes[layers[l]];
       gather_pixels(fs.plan[layers[l]], c.values[n.outputs[0]].data(), n.weights.shape[0], c.first, c.count,
-                    outputs[l].data());
+                    outputs[l].data(), false);
     }
   }
   net.end_segment();

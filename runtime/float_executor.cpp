@@ -169,25 +169,26 @@ FloatNodes::FloatNodes(const Graph& g, size_t begin, size_t end)
     if (has_weights(g.nodes[ni])) layers_[ni] = prepare_fused_layer(g, g.nodes[ni], table_);
 }
 
-void FloatNodes::run(size_t ni, int32_t batch, const std::vector<const float*>& inputs, Activation act, float* out) const {
+void FloatNodes::run(size_t ni, int32_t batch, const std::vector<const float*>& inputs, Activation act, float* out,
+                     std::vector<float>& scratch) const {
   const Node& n = g_.nodes[ni];
-  if (!has_weights(n)) return run_float_node(g_, n, nullptr, batch, inputs, out);
-  const Shape3 is = shape3(g_.tensors[n.inputs[0]]), os = shape3(g_.tensors[n.outputs[0]]);
-  std::vector<float> x(static_cast<size_t>(is.size() * batch)), y(static_cast<size_t>(os.size() * batch)), scratch;
-  tbb::parallel_for(0, batch, [&](int32_t im) { k8::nchw_to_nhwc(inputs[0] + im * is.size(), 1, is, x.data() + im * is.size()); });
-  run_fused_layer(g_, n, layers_[ni], table_, batch, x.data(), nullptr, act, y.data(), scratch);
-  tbb::parallel_for(0, batch, [&](int32_t im) { k8::nhwc_to_nchw(y.data() + im * os.size(), 1, os, out + im * os.size()); });
+  run_fused_node(g_, n, layers_[ni], table_, batch, inputs, nullptr, has_weights(n) ? act : n.activation, out, scratch);
 }
 
 void FloatExecutor::run_fused(const Node& n, const Prepared& p, int32_t batch, const std::vector<const float*>& ins,
                               const float* residual, float* out, std::vector<float>& scratch) const {
-  const Graph& g = *graph_;
+  run_fused_node(*graph_, n, p.layer, *table_, batch, ins, residual, p.writes >= 0 ? p.act : n.activation, out, scratch);
+}
+
+void run_fused_node(const Graph& g, const Node& n, const FusedLayer& layer, const k8::KernelTable& table, int32_t batch,
+                    const std::vector<const float*>& ins, const float* residual, Activation act, float* out,
+                    std::vector<float>& scratch) {
   const Shape3 is = shape3(g.tensors[n.inputs[0]]), os = shape3(g.tensors[n.outputs[0]]);
   const float* in = ins[0];
   switch (n.op) {
     case OpCode::Conv:
     case OpCode::FullyConnected:
-      run_fused_layer(g, n, p.layer, *table_, batch, in, residual, p.writes >= 0 ? p.act : n.activation, out, scratch);
+      run_fused_layer(g, n, layer, table, batch, in, residual, act, out, scratch);
       break;
     case OpCode::MaxPool:
     case OpCode::AveragePool:

@@ -45,17 +45,25 @@ FusedLayer prepare_fused_layer(const Graph& g, const Node& n, const k8::KernelTa
 void run_fused_layer(const Graph& g, const Node& n, const FusedLayer& layer, const k8::KernelTable& table, int32_t batch,
                      const float* in, const float* residual, Activation act, float* out, std::vector<float>& scratch);
 
-// Node-by-node float runs on tensors [N][C][H][W], as the converter's passes keep them: layers on
-// the fused path (transposed to [N][H][W][C] and back), other nodes by run_float_node (the
-// reference's bits). The same bits on every kernel path, thread count and batch, so that a
-// conversion's bytes do not depend on the machine.
+// Any node of the fused path on tensors [N][H][W][C]: a layer as run_fused_layer, with `act`
+// (other nodes ignore residual and act: they apply their own activation); pools with the
+// reference's bits (float_nhwc.h); Flatten writes the reference's order, channels first; Add and
+// Relu elementwise, by run_float_node.
+void run_fused_node(const Graph& g, const Node& n, const FusedLayer& layer, const k8::KernelTable& table, int32_t batch,
+                    const std::vector<const float*>& ins, const float* residual, Activation act, float* out,
+                    std::vector<float>& scratch);
+
+// Node-by-node float runs on tensors [N][H][W][C], as the converter's passes keep them: the
+// fused path's nodes (run_fused_node), with no Add fused. The same bits on every kernel path,
+// thread count and batch, so that a conversion's bytes do not depend on the machine.
 class FloatNodes {
  public:
   // Prepares the layers among nodes [begin, end) for the best kernel path (or TRIT_ISA's).
   FloatNodes(const Graph& g, size_t begin, size_t end);
-  // Node ni of them on `batch` images, inputs as run_float_node takes them; a layer's activation
-  // is `act` instead of its own.
-  void run(size_t ni, int32_t batch, const std::vector<const float*>& inputs, Activation act, float* out) const;
+  // Node ni of them on `batch` images, inputs [N][H][W][C] as run_fused_node takes them; a
+  // layer's activation is `act` instead of its own. scratch: the padded input, grown as needed.
+  void run(size_t ni, int32_t batch, const std::vector<const float*>& inputs, Activation act, float* out,
+           std::vector<float>& scratch) const;
 
  private:
   const Graph& g_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "float_executor.h"
+#include "float_nhwc.h"
 #include "trit/error.h"
 
 namespace trit::recon {
@@ -30,20 +31,28 @@ void FloatTrunk::run(const Segment& seg) {
   out_ = std::make_unique<ImageRecords>(g_.tensors[seg.output].elements() * static_cast<int64_t>(sizeof(float)));
   out_tensor_ = seg.output;
   const FloatNodes nodes(g_, seg.begin, seg.end);
+  FloatBuffers buffers;  // the tensors, [N][H][W][C]; the records hold [N][C][H][W]
+  const Shape3 in_shape = shape3(g_.tensors[seg.input]), out_shape = shape3(g_.tensors[seg.output]);
+  std::vector<float> io;
   for (int64_t first = 0; first < size(); first += chunk_) {
     const int64_t count = std::min<int64_t>(chunk_, size() - first);
-    std::vector<std::vector<float>> values(g_.tensors.size());
-    values[seg.input].resize(static_cast<size_t>(g_.tensors[seg.input].elements() * count));
-    in_->read(first, count, values[seg.input].data());
+    std::vector<float*> values(g_.tensors.size(), nullptr);
+    io.resize(static_cast<size_t>(in_shape.size() * count));
+    in_->read(first, count, io.data());
+    values[seg.input] = buffers.take(io.size());
+    k8::nchw_to_nhwc(io.data(), static_cast<int32_t>(count), in_shape, values[seg.input]);
     for (size_t ni = seg.begin; ni < seg.end; ++ni) {
       const Node& n = g_.nodes[ni];
       std::vector<const float*> ins;
-      for (int32_t t : n.inputs) ins.push_back(values[t].data());
-      std::vector<float>& y = values[n.outputs[0]];
-      y.resize(static_cast<size_t>(g_.tensors[n.outputs[0]].elements() * count));
-      nodes.run(ni, static_cast<int32_t>(count), ins, n.activation, y.data());
+      for (int32_t t : n.inputs) ins.push_back(values[t]);
+      float* y = values[n.outputs[0]] = buffers.take(static_cast<size_t>(g_.tensors[n.outputs[0]].elements() * count));
+      nodes.run(ni, static_cast<int32_t>(count), ins, n.activation, y, buffers.padded);
     }
-    out_->write(first, count, values[seg.output].data());
+    io.resize(static_cast<size_t>(out_shape.size() * count));
+    k8::nhwc_to_nchw(values[seg.output], static_cast<int32_t>(count), out_shape, io.data());
+    out_->write(first, count, io.data());
+    for (float* v : values)
+      if (v) buffers.give(v);
   }
 }
 
