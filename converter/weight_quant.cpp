@@ -199,17 +199,24 @@ void refit_positions(Positions& q, const Layout& l, const LayerSpec& spec, const
       }
       const auto n = static_cast<int32_t>(active.size());
       if (n == 0) return;
-      // A = T^T hd T, b = T^T hd w0: a pass over hd's rows at the nonzero codes.
+      // The nonzero codes in position order, and where each active cluster's begin there.
+      std::vector<int32_t> nz, from(n + 1, 0);
+      for (int32_t d = 0; d < n; ++d) {
+        from[d] = static_cast<int32_t>(nz.size());
+        for (int32_t j = l.clusters[active[d]].first; j < l.clusters[active[d]].second; ++j)
+          if (t[j] != 0) nz.push_back(j);
+      }
+      from[n] = static_cast<int32_t>(nz.size());
+      // A = T^T hd T, b = T^T hd w0: a pass over hd's rows at the nonzero codes (a zero code's
+      // terms are zeros, skipped: the same sums).
       std::vector<double> a(static_cast<size_t>(n) * n, 0.0), b(n, 0.0), x(n);
-      for (int32_t i = 0; i < k; ++i) {
-        if (t[i] == 0) continue;
+      for (const int32_t i : nz) {
         const double* hi = hd.data() + int64_t{i} * k;
         double* arow = a.data() + int64_t{place[i]} * n;
         b[place[i]] += t[i] * hw[int64_t{o} * k + i];
         for (int32_t d = 0; d < n; ++d) {
-          const auto [db, de] = l.clusters[active[d]];
           double dot = 0;
-          for (int32_t j = db; j < de; ++j) dot += td[j] * hi[j];
+          for (int32_t q = from[d]; q < from[d + 1]; ++q) dot += td[nz[q]] * hi[nz[q]];
           arow[d] += t[i] * dot;
         }
       }

@@ -104,7 +104,16 @@ void conv2d(const int32_t* in, Shape3 is, const int16_t* packed, const Window& w
 
 void add(const int32_t* a, int32_t fa, const int32_t* b, int32_t fb, int64_t n, int32_t fo, int32_t lo, int32_t hi,
          int32_t* out) {
-  const int32_t f = std::max(fa, fb);
+  const int32_t f = std::max(fa, fb), la = f - fa, lb = f - fb, s = f - fo;
+  if (la <= 30 && lb <= 30 && s >= 0 && s <= 62) {
+    // The same in one branch-free form: |a|, |b| < 2^31 shifted left by at most 30 stay below
+    // 2^61, where round_shift neither clamps nor rounds, and their sum plus the rounding constant
+    // below 2^63.
+    const int64_t round = s > 0 ? int64_t{1} << (s - 1) : 0;
+    for (int64_t j = 0; j < n; ++j)
+      out[j] = rq::saturate(((int64_t{a[j]} << la) + (int64_t{b[j]} << lb) + round) >> s, lo, hi);
+    return;
+  }
   for (int64_t j = 0; j < n; ++j) {
     const int64_t sum = rq::round_shift(a[j], fa - f) + rq::round_shift(b[j], fb - f);  // exact left shifts
     out[j] = rq::saturate(rq::round_shift(sum, f - fo), lo, hi);

@@ -1,8 +1,10 @@
 #include "engine.h"
 
 #include <tbb/blocked_range.h>
+#include <tbb/blocked_range2d.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
@@ -506,11 +508,19 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
          graph_->output().elements() * batch);
   const Range in_r = range_of(in_t.type);
   {
-    int32_t lo = in_r.lo, hi = in_r.hi;  // a branch-free pass (minmax_element's is not)
-    for (const int32_t v : input) {
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-    }
+    // Branch-free passes (minmax_element's is not), over the threads.
+    const auto [lo, hi] = tbb::parallel_reduce(
+        tbb::blocked_range<size_t>(0, input.size(), 65536), std::pair<int32_t, int32_t>{in_r.lo, in_r.hi},
+        [&](const tbb::blocked_range<size_t>& r, std::pair<int32_t, int32_t> m) {
+          for (size_t j = r.begin(); j < r.end(); ++j) {
+            m.first = std::min(m.first, input[j]);
+            m.second = std::max(m.second, input[j]);
+          }
+          return m;
+        },
+        [](std::pair<int32_t, int32_t> x, std::pair<int32_t, int32_t> y) {
+          return std::pair<int32_t, int32_t>{std::min(x.first, y.first), std::max(x.second, y.second)};
+        });
     if (lo < in_r.lo || hi > in_r.hi)
       fail("cannot run model: input value {} lies outside [{}, {}]", lo < in_r.lo ? lo : hi, in_r.lo, in_r.hi);
     const int32_t c_n = in_t.shape[0], cs = k8::channel_stride(c_n);
@@ -560,18 +570,26 @@ void Engine::run_into(Workspace& workspace, std::span<const int32_t> input, std:
   const int32_t c_n = out_t.shape[0];
   const int64_t plane = int64_t{shape3(out_t).h} * shape3(out_t).w;
   const uint8_t* src = at(o);
-  for (int64_t im = 0; im < batch; ++im)
-    for (int32_t c = 0; c < c_n; ++c)
-      for (int64_t p = 0; p < plane; ++p) {
-        int32_t v;
-        if (out_t.type == ElementType::Int32) {
-          std::memcpy(&v, src + ((im * plane + p) * c_n + c) * 4, 4);
-        } else {
-          const uint8_t byte = src[(im * plane + p) * k8::channel_stride(c_n) + c];
-          v = is_signed(out_t) ? int32_t{static_cast<int8_t>(byte)} : int32_t{byte};
-        }
-        result[(im * c_n + c) * plane + p] = v;
-      }
+  const bool int32 = out_t.type == ElementType::Int32, s8 = is_signed(out_t);
+  const int32_t cs = k8::channel_stride(c_n);
+  // Images x blocks of channels.
+  tbb::parallel_for(tbb::blocked_range2d<int64_t, int32_t>(0, batch, 1, 0, c_n, 256),
+                    [&](const tbb::blocked_range2d<int64_t, int32_t>& r) {
+                      for (int64_t im = r.rows().begin(); im < r.rows().end(); ++im)
+                        for (int32_t c = r.cols().begin(); c < r.cols().end(); ++c) {
+                          int32_t* dst = result.data() + (im * c_n + c) * plane;
+                          for (int64_t p = 0; p < plane; ++p) {
+                            int32_t v;
+                            if (int32) {
+                              std::memcpy(&v, src + ((im * plane + p) * c_n + c) * 4, 4);
+                            } else {
+                              const uint8_t byte = src[(im * plane + p) * cs + c];
+                              v = s8 ? int32_t{static_cast<int8_t>(byte)} : int32_t{byte};
+                            }
+                            dst[p] = v;
+                          }
+                        }
+                    });
 }
 
 std::vector<float> Engine::classify(Workspace& workspace, std::span<const Image> images) const {

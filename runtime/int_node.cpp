@@ -1,5 +1,6 @@
 #include "int_node.h"
 
+#include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 
@@ -97,9 +98,12 @@ void run_int_node(const Graph& g, const Node& n, const PreparedLayer* layer, int
                         });
       break;
     }
-    case OpCode::Add: {
+    case OpCode::Add: {  // elementwise: split over the threads, the same bits
       const Tensor& b_t = g.tensors[n.inputs[1]];
-      iref::add(in, in_t.exponent, inputs[1], b_t.exponent, out_n * batch, out_t.exponent, r.lo, r.hi, out);
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, out_n * batch, 65536), [&](const tbb::blocked_range<int64_t>& b) {
+        iref::add(in + b.begin(), in_t.exponent, inputs[1] + b.begin(), b_t.exponent, static_cast<int64_t>(b.size()),
+                  out_t.exponent, r.lo, r.hi, out + b.begin());
+      });
       break;
     }
     case OpCode::Relu: iref::relu(in, out_n * batch, out); break;
