@@ -4,10 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "int_ref.h"
 #include "requant.h"
+#include "exponents.h"
 #include "helpers.h"
+#include "layer_sample.h"
 #include "mixed_precision.h"
 #include "quantize.h"
 #include "trit/error.h"
@@ -667,4 +670,40 @@ TEST_CASE("--min-replaced moves a layer to a smaller cluster where that takes of
   CHECK(names(choose_promotions(passes, all - 1160.0 / 1300, {})) == std::vector<std::string>{"p:int4", "k:int4"});
   // Without the N=1 pass, a budget of 60 buys nothing.
   CHECK(choose_promotions({passes[0]}, all - 60.0 / 1300, {}).empty());
+}
+
+TEST_CASE("the float pass's statistics from tensors held channels last equal those from [N][C][H][W]") {
+  // The float pass keeps its tensors [N][H][W][C]: its exponent samples and layers' samples must
+  // be the ones the [N][C][H][W] order defines, chunk by chunk.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> value(0.0f, 3.0f);
+  const Shape3 s{5, 6, 7};
+  const int64_t images = 9, e = s.size(), plane = int64_t{s.h} * s.w;
+  // Enough values for a stride above 1 (the sample takes every total / 262144-th).
+  const int64_t big = 262144 * 3 / (images * e) + 1;
+  for (const int64_t copies : {int64_t{1}, big}) {
+    const int64_t n = images * copies;
+    std::vector<float> nchw(static_cast<size_t>(n * e)), nhwc(nchw.size());
+    for (float& v : nchw) v = value(rng);
+    for (int64_t im = 0; im < n; ++im)
+      for (int32_t c = 0; c < s.c; ++c)
+        for (int64_t p = 0; p < plane; ++p) nhwc[(im * plane + p) * s.c + c] = nchw[(im * s.c + c) * plane + p];
+    ExponentSample want, got;
+    want.add(nchw, 0, n * e);
+    const SamplePlan plan = sample_plan(n, s, 40);
+    std::vector<float> want_rows(static_cast<size_t>(plan.rows * s.c)), got_rows(want_rows.size());
+    gather_pixels(plan, nchw.data(), s.c, 0, n, want_rows.data(), false);
+    for (int64_t first = 0; first < n; first += 4) {  // chunks of 4 images, the last shorter
+      const int64_t count = std::min<int64_t>(4, n - first);
+      got.add_channels_last({nhwc.data() + first * e, static_cast<size_t>(count * e)}, s, first * e, n * e);
+      gather_pixels(plan, nhwc.data() + first * e, s.c, first, count, got_rows.data(), true);
+    }
+    CAPTURE(copies);
+    CHECK(got.peak == want.peak);
+    CHECK(got.values == want.values);
+    CHECK(got_rows == want_rows);
+    // Every value, or (the large tensor) a strided sample.
+    if (copies == 1) CHECK(want.values.size() == static_cast<size_t>(n * e));
+    else CHECK(want.values.size() < static_cast<size_t>(n * e) / 2);
+  }
 }
