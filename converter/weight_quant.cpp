@@ -116,10 +116,18 @@ bool solve_scales(std::vector<double>& a, const std::vector<double>& b, std::vec
     x = b;
     return LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', n, 1, a.data(), n, x.data(), 1) == 0;
   }
+  // In 8 running sums (the compiler vectorizes them; one sum waited on each addition before),
+  // combined in a fixed order: the same bits on every machine.
   auto times_a = [&](const std::vector<double>& v, std::vector<double>& out) {
+    constexpr int32_t kSums = 8;
     for (int32_t i = 0; i < n; ++i) {
-      double t = 0;
-      for (int32_t j = 0; j < n; ++j) t += at(i, j) * v[j];
+      const double* row = a.data() + int64_t{i} * n;
+      double s[kSums] = {};
+      int32_t j = 0;
+      for (; j + kSums <= n; j += kSums)
+        for (int32_t l = 0; l < kSums; ++l) s[l] += row[j + l] * v[j + l];
+      double t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+      for (; j < n; ++j) t += row[j] * v[j];
       out[i] = t;
     }
   };
@@ -208,18 +216,21 @@ void refit_positions(Positions& q, const Layout& l, const LayerSpec& spec, const
       }
       from[n] = static_cast<int32_t>(nz.size());
       // A = T^T hd T, b = T^T hd w0: a pass over hd's rows at the nonzero codes (a zero code's
-      // terms are zeros, skipped: the same sums).
+      // terms are zeros, skipped: the same sums). A is symmetric: its lower triangle, which is
+      // what the Cholesky solve reads, is summed, and mirrored for conjugate gradients.
       std::vector<double> a(static_cast<size_t>(n) * n, 0.0), b(n, 0.0), x(n);
       for (const int32_t i : nz) {
         const double* hi = hd.data() + int64_t{i} * k;
         double* arow = a.data() + int64_t{place[i]} * n;
         b[place[i]] += t[i] * hw[int64_t{o} * k + i];
-        for (int32_t d = 0; d < n; ++d) {
+        for (int32_t d = 0; d <= place[i]; ++d) {
           double dot = 0;
           for (int32_t q = from[d]; q < from[d + 1]; ++q) dot += td[nz[q]] * hi[nz[q]];
           arow[d] += t[i] * dot;
         }
       }
+      for (int32_t d = 0; d < n; ++d)
+        for (int32_t e = 0; e < d; ++e) a[int64_t{e} * n + d] = a[int64_t{d} * n + e];
       for (int32_t d = 0; d < n; ++d) x[d] = std::ldexp(double(q.scales[int64_t{o} * cpr + active[d]]), -q.exponents[o]);
       if (!solve_scales(a, b, x, n)) return;
       double largest = 0;
