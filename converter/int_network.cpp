@@ -1,5 +1,10 @@
 #include "int_network.h"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <functional>
+
 #include "quantized_io.h"
 #include "trit/error.h"
 
@@ -17,15 +22,25 @@ IntNetwork::IntNetwork(const Graph& g, const FloatStatistics& fs, int32_t chunk)
 
 namespace {
 
-// 8-bit values to bytes (u8, or s8's two's complement byte) and back.
+// 8-bit values to bytes (u8, or s8's two's complement byte) and back, over the threads.
+void in_blocks(size_t n, const std::function<void(size_t, size_t)>& f) {
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, n, 65536), [&](const tbb::blocked_range<size_t>& r) { f(r.begin(), r.end()); });
+}
 std::vector<uint8_t> to_bytes(const std::vector<int32_t>& v) {
   std::vector<uint8_t> bytes(v.size());
-  for (size_t j = 0; j < v.size(); ++j) bytes[j] = static_cast<uint8_t>(v[j]);
+  in_blocks(v.size(), [&](size_t j0, size_t j1) {
+    for (size_t j = j0; j < j1; ++j) bytes[j] = static_cast<uint8_t>(v[j]);
+  });
   return bytes;
 }
 void from_bytes(const std::vector<uint8_t>& bytes, bool is_signed, std::vector<int32_t>& v) {
   v.resize(bytes.size());
-  for (size_t j = 0; j < bytes.size(); ++j) v[j] = is_signed ? int32_t{static_cast<int8_t>(bytes[j])} : int32_t{bytes[j]};
+  in_blocks(bytes.size(), [&](size_t j0, size_t j1) {
+    if (is_signed)
+      for (size_t j = j0; j < j1; ++j) v[j] = static_cast<int8_t>(bytes[j]);
+    else
+      for (size_t j = j0; j < j1; ++j) v[j] = bytes[j];
+  });
 }
 
 }  // namespace

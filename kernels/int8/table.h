@@ -50,7 +50,8 @@ struct KernelTable {
   int32_t group;       // consecutive elements of one output channel in the packed layout
   void (*pack_weights)(ConvLayer& layer, const int8_t* w);
   void (*expand)(const ConvLayer& layer, int64_t r0, int64_t r1, void* weights);
-  // Bytes of scratch one conv call needs (gathered rows); the caller owns it, one per thread.
+  // Bytes of scratch one conv call needs (gathered rows; a path's partial sums); the caller owns
+  // it, one per thread.
   size_t (*scratch_bytes)(const ConvLayer& layer);
   // Rows a conv call should get: the path's cache-sized chunk (a multiple of mr).
   int64_t (*chunk_rows)(const ConvLayer& layer);

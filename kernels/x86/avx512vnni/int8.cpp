@@ -6,7 +6,9 @@
 // Micro tile: up to 6 rows x NV vectors of 16 channels, 24 zmm accumulators at most; each
 // k-step broadcasts 4 input bytes per row. A tile reads the input in place (implicit GEMM,
 // layer.h) when it can, else its rows gathered (im2col) into the caller's scratch. 64-channel
-// tiles run in assembly with the requantization fused; narrow layers use intrinsics.
+// tiles run in assembly with the requantization fused; narrow layers use intrinsics. Layers
+// with more than 4096 taps (k) run over slices of k, their accumulators kept between slices
+// (conv below).
 #include <immintrin.h>
 
 #include <cstring>
