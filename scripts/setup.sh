@@ -8,7 +8,6 @@ packages=(
   libtbb-dev libfmt-dev libcli11-dev libstb-dev doctest-dev
   libonnx-dev libprotobuf-dev protobuf-compiler   # trit-convert
   libopenblas-dev liblapacke-dev            # trit-convert's quantizer (Gram matrices, Cholesky)
-  libboost-dev                              # trit-convert's bias correction (Boost.Sort's spreadsort)
   python3-numpy python3-onnx python3-pil    # scripts and test data (Debian's /usr/bin/python3)
   python3-matplotlib python3-scipy          # plots; the ImageNet devkit's meta.mat
   pybind11-dev python3-pytest python3-tqdm  # the Python module (python/), its tests, its progress bars
