@@ -207,7 +207,7 @@ void refit_positions(Positions& q, const Layout& l, const LayerSpec& spec, const
       }
       const auto n = static_cast<int32_t>(active.size());
       if (n == 0) return;
-      // The nonzero codes in position order, and where each active cluster's begin there.
+      // The nonzero codes in position order; active cluster d's are nz[from[d], from[d + 1]).
       std::vector<int32_t> nz, from(n + 1, 0);
       for (int32_t d = 0; d < n; ++d) {
         from[d] = static_cast<int32_t>(nz.size());

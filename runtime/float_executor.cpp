@@ -175,11 +175,6 @@ void FloatNodes::run(size_t ni, int32_t batch, const std::vector<const float*>& 
   run_fused_node(g_, n, layers_[ni], table_, batch, inputs, nullptr, has_weights(n) ? act : n.activation, out, scratch);
 }
 
-void FloatExecutor::run_fused(const Node& n, const Prepared& p, int32_t batch, const std::vector<const float*>& ins,
-                              const float* residual, float* out, std::vector<float>& scratch) const {
-  run_fused_node(*graph_, n, p.layer, *table_, batch, ins, residual, p.writes >= 0 ? p.act : n.activation, out, scratch);
-}
-
 void run_fused_node(const Graph& g, const Node& n, const FusedLayer& layer, const k8::KernelTable& table, int32_t batch,
                     const std::vector<const float*>& ins, const float* residual, Activation act, float* out,
                     std::vector<float>& scratch) {
@@ -260,7 +255,9 @@ std::vector<float> FloatExecutor::run(std::span<const float> input, int32_t batc
       for (int32_t t : n.inputs) ins.push_back(values[t]);
       const int32_t o = p.writes >= 0 ? p.writes : n.outputs[0];
       values[o] = owned[o] = buffers.take(static_cast<size_t>(g.tensors[o].elements() * batch));
-      if (fused) run_fused(n, p, batch, ins, p.residual >= 0 ? values[p.residual] : nullptr, owned[o], buffers.padded);
+      if (fused)
+        run_fused_node(g, n, p.layer, *table_, batch, ins, p.residual >= 0 ? values[p.residual] : nullptr,
+                       p.writes >= 0 ? p.act : n.activation, owned[o], buffers.padded);
       else run_float_node(g, n, p.layer.weights.data(), batch, ins, owned[o]);
     }
     for (int32_t t : n.inputs)

@@ -12,8 +12,9 @@
 // the layout its path's kernels read); run() only computes.
 //
 // Thread safety: run() is const and takes its tensors from the caller's FloatBuffers (or its own),
-// so one executor may serve many threads at once, each with its own buffers. Work inside run() is split over oneTBB tasks in the caller's task_arena (wrap
-// the call in a tbb::task_arena to cap the threads); results do not depend on the thread count.
+// so one executor may serve many threads at once, each with its own buffers. Work inside run() is
+// split over oneTBB tasks in the caller's task_arena (wrap the call in a tbb::task_arena to cap
+// the threads); results do not depend on the thread count.
 #pragma once
 
 #include <memory>
@@ -125,8 +126,6 @@ class FloatExecutor {
   std::vector<Prepared> prepared_;
 
   void fuse_adds();
-  void run_fused(const Node& n, const Prepared& p, int32_t batch, const std::vector<const float*>& ins,
-                 const float* residual, float* out, std::vector<float>& scratch) const;
 };
 
 }  // namespace trit
