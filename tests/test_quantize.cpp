@@ -378,8 +378,9 @@ TEST_CASE("refitted cluster scales are the rounded least-squares scales of the c
     int32_t cluster, o, i;
     int32_t slack;  // mantissas within this of the exact rounding (0: Cholesky; 1: conjugate gradients)
   };
-  // The last case has 288 clusters of one weight a row, every int4 code nonzero: the iterative path.
-  for (const Case& c : {Case{WeightEncoding::TernaryClustered, ClusterShape::Kernels, 2, 6, 6, 0},
+  // The first case has more rows than the refit takes side by side (16). The last has 288
+  // clusters of one weight a row, every int4 code nonzero: the iterative path.
+  for (const Case& c : {Case{WeightEncoding::TernaryClustered, ClusterShape::Kernels, 2, 20, 6, 0},
                         Case{WeightEncoding::TernaryClustered, ClusterShape::Channels, 2, 6, 6, 0},
                         Case{WeightEncoding::Int4Clustered, ClusterShape::Kernels, 4, 6, 8, 0},
                         Case{WeightEncoding::Int8PerChannel, ClusterShape::Kernels, 0, 6, 6, 0},
