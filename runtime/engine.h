@@ -46,7 +46,7 @@ class Workspace;
 
 class Engine {
  public:
-  // isa: "ref", "avx2", "avx512vnni", or empty for the best this CPU runs (or TRIT_ISA when
+  // isa: "ref", "avx2", "avx512vnni", "amx", or empty for the best this CPU runs (or TRIT_ISA when
   // set). packed: ternary and int4 layers keep their weights packed (2- or 4-bit codes and
   // cluster scales, k8::CompactWeights) and each run expands one layer at a time into its
   // workspace, bit for bit the expanded layout (so every result is the same). Throws

@@ -2,7 +2,7 @@
 """trit against ONNX Runtime on the real ResNet-50, side by side, in one run.
 
   /usr/bin/python3 scripts/bench.py [--threads 1,2] [--batches 1,8] [--rounds 3] [--iters 20]
-                                    [--json OUT] [MODEL.trit ...]
+                                    [--isas amx,avx512vnni] [--json OUT] [MODEL.trit ...]
 
 Runs, alternating, round after round: ../shared/bench/ort-bench.sh on the same ONNX graph
 (batch norm folded by scripts/onnx_for_peers.py) in float32 and as its int8 QDQ copy
@@ -12,7 +12,8 @@ each figure's median over the rounds, the ratio of each trit model to its peer (
 ONNX Runtime int8; the float32 model: ONNX Runtime float32; below 1: trit is faster), the
 weights' memory (packed: with the expansion buffer), the peak resident memory of trit-bench
 and, when ../shared/bench/peak.cpp runs here (it needs AVX-512 VNNI), the share of the machine's
-int8 ceiling.
+int8 ceiling (vpdpbusd's: the amx path's tiles can pass it). --isas runs the integer models on each
+named kernel path (the first one also packed) instead of the best this CPU runs.
 
 Default models (converted once if missing, calibrated on ../shared/data/imagenet-sample):
 models/resnet50-ternary-n4-kernels.trit, models/resnet50-int8.trit, models/resnet50-int4-n4.trit,
@@ -97,6 +98,7 @@ def main():
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--isas", help="integer models on each of these paths (ref, avx2, avx512vnni, amx)")
     ap.add_argument("--json", help="write every figure here")
     a = ap.parse_args()
     need(os.path.join(BIN, "trit-bench"), "trit-bench (scripts/build.sh)")
@@ -110,12 +112,17 @@ def main():
     # Every model as loaded by default, and the integer models that have packable layers packed
     # too (trit-bench --packed: the same answers, weights kept as codes and scales).
     runs = []  # (label, path, extra arguments)
+    isas = a.isas.split(",") if a.isas else [None]
     for m in models:
-        runs.append((os.path.basename(m), m, []))
         probe = json.loads(run([os.path.join(BIN, "trit-bench"), m, "--packed", "--iters", "1", "--warmup", "0",
                                 "--json"]))
-        if probe.get("expansion_bytes", 0) > 0:
-            runs.append((os.path.basename(m) + " --packed", m, ["--packed"]))
+        paths = [None] if probe["isa"].startswith("float32") else isas
+        for i, isa in enumerate(paths):
+            name = os.path.basename(m) + (f" [{isa}]" if isa else "")
+            args = ["--isa", isa] if isa else []
+            runs.append((name, m, args))
+            if i == 0 and probe.get("expansion_bytes", 0) > 0:
+                runs.append((name + " --packed", m, args + ["--packed"]))
     times = {}  # (who, threads, batch) -> [ms per image]
     extra = {}
     for r in range(a.rounds):

@@ -27,7 +27,7 @@ namespace {
 
 std::vector<std::string> paths() {
   std::vector<std::string> out;
-  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
+  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni, k8::Isa::Amx}) {
     if (k8::isa_supported(isa)) out.push_back(k8::to_string(isa));
     else MESSAGE("not run: this CPU cannot run the " << std::string(k8::to_string(isa)) << " path");
   }
@@ -182,7 +182,9 @@ TEST_CASE("every kernel path equals the integer reference on a sweep of layer sh
   CHECK(packed_layers["ref"] == 0);
   if (k8::isa_supported(k8::Isa::Avx2)) CHECK(packed_layers["avx2"] >= 40);
   if (k8::isa_supported(k8::Isa::Avx512Vnni)) CHECK(packed_layers["avx512vnni"] >= 40);
-  MESSAGE("layers kept packed: avx2 " << packed_layers["avx2"] << ", avx512vnni " << packed_layers["avx512vnni"]);
+  if (k8::isa_supported(k8::Isa::Amx)) CHECK(packed_layers["amx"] == packed_layers["avx512vnni"]);
+  MESSAGE("layers kept packed: avx2 " << packed_layers["avx2"] << ", avx512vnni " << packed_layers["avx512vnni"]
+                                      << ", amx " << packed_layers["amx"]);
 }
 
 TEST_CASE("every kernel path equals the integer reference on layers with thousands of input channels") {
@@ -216,6 +218,49 @@ TEST_CASE("every kernel path equals the integer reference on layers with thousan
     }
 }
 
+TEST_CASE("every kernel path equals the integer reference on layers whose taps come in whole 64-byte rows") {
+  // The amx path tiles layers with 64-channel blocks whose kernel rows are whole 64-byte tile
+  // rows (kw * cs a multiple of 64, k >= 256) in calls of 32 rows or more (64 for blocks above
+  // 256 KB; x86/amx/int8.cpp): here 1x1, 3x3 and 1x4 windows on 64 to 576 channels, strided and
+  // padded, so that 16-row input tiles are read in place, gathered, and partial (maps 5 to 40
+  // wide, batches of 1 to 3, chunks of 32 to 512 rows, several chunks where k is small); output
+  // blocks whole and partial (64, 130, 192 channels), every input and output type, fused adds;
+  // and layers the amx path leaves to the avx512vnni conv (9 rows an image, a fully connected
+  // layer). The engine splits the rows between threads, so which calls are tiled depends on the
+  // thread count too; every split gives the reference's bits.
+  std::mt19937 rng(1664);
+  struct Shape {
+    int32_t c, o, h, w;
+    Window window;
+    bool fc;
+  };
+  const std::vector<Shape> shapes{
+      {256, 64, 20, 40, {1, 1, 1, 1, 0, 0, 0, 0}, false},  {64, 130, 9, 17, {3, 3, 1, 1, 1, 1, 1, 1}, false},
+      {128, 192, 14, 14, {3, 3, 2, 2, 1, 1, 1, 1}, false}, {256, 64, 7, 7, {1, 1, 1, 1, 0, 0, 0, 0}, false},
+      {192, 130, 11, 33, {3, 3, 1, 1, 0, 0, 0, 0}, false}, {320, 130, 20, 9, {1, 1, 2, 2, 0, 0, 0, 0}, false},
+      {64, 64, 6, 19, {1, 4, 1, 1, 0, 0, 1, 2}, false},    {576, 130, 8, 16, {3, 3, 1, 1, 1, 1, 1, 1}, false},
+      {64, 64, 3, 3, {3, 3, 1, 1, 1, 1, 1, 1}, false},     {256, 130, 1, 1, {}, true}};
+  const std::vector<ElementType> out_types{ElementType::UInt8, ElementType::Int8, ElementType::Int32};
+  int variant = 0;
+  for (const Shape& sh : shapes)
+    for (const ElementType ot : out_types) {
+      ++variant;
+      const ElementType it = variant % 4 == 3 ? ElementType::Int8 : ElementType::UInt8;
+      const WeightEncoding enc = variant % 3 == 0 ? WeightEncoding::Int8PerChannel : WeightEncoding::TernaryClustered;
+      const bool residual = ot != ElementType::Int32 && variant % 2 == 1;
+      LayerCase lc{sh.c, sh.o, sh.h, sh.w, sh.window, sh.fc, it, ot, ot == ElementType::UInt8, enc, 4, ClusterShape::Kernels,
+                   variant % 5, 8 + variant % 7, residual, variant};
+      CHECK(int64_t{sh.window.kernel_w} * k8::channel_stride(sh.c) % 64 == 0);
+      CAPTURE(variant);
+      CAPTURE(sh.c);
+      CAPTURE(sh.w);
+      const auto g = layer_graph(lc, rng);
+      // One thread in every other case: a call then gets all the rows, several chunks of them.
+      if (variant % 2 == 0) tbb::task_arena(1).execute([&] { check_paths(g, 1 + variant % 3, rng); });
+      else check_paths(g, 1 + variant % 3, rng);
+    }
+}
+
 TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU and Flatten") {
   std::mt19937 rng(7);
   for (int trial = 0; trial < 24; ++trial) {
@@ -227,7 +272,9 @@ TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU a
 TEST_CASE("TRIT_ISA names a path, and an unknown or unavailable one is refused") {
   CHECK(k8::parse_isa("ref") == k8::Isa::Ref);
   CHECK(k8::parse_isa("avx512vnni") == k8::Isa::Avx512Vnni);
-  CHECK_THROWS_WITH_AS(k8::parse_isa("sse9"), "unknown instruction set 'sse9': expected ref, avx2 or avx512vnni", Error);
+  CHECK(k8::parse_isa("amx") == k8::Isa::Amx);
+  CHECK_THROWS_WITH_AS(k8::parse_isa("sse9"), "unknown instruction set 'sse9': expected ref, avx2, avx512vnni or amx",
+                       Error);
   const char* old = std::getenv("TRIT_ISA");
   const std::string saved = old ? old : "";
   setenv("TRIT_ISA", "ref", 1);
@@ -236,7 +283,7 @@ TEST_CASE("TRIT_ISA names a path, and an unknown or unavailable one is refused")
   CHECK_THROWS_AS(k8::select_isa(), Error);
   if (old) setenv("TRIT_ISA", saved.c_str(), 1);
   else unsetenv("TRIT_ISA");
-  for (k8::Isa isa : {k8::Isa::Avx2, k8::Isa::Avx512Vnni})
+  for (k8::Isa isa : {k8::Isa::Avx2, k8::Isa::Avx512Vnni, k8::Isa::Amx})
     if (!k8::isa_supported(isa)) CHECK_THROWS_AS(k8::table_for(isa), Error);
 }
 

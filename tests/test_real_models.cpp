@@ -52,7 +52,7 @@ void check_engine_matches_reference(const std::shared_ptr<const Graph>& model, c
   const auto batch = static_cast<int32_t>(images.size());
   const auto want = exec.run(input, batch);
   const int64_t per_image = g.output().elements();
-  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni}) {
+  for (k8::Isa isa : {k8::Isa::Ref, k8::Isa::Avx2, k8::Isa::Avx512Vnni, k8::Isa::Amx}) {
     if (!k8::isa_supported(isa)) {
       MESSAGE("not run: this CPU cannot run the " << std::string(k8::to_string(isa)) << " path");
       continue;

@@ -1,6 +1,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +30,7 @@ const char* to_string(Isa isa) {
     case Isa::Ref: return "ref";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512Vnni: return "avx512vnni";
+    case Isa::Amx: return "amx";
   }
   return "?";
 }
@@ -33,11 +38,14 @@ const char* to_string(Isa isa) {
 namespace {
 
 struct CpuFeatures {
-  bool avx2 = false, avx512vnni = false;
+  bool avx2 = false, avx512vnni = false, amx = false;
 };
 
 // CPUID says what the core implements; XGETBV says which register state the OS saves. AVX2
-// needs XMM and YMM state (XCR0 bits 1, 2); AVX-512 also the opmask and ZMM state (bits 5-7).
+// needs XMM and YMM state (XCR0 bits 1, 2); AVX-512 also the opmask and ZMM state (bits 5-7);
+// AMX also the tile configuration and data (bits 17, 18), and on Linux the process's permission
+// to use the tile data, asked once here (arch_prctl ARCH_REQ_XCOMP_PERM; without it the first
+// tile instruction faults). The amx path runs the avx512vnni path's code beside the tiles.
 CpuFeatures detect() {
   CpuFeatures f;
 #if defined(__x86_64__)
@@ -55,6 +63,11 @@ CpuFeatures detect() {
              avx512vl = b & (1u << 31), vnni = c & (1u << 11);
   f.avx2 = ymm_state && avx2 && fma && bmi2;
   f.avx512vnni = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl && vnni;
+  const bool amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25), tile_state = (xcr0_lo & 0x60000) == 0x60000;
+#if defined(__linux__)
+  constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+  f.amx = f.avx512vnni && amx_tile && amx_int8 && tile_state && syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+#endif
 #endif
   return f;
 }
@@ -71,14 +84,15 @@ bool isa_supported(Isa isa) {
     case Isa::Ref: return true;
     case Isa::Avx2: return features().avx2 && avx2_table() != nullptr;
     case Isa::Avx512Vnni: return features().avx512vnni && avx512vnni_table() != nullptr;
+    case Isa::Amx: return features().amx && amx_table() != nullptr;
   }
   return false;
 }
 
 Isa parse_isa(const char* text) {
-  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512Vnni})
+  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512Vnni, Isa::Amx})
     if (std::strcmp(text, to_string(isa)) == 0) return isa;
-  fail("unknown instruction set '{}': expected ref, avx2 or avx512vnni", text);
+  fail("unknown instruction set '{}': expected ref, avx2, avx512vnni or amx", text);
 }
 
 const KernelTable& table_for(Isa isa) {
@@ -86,6 +100,7 @@ const KernelTable& table_for(Isa isa) {
   switch (isa) {
     case Isa::Avx2: return *avx2_table();
     case Isa::Avx512Vnni: return *avx512vnni_table();
+    case Isa::Amx: return *amx_table();
     case Isa::Ref: break;
   }
   return ref_table();
@@ -97,7 +112,7 @@ Isa select_isa() {
     if (!isa_supported(isa)) fail("TRIT_ISA={}: this CPU cannot run it", forced);
     return isa;
   }
-  for (Isa isa : {Isa::Avx512Vnni, Isa::Avx2})
+  for (Isa isa : {Isa::Amx, Isa::Avx512Vnni, Isa::Avx2})
     if (isa_supported(isa)) return isa;
   return Isa::Ref;
 }

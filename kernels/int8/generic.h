@@ -121,7 +121,7 @@ inline const uint8_t* in_place_base(const ConvLayer& L, const uint8_t* in, int64
   return in + ((n * L.h + iy) * L.w + ix) * L.cs;
 }
 
-void add_bytes(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n) {
+inline void add_bytes(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n) {
   // int32 suffices while |(a << la) + (b << lb)| + 2^(s-1) < 2^31; the general case in int64.
   // Parameters in locals: `out` may alias anything, and the loop must vectorize.
   const int32_t la = p.la, lb = p.lb, s = p.s, lo = p.lo, hi = p.hi;
@@ -140,7 +140,7 @@ void add_bytes(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* 
   for (int64_t j = 0; j < n; ++j) out[j] = add_one(p, a[j], b[j]);
 }
 
-void relu_s8_bytes(const uint8_t* in, uint8_t* out, int64_t n) {
+inline void relu_s8_bytes(const uint8_t* in, uint8_t* out, int64_t n) {
   for (int64_t j = 0; j < n; ++j) out[j] = in[j] & 0x80 ? 0 : in[j];
 }
 
@@ -169,13 +169,13 @@ void max_pool_typed(const PoolParams& p, const T* in, T* out) {
     }
 }
 
-void max_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
+inline void max_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
   if (p.is_signed) max_pool_typed(p, reinterpret_cast<const int8_t*>(in), reinterpret_cast<int8_t*>(out));
   else max_pool_typed(p, in, out);
 }
 
 
-void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
+inline void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
   const Window& w = p.window;
   for (int32_t y = 0; y < p.oh; ++y)
     for (int32_t x = 0; x < p.ow; ++x) {
@@ -195,7 +195,7 @@ void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
     }
 }
 
-void global_average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
+inline void global_average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
   // Sums (int64) pixel after pixel, so that the channel loop vectorizes.
   const int64_t plane = int64_t{p.h} * p.w;
   const int32_t cs = p.cs;

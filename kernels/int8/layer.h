@@ -1,7 +1,7 @@
 // The fast integer pipeline's data: 8-bit activation tensors and prepared layers.
 //
 // These kernels compute exactly what the integer reference (int_ref.h) computes, on a layout
-// made for vectors. Every path (ref, avx2, avx512vnni) equals iref bit for bit; the tests sweep
+// made for vectors. Every path (ref, avx2, avx512vnni, amx) equals iref bit for bit; the tests sweep
 // shapes and whole models to hold them to it.
 //
 // Activation layout: a batch of 8-bit tensors is NHWC bytes with a channel stride
@@ -74,7 +74,7 @@ class AlignedBytes {
   size_t size_ = 0;
 };
 
-enum class Isa : int32_t { Ref = 0, Avx2 = 1, Avx512Vnni = 2 };
+enum class Isa : int32_t { Ref = 0, Avx2 = 1, Avx512Vnni = 2, Amx = 3 };
 
 // A ternary or int4 layer's weights kept packed (Model::Options::packed_weights): the path's
 // packed layout (ConvLayer::weights, as pack_weights writes it) with each element replaced by its

@@ -4,4 +4,5 @@
 namespace trit::k8 {
 const KernelTable* avx2_table() { return nullptr; }
 const KernelTable* avx512vnni_table() { return nullptr; }
+const KernelTable* amx_table() { return nullptr; }
 }  // namespace trit::k8

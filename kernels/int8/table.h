@@ -1,10 +1,13 @@
 // The kernel table: one entry per instruction set, chosen once at run time.
 //
 // Each path lives in its own translation unit with its own -m flags (int8/scalar.cpp,
-// x86/avx2/int8.cpp, x86/avx512vnni/int8.cpp); nothing else in the build uses AVX2 or AVX-512,
-// so a machine without them never executes their instructions. select_isa() detects the CPU
-// once (CPUID, and XGETBV for the OS-enabled register state) and honours TRIT_ISA=ref|avx2|
-// avx512vnni, refusing a path the CPU lacks with trit::Error.
+// x86/avx2/int8.cpp, x86/avx512vnni/int8.cpp, x86/amx/int8.cpp); nothing else in the build uses
+// AVX2, AVX-512 or AMX, so a machine without them never executes their instructions. The amx
+// path is the avx512vnni table with its own conv (and chunk and scratch sizes): the tiles run the
+// layers whose taps come in whole 64-byte rows, the avx512vnni conv the rest. select_isa()
+// detects the CPU once (CPUID, and XGETBV for the OS-enabled register state; for AMX, the
+// process's permission too) and honours TRIT_ISA=ref|avx2|avx512vnni|amx, refusing a path the
+// CPU lacks with trit::Error.
 //
 // Contract of every entry (layer.h describes the layouts and the arithmetic):
 //   pack_weights  W [o][k] int8 (k in (ky, kx, c) order, padded channels 0) -> layer.weights,
@@ -73,6 +76,7 @@ struct KernelTable {
 const KernelTable& ref_table();
 const KernelTable* avx2_table();
 const KernelTable* avx512vnni_table();
+const KernelTable* amx_table();
 
 const char* to_string(Isa isa);
 // Whether this CPU and OS can run a path.
@@ -80,7 +84,7 @@ bool isa_supported(Isa isa);
 // The best supported path, or TRIT_ISA's when set. Throws trit::Error for an unknown name or a
 // path the CPU lacks.
 Isa select_isa();
-// Parses "ref", "avx2", "avx512vnni"; throws trit::Error naming the text otherwise.
+// Parses "ref", "avx2", "avx512vnni", "amx"; throws trit::Error naming the text otherwise.
 Isa parse_isa(const char* text);
 // The table of a supported path; throws trit::Error for one this CPU lacks.
 const KernelTable& table_for(Isa isa);

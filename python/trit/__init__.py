@@ -103,7 +103,7 @@ class Model(_Closable):
         """Loads a .trit model (checked: a corrupt or hostile file raises trit.Error).
 
         memory_limit: the most bytes the model's prepared weights, and each session's
-        activations, may take (trit.Error beyond). isa: "", "ref", "avx2" or "avx512vnni" ("" is
+        activations, may take (trit.Error beyond). isa: "", "ref", "avx2", "avx512vnni" or "amx" ("" is
         the best this CPU runs, or $TRIT_ISA). dynamic_exponents: integer models take each
         activation's exponent from its own values (the slower reference executor).
         packed_weights: ternary and int4 layers keep their weights packed in memory, expanded a

@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   app.add_option("-b,--batch", o.batch, "images per run")->check(CLI::Range(1, 4096));
   app.add_option("-n,--iters", o.iters, "timed runs")->check(CLI::Range(1, 1000000));
   app.add_option("-w,--warmup", o.warmup, "untimed runs first")->check(CLI::Range(0, 1000000));
-  app.add_option("--isa", o.isa, "ref, avx2 or avx512vnni (default: the best this CPU runs, or TRIT_ISA)");
+  app.add_option("--isa", o.isa, "ref, avx2, avx512vnni or amx (default: the best this CPU runs, or TRIT_ISA)");
   app.add_option("--peak-gmacs", o.peak_gmacs, "the machine's int8 ceiling at this thread count, in G multiply-adds/s")
       ->check(CLI::PositiveNumber);
   app.add_flag("--packed", o.packed, "keep ternary and int4 weights packed, expanded per layer per run");

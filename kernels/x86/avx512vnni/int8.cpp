@@ -17,6 +17,7 @@
 #include "x86/expand_quads_impl.h"
 #include "int8/table.h"
 #include "x86/float_conv.h"
+#include "x86/store_rows.h"
 
 namespace trit::k8 {
 namespace {
@@ -507,5 +508,22 @@ const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, 4, pack_weights, ex
 }  // namespace
 
 const KernelTable* avx512vnni_table() { return &kTable; }
+
+void avx512vnni_store_rows(const ConvLayer& L, const int32_t* sums, int64_t rows, int64_t m, int32_t o0,
+                           const uint8_t* residual, void* out) {
+  const int64_t elem = L.out_int32 ? 4 : 1;
+  alignas(64) uint8_t stage[kMr * 64];
+  for (int64_t r0 = 0; r0 < rows; r0 += kMr) {
+    const int n = static_cast<int>(rows - r0 < kMr ? rows - r0 : kMr);
+    const int64_t at = (m + r0) * L.ocs + o0;
+    if (!L.residual) {
+      store_tile(L, sums + r0 * 64, n, 4, o0, static_cast<uint8_t*>(out) + at * elem, L.ocs);
+      continue;
+    }
+    store_tile(L, sums + r0 * 64, n, 4, o0, stage, 64);
+    add_rows(L.add, stage, 64, residual + at, L.ocs, static_cast<uint8_t*>(out) + at, L.ocs, n,
+             L.ocs - o0 < 64 ? L.ocs - o0 : 64);
+  }
+}
 
 }  // namespace trit::k8

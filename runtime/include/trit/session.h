@@ -67,7 +67,7 @@ class Model {
     // expands one layer at a time just before running it (a buffer the size of the largest
     // layer). The same results, bit for bit; runs take a little longer.
     bool packed_weights = false;
-    std::string isa;                 // "", "ref", "avx2" or "avx512vnni" (empty: the best, or TRIT_ISA);
+    std::string isa;                 // "", "ref", "avx2", "avx512vnni" or "amx" (empty: the best, or TRIT_ISA);
                                      // float32 models: "ref" runs the float reference, others the fused path
     // The most memory the model may make trit allocate, checked before allocating: the prepared
     // weights when the model is made, and a session's activations (its planned arena, or what
