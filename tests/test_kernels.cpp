@@ -220,8 +220,8 @@ TEST_CASE("every kernel path equals the integer reference on layers with thousan
 
 TEST_CASE("every kernel path equals the integer reference on layers whose taps come in whole 64-byte rows") {
   // The amx path tiles layers with 64-channel blocks whose kernel rows are whole 64-byte tile
-  // rows (kw * cs a multiple of 64, k >= 256) in calls of 32 rows or more (64 for blocks above
-  // 256 KB; x86/amx/int8.cpp): here 1x1, 3x3 and 1x4 windows on 64 to 576 channels, strided and
+  // rows (kw * cs a multiple of 64) in calls of 32 rows or more (x86/amx/int8.cpp; blocks above
+  // 256 KB in larger chunks): here 1x1, 3x3 and 1x4 windows on 64 to 576 channels, strided and
   // padded, so that 16-row input tiles are read in place, gathered, and partial (maps 5 to 40
   // wide, batches of 1 to 3, chunks of 32 to 512 rows, several chunks where k is small); output
   // blocks whole and partial (64, 130, 192 channels), every input and output type, fused adds;

@@ -4,11 +4,11 @@
 // same packed weights, adds, pools and float code; its conv for the other layers).
 // Compiled with the avx512vnni flags plus -mamx-tile -mamx-int8, for this file only.
 //
-// Tiled layers (amx_layer): nr = 64, kw * cs a multiple of 64 (every kernel row's run of taps,
-// and k, are whole 64-byte tile rows) and k >= 256, in calls of enough rows (amx_call, below). In
-// ResNet-50: every 3x3 layer, and the 1x1 layers with 256 input channels or more; not conv1 (3
-// channels) nor the 1x1 layers with 64 or 128. Output channels past o in the last block are
-// computed on the padding's zero weights and not stored, as on the avx512vnni path.
+// Tiled layers (amx_layer): nr = 64 and kw * cs a multiple of 64 (every kernel row's run of taps,
+// and k, are whole 64-byte tile rows), in calls of 32 rows or more (amx_call, below). In
+// ResNet-50: every layer but conv1 (3 channels) and, at batch 1, the classifier. Output channels
+// past o in the last block are computed on the padding's zero weights and not stored, as on the
+// avx512vnni path.
 //
 // Tiles (one configuration, loaded at each conv call, released at its end): tmm0-3 accumulate a
 // group of 32 output rows (two halves of 16: tmm0-1 and tmm2-3) by 32 channels (tmm0, tmm2: the
@@ -48,25 +48,18 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// The layers and calls the tiles run, as measured on ResNet-50 (trit-bench, one thread, the
-// avx512vnni path beside): layers with k of 64 or 128 taps ran 1.3-1.5x slower tiled (a 64-row
-// pass of the tiles per k-group, the sums through memory to the epilogue: the fused add of
-// stage 2 weighs more than the dot products), so they stay with the avx512vnni conv, as do calls
-// of fewer than 32 rows (the fully connected layer at batch 1: 1.5x slower tiled). Layers whose
-// weight block exceeds 256 KB (stage 5's 3x3, k = 4608) run sliced on the avx512vnni conv when a
-// call has fewer than 64 rows (an image's 49: 1.2x slower tiled, each block read once per
-// 32-row group from L2/L3) and tiled above (batch 8: 0.7x).
-constexpr int64_t kMinK = 256, kMinRows = 32, kBigBlock = 262144, kMinRowsBig = 64;
+// The calls the tiles run: those of 32 rows or more. Fewer rows (the fully connected layer at
+// batch 1: 1.1-1.5x slower tiled, measured with trit-bench on ResNet-50) go to the avx512vnni conv.
+constexpr int64_t kMinRows = 32, kBigBlock = 262144;
 
-bool amx_layer(const ConvLayer& L) {
-  return L.nr == 64 && int64_t{L.window.kernel_w} * L.cs % 64 == 0 && L.k >= kMinK;
-}
+bool amx_layer(const ConvLayer& L) { return L.nr == 64 && int64_t{L.window.kernel_w} * L.cs % 64 == 0; }
 bool big(const ConvLayer& L) { return int64_t{L.k} * 64 > kBigBlock; }
-bool amx_call(const ConvLayer& L, int64_t rows) { return amx_layer(L) && rows >= (big(L) ? kMinRowsBig : kMinRows); }
+bool amx_call(const ConvLayer& L, int64_t rows) { return amx_layer(L) && rows >= kMinRows; }
 
 // Rows per chunk, a multiple of kGroup: about 192 KB of gathered taps (as the avx512vnni path's
 // gathered chunk: the chunk's rows and one weight block share the L2 cache, and each block streams
-// once per chunk), 480 KB for big blocks (so that they stream fewer times).
+// once per chunk); 480 KB where a block exceeds 256 KB (stage 5's 3x3 layers: an image's 49 rows
+// in one chunk, so that each block streams once; 192 KB made chunks of 32 and 17, 1.14x the time).
 int64_t chunk_rows(const ConvLayer& L) {
   if (!amx_layer(L)) return avx512vnni_table()->chunk_rows(L);
   const int64_t rows = (big(L) ? 491520 : 196608) / L.k / kGroup * kGroup;

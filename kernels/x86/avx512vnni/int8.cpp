@@ -511,6 +511,34 @@ const KernelTable* avx512vnni_table() { return &kTable; }
 
 void avx512vnni_store_rows(const ConvLayer& L, const int32_t* sums, int64_t rows, int64_t m, int32_t o0,
                            const uint8_t* residual, void* out) {
+  if (L.fits32 && !L.out_int32 && o0 + 64 <= L.ocs) {
+    // A whole block of 64 channels in int32 lanes (store16_32's arithmetic), the channels'
+    // constants loaded once for all the rows; with a fused add, the rows staged, then added at once.
+    __m512i bias[4], shr[4], mult[4];
+    for (int j = 0; j < 4; ++j) {
+      bias[j] = _mm512_loadu_si512(L.bias32.data() + o0 + 16 * j);
+      shr[j] = _mm512_loadu_si512(L.shr32.data() + o0 + 16 * j);
+      mult[j] = L.unit_mult ? _mm512_set1_epi32(1) : _mm512_loadu_si512(L.mult32.data() + o0 + 16 * j);
+    }
+    const __m512i lo = _mm512_set1_epi32(L.lo), hi = _mm512_set1_epi32(L.hi);
+    alignas(64) uint8_t stage[32 * 64];
+    for (int64_t r0 = 0; r0 < rows; r0 += 32) {
+      const int64_t n = rows - r0 < 32 ? rows - r0 : 32, at = (m + r0) * L.ocs + o0;
+      uint8_t* dst = L.residual ? stage : static_cast<uint8_t*>(out) + at;
+      const int64_t stride = L.residual ? 64 : L.ocs;
+      for (int64_t r = 0; r < n; ++r)
+        for (int j = 0; j < 4; ++j) {
+          __m512i v = _mm512_load_si512(sums + (r0 + r) * 64 + 16 * j);
+          if (!L.unit_mult) v = _mm512_mullo_epi32(v, mult[j]);
+          v = _mm512_srav_epi32(_mm512_add_epi32(v, bias[j]), shr[j]);
+          v = _mm512_max_epi32(_mm512_min_epi32(v, hi), lo);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + r * stride + 16 * j), _mm512_cvtepi32_epi8(v));
+        }
+      if (L.residual)
+        add_rows(L.add, stage, 64, residual + at, L.ocs, static_cast<uint8_t*>(out) + at, L.ocs, n, 64);
+    }
+    return;
+  }
   const int64_t elem = L.out_int32 ? 4 : 1;
   alignas(64) uint8_t stage[kMr * 64];
   for (int64_t r0 = 0; r0 < rows; r0 += kMr) {
