@@ -61,7 +61,7 @@ void conv_f32_fma(const FmaConv& L, const float* in, const float* packed, const 
   Fma::run(L, in, packed, bias, out, q0, q1, b0, b1);
 }
 
-const KernelTable kTable{Isa::Ref, "ref", 1, 4, pack_weights, expand_rows<int8_t, 4>, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
+const KernelTable kTable{Isa::Ref, "ref", 4, pack_weights, expand_rows<int8_t, 4>, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, ref::conv2d, 4, conv_f32_fma};
 
 }  // namespace

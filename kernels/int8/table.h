@@ -49,14 +49,13 @@ namespace trit::k8 {
 struct KernelTable {
   Isa isa;
   const char* name;
-  int32_t mr;          // rows per micro tile: run-time tiles of rows are multiples of it
   int32_t group;       // consecutive elements of one output channel in the packed layout
   void (*pack_weights)(ConvLayer& layer, const int8_t* w);
   void (*expand)(const ConvLayer& layer, int64_t r0, int64_t r1, void* weights);
   // Bytes of scratch one conv call needs (gathered rows; a path's partial sums); the caller owns
   // it, one per thread.
   size_t (*scratch_bytes)(const ConvLayer& layer);
-  // Rows a conv call should get: the path's cache-sized chunk (a multiple of mr).
+  // Rows a conv call should get: the path's cache-sized chunk.
   int64_t (*chunk_rows)(const ConvLayer& layer);
   void (*conv)(const ConvLayer& layer, const void* weights, const uint8_t* in, const uint8_t* residual, void* out,
                int64_t m0, int64_t m1, int32_t b0, int32_t b1, void* scratch);

@@ -176,7 +176,7 @@ void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, const uin
   }
 }
 
-const KernelTable kTable{Isa::Avx2, "avx2", kMr, 2, pack_weights, expand, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
+const KernelTable kTable{Isa::Avx2, "avx2", 2, pack_weights, expand, scratch_bytes, chunk_rows, conv, add_bytes, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, avx2_conv2d_f32,
                          kAvx2FloatBlock, avx2_conv2d_f32_fma};
 

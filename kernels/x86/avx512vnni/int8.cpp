@@ -501,7 +501,7 @@ void conv(const ConvLayer& L, const void* weights_, const uint8_t* in, const uin
   }
 }
 
-const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", kMr, 4, pack_weights, expand_quads, scratch_bytes, chunk_rows, conv, add, relu_s8_bytes,
+const KernelTable kTable{Isa::Avx512Vnni, "avx512vnni", 4, pack_weights, expand_quads, scratch_bytes, chunk_rows, conv, add, relu_s8_bytes,
                          max_pool_bytes, average_pool_bytes, global_average_pool_bytes, avx512vnni_conv2d_f32,
                          kAvx512FloatBlock, avx512vnni_conv2d_f32_fma};
 
