@@ -3,6 +3,7 @@
 // start and end; and a whole block's gradient.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -83,6 +84,33 @@ TEST_CASE("the activation rounds as the integer pipeline does, and its gradient 
   const std::vector<float> dq(z.size(), 2.0f);
   activate_backward(dq.data(), pass.data(), static_cast<int64_t>(z.size()), dz.data());
   CHECK(dz == std::vector<float>{0, 0, 0, 2, 2, 2, 2, 2, 0});
+  // A long run (the vectorized loop, not only its tail) against the formula in double, every
+  // element quantized, then half of them kept by QDrop's bits.
+  std::mt19937 rng(5);
+  const int64_t n = 1000;
+  std::vector<float> zl(n), ql(n);
+  std::vector<uint8_t> pl(n);
+  for (float& x : zl) x = std::uniform_real_distribution<float>(-40.0f, 40.0f)(rng);
+  std::vector<uint64_t> mixed(static_cast<size_t>((n + 63) / 64));
+  random_bits(3, n, mixed.data());
+  for (const bool relu : {false, true}) {
+    const int32_t lo = relu ? 0 : -128, hi = relu ? 255 : 127;
+    for (const uint64_t* keep : {static_cast<const uint64_t*>(nullptr), static_cast<const uint64_t*>(mixed.data())}) {
+      activate(zl.data(), n, 3, lo, hi, relu, keep, ql.data(), pl.data());
+      int64_t wrong = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const double scaled = double(zl[j]) * 8;
+        float want = static_cast<float>(std::clamp(std::floor(scaled + 0.5), double(lo), double(hi)) / 8);
+        bool through = scaled >= lo && scaled <= hi;
+        if (keep && (keep[j >> 6] >> (j & 63) & 1)) {
+          want = relu ? std::max(zl[j], 0.0f) : zl[j];
+          through = !relu || zl[j] > 0;
+        }
+        wrong += ql[j] != want || pl[j] != through;
+      }
+      CHECK(wrong == 0);
+    }
+  }
 }
 
 TEST_CASE("QDrop's bits: half of them set, the same for a seed, others for another") {
@@ -175,6 +203,19 @@ TEST_CASE("learned rounding: it starts at the layer-wise codes, and its gradient
     };
     for (size_t j = 0; j < reg.size(); j += 3)
       CHECK(reg[j] == doctest::Approx(test::numeric_derivative(reg_loss, s.v(), j, 1e-3f)).epsilon(2e-2).scale(1e-2));
+    // Where h is clamped (|V| > 2.398; weights() skips the sigmoid beyond 2.45), the soft weights
+    // are the hard ones, and neither the loss nor the regularizer has a gradient.
+    for (float sign : {-1.0f, 1.0f}) {
+      for (size_t j = 0; j < s.v().size(); ++j) s.v()[j] = sign * (2.41f + 0.01f * float(j % 200));
+      s.weights(true, hard.data());
+      s.weights(false, soft.data());
+      CHECK(soft == hard);
+      s.backward(r.data(), dv.data(), ds.data());
+      CHECK(std::all_of(dv.begin(), dv.end(), [](float x) { return x == 0.0f; }));
+      std::fill(reg.begin(), reg.end(), 0.0f);
+      CHECK(s.regularizer(4.0, 0.5, reg.data()) == 0.0);
+      CHECK(std::all_of(reg.begin(), reg.end(), [](float x) { return x == 0.0f; }));
+    }
   }
 }
 

@@ -20,10 +20,16 @@ class Adam {
   void step(std::span<float> params, std::span<const float> g) {
     ++t_;
     const double c1 = 1 - std::pow(b1_, double(t_)), c2 = 1 - std::pow(b2_, double(t_));
-    for (size_t j = 0; j < params.size(); ++j) {
-      m_[j] = b1_ * m_[j] + (1 - b1_) * g[j];
-      v_[j] = b2_ * v_[j] + (1 - b2_) * double(g[j]) * g[j];
-      params[j] -= static_cast<float>(lr_ * (m_[j] / c1) / (std::sqrt(v_[j] / c2) + eps_));
+    double* m = m_.data();
+    double* v = v_.data();
+    float* p = params.data();
+    const float* gp = g.data();
+    const double b1 = b1_, b2 = b2_, lr = lr_, eps = eps_;
+    const size_t n = params.size();
+    for (size_t j = 0; j < n; ++j) {  // vectorizes where the unit is built with -fno-math-errno
+      m[j] = b1 * m[j] + (1 - b1) * gp[j];
+      v[j] = b2 * v[j] + (1 - b2) * double(gp[j]) * gp[j];
+      p[j] -= static_cast<float>(lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps));
     }
   }
 

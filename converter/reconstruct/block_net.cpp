@@ -68,9 +68,12 @@ void BlockNet::run(size_t ni, bool hard, Keep keep) {
   std::vector<float>& q = value_[t];
   q.resize(z.size());
   if (ni + 1 == seg_.end || n.op == OpCode::Relu) {  // the block's output, or a ReLU alone: in float
-    for (size_t j = 0; j < z.size(); ++j) {
-      pass[j] = !relu || z[j] > 0;
-      q[j] = relu ? std::max(z[j], 0.0f) : z[j];
+    const float* zp = z.data();
+    float* qp = q.data();
+    uint8_t* pp = pass.data();
+    for (int64_t j = 0; j < size; ++j) {
+      pp[j] = !relu || zp[j] > 0;
+      qp[j] = relu ? std::max(zp[j], 0.0f) : zp[j];
     }
     return;
   }
@@ -100,8 +103,11 @@ void BlockNet::backward(const std::vector<float>& dout) {
     activate_backward(grad_[t].data(), pass_[t].data(), static_cast<int64_t>(dz.size()), dz.data());
     if (n.op == OpCode::Add || n.op == OpCode::Relu) {
       for (int32_t in : n.inputs)
-        if (in != seg_.input)
-          for (size_t j = 0; j < dz.size(); ++j) grad_[in][j] += dz[j];
+        if (in != seg_.input) {
+          float* gi = grad_[in].data();
+          const float* d = dz.data();
+          for (size_t j = 0; j < dz.size(); ++j) gi[j] += d[j];
+        }
       continue;
     }
     Grads& gr = grads_[ni];

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "blas.h"
+#include "vectorize_clones.h"
 
 namespace trit::recon {
 namespace {
@@ -87,32 +88,49 @@ void conv_backward(const ConvShape& s, const float* x, int32_t batch, const floa
   tbb::parallel_for(0, batch, [&](int32_t im) { col2im(s, cols.get() + im * p_n, width, dx + im * s.in.size()); });
 }
 
+namespace {
+
+// The quantized elements of activate over [begin, end): branch-free, so that it vectorizes
+// (SSE2 here, AVX2 in the clone).
+TRIT_VECTORIZE_CLONES
+void quantize_range(const float* z, int64_t begin, int64_t end, float up, float down, float flo, float fhi, float* q,
+                    uint8_t* pass) {
+  for (int64_t j = begin; j < end; ++j) {
+    const float scaled = z[j] * up;
+    // floor(scaled + 1/2) clamped to [lo, hi]: clamp first (lo, hi are integers, so the floor
+    // of the clamped value is the clamped floor), then floor as truncation less one below it.
+    float t = scaled + 0.5f;
+    t = t < flo ? flo : t;
+    t = fhi < t ? fhi : t;
+    const auto i = static_cast<int32_t>(t);
+    q[j] = static_cast<float>(i - (t < static_cast<float>(i) ? 1 : 0)) * down;
+    pass[j] = static_cast<uint8_t>((scaled >= flo) & (scaled <= fhi));
+  }
+}
+
+}  // namespace
+
 void activate(const float* z, int64_t n, int32_t f, int32_t lo, int32_t hi, bool relu, const uint64_t* keep, float* q,
               uint8_t* pass) {
   const float up = std::ldexp(1.0f, f), down = std::ldexp(1.0f, -f);
   const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16384), [&](const tbb::blocked_range<int64_t>& range) {
-    for (int64_t j = range.begin(); j < range.end(); ++j) {
-      const float v = z[j];
-      if (keep && (keep[j >> 6] >> (j & 63) & 1)) {
-        q[j] = relu ? std::max(v, 0.0f) : v;
-        pass[j] = !relu || v > 0;
-        continue;
+    quantize_range(z, range.begin(), range.end(), up, down, flo, fhi, q, pass);
+    if (!keep) return;
+    for (int64_t j = range.begin(); j < range.end(); ++j)
+      if (keep[j >> 6] >> (j & 63) & 1) {  // QDrop: this element stays in float
+        q[j] = relu ? std::max(z[j], 0.0f) : z[j];
+        pass[j] = !relu || z[j] > 0;
       }
-      const float scaled = v * up;
-      // floor(scaled + 1/2) clamped to [lo, hi]: clamp first (lo, hi are integers, so the floor
-      // of the clamped value is the clamped floor), then floor as truncation less one below it.
-      const float t = std::clamp(scaled + 0.5f, flo, fhi);
-      const auto i = static_cast<int32_t>(t);
-      q[j] = static_cast<float>(i - (t < static_cast<float>(i))) * down;
-      pass[j] = scaled >= flo && scaled <= fhi;
-    }
   });
 }
 
 void activate_backward(const float* dq, const uint8_t* pass, int64_t n, float* dz) {
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16384), [&](const tbb::blocked_range<int64_t>& range) {
-    for (int64_t j = range.begin(); j < range.end(); ++j) dz[j] = pass[j] ? dq[j] : 0.0f;
+    for (int64_t j = range.begin(); j < range.end(); ++j) {
+      const float g = dq[j];  // read whatever pass says: a select, not a branch
+      dz[j] = pass[j] ? g : 0.0f;
+    }
   });
 }
 

@@ -16,6 +16,9 @@ namespace {
 constexpr double kZeta = 1.1, kGamma = -0.1;
 // V where h(V) = 0.02: sigmoid(V) = 0.1.
 const float kStart = static_cast<float>(std::log(0.1 / 0.9));
+// Beyond +-kFlat h is clamped: sigmoid(2.45) = 0.9206 > 11/12, where (zeta - gamma) sg + gamma
+// reaches 1 (and 1 - 0.9206 < 1/12 below, where it reaches 0): h is exactly 0 or 1 and h' = 0.
+constexpr float kFlat = 2.45f;
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
@@ -75,6 +78,13 @@ void SoftRounding::weights(bool hard, float* w) {
   for (size_t c = 0; c < s_.size(); ++c) a[c] = alpha(static_cast<int64_t>(c));
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 8192), [&](const tbb::blocked_range<int64_t>& r) {
     for (int64_t j = r.begin(); j < r.end(); ++j) {
+      if (std::abs(v_[j]) > kFlat) {  // h clamped to 0 or 1, h' = 0: what the exact sums give, without exp
+        const bool one = v_[j] > 0;
+        h_[j] = one ? 1.0f : 0.0f;
+        dh_[j] = 0.0f;
+        w[j] = static_cast<float>(a[cluster_[j]] * (base_[j] + (one ? double(step_[j]) : 0.0)));
+        continue;
+      }
       const double sg = sigmoid(v_[j]);
       const double raw = sg * (kZeta - kGamma) + kGamma;
       h_[j] = static_cast<float>(std::clamp(raw, 0.0, 1.0));
@@ -104,6 +114,7 @@ double SoftRounding::regularizer(double beta, double lambda, float* dv) const {
     double total = 0;
     for (int64_t j = b * 8192; j < std::min(n, (b + 1) * 8192); ++j) {
       const double u = 2.0 * h_[j] - 1, au = std::abs(u);
+      if (au == 1) continue;  // h = 0 or 1: 1 - 1^beta = 0 and h' = 0, nothing to add
       const double p = au > 0 ? std::exp2(beta * std::log2(au)) : 0.0;  // |2h - 1|^beta
       total += 1 - p;
       if (dh_[j] > 0 && au > 0) {
