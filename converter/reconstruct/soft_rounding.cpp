@@ -114,7 +114,7 @@ double SoftRounding::regularizer(double beta, double lambda, float* dv) const {
     double total = 0;
     for (int64_t j = b * 8192; j < std::min(n, (b + 1) * 8192); ++j) {
       const double u = 2.0 * h_[j] - 1, au = std::abs(u);
-      if (au == 1) continue;  // h = 0 or 1: 1 - 1^beta = 0 and h' = 0, nothing to add
+      if (au == 1 && dh_[j] == 0) continue;  // clamped to 0 or 1: 1 - 1^beta = 0, no gradient
       const double p = au > 0 ? std::exp2(beta * std::log2(au)) : 0.0;  // |2h - 1|^beta
       total += 1 - p;
       if (dh_[j] > 0 && au > 0) {
