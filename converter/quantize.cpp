@@ -210,8 +210,10 @@ void finish_segment(IntNetwork& net, const Graph& g, const Segment& seg, bool la
 // trunk, the float network's input and output from the float trunk of the sample.
 class SegmentData : public recon::BlockData {
  public:
-  SegmentData(const IntNetwork& net, const recon::FloatTrunk& trunk, const Segment& seg) : net_(net), trunk_(trunk), seg_(seg) {}
+  SegmentData(const IntNetwork& net, const recon::FloatTrunk& trunk, const Segment& seg, int32_t views)
+      : net_(net), trunk_(trunk), seg_(seg), views_(views) {}
   int64_t images() const override { return trunk_.size(); }
+  int64_t photo(int64_t j) const override { return trunk_.image(j) / views_; }  // views are consecutive (calibration.h)
   void quantized_input(int64_t j, int32_t* out) const override {
     const IntChunk c = net_.load(seg_.input, trunk_.image(j), 1);
     std::copy(c.values[seg_.input].begin(), c.values[seg_.input].end(), out);
@@ -223,6 +225,7 @@ class SegmentData : public recon::BlockData {
   const IntNetwork& net_;
   const recon::FloatTrunk& trunk_;
   const Segment& seg_;
+  int32_t views_;
 };
 
 // One conversion with the encodings the options give, on the float pass's statistics (pass: 0
@@ -261,7 +264,7 @@ Graph quantize_pass(const Graph& float_graph, const QuantizeOptions& opt, const 
       trunk->run(seg);
       const std::string why = recon::cannot_reconstruct(g, seg);
       if (why.empty()) {
-        const SegmentData data(net, *trunk, seg);
+        const SegmentData data(net, *trunk, seg, opt.calibration.augment);
         rep.blocks.push_back(recon::reconstruct_block(g, seg, given, data, opt.reconstruction, s, opt.block_progress));
         for (size_t ni : layers) net.prepare(ni);  // the block's layers as reconstruction left them
         net.forget();

@@ -1,6 +1,6 @@
 // Block reconstruction's pieces (converter/reconstruct/): every gradient against finite
 // differences, at several shapes, strides and paddings; Adam's step; the learned rounding's
-// start and end; and a whole block's gradient.
+// start and end; a whole block's gradient; and which images are held back.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include "reconstruct/adam.h"
 #include "reconstruct/block_net.h"
 #include "reconstruct/ops.h"
+#include "reconstruct/reconstruct.h"
 #include "reconstruct/soft_rounding.h"
 
 using namespace trit;
@@ -290,4 +291,44 @@ TEST_CASE("a whole block's gradient (two layers, an Add) equals finite differenc
       CHECK(ds[j] == doctest::Approx(test::numeric_derivative(loss, l->log_scale(), j, 1e-3f)).epsilon(2e-2).scale(1e-1));
   }
   CHECK(checked > 40);
+}
+
+namespace {
+
+// A sample whose images come from the photos listed (views of one photo one after the other).
+class PhotoSample : public BlockData {
+ public:
+  explicit PhotoSample(std::vector<int64_t> photos) : photos_(std::move(photos)) {}
+  int64_t images() const override { return static_cast<int64_t>(photos_.size()); }
+  int64_t photo(int64_t j) const override { return photos_[j]; }
+  void quantized_input(int64_t, int32_t*) const override {}
+  void float_input(int64_t, float*) const override {}
+  void float_output(int64_t, float*) const override {}
+
+ private:
+  std::vector<int64_t> photos_;
+};
+
+}  // namespace
+
+TEST_CASE("the held-back images: every 8th photo, with all its augmented views, and none of them trained on") {
+  // Without augmentation (one view a photo, the sample spread over the photos): every 8th image.
+  std::vector<int64_t> spread;
+  for (int64_t j = 0; j < 100; ++j) spread.push_back(3 * j + 1);
+  const SampleSplit one = split_sample(PhotoSample(spread), 8);
+  std::vector<int64_t> expected;
+  for (int64_t j = 7; j < 100; j += 8) expected.push_back(j);
+  CHECK(one.held == expected);
+  CHECK(one.train.size() + one.held.size() == 100);
+
+  // Four views a photo: photos 7, 15, ... are held back whole; every image is in one list, in order.
+  std::vector<int64_t> views;
+  for (int64_t p = 0; p < 40; ++p)
+    for (int v = 0; v < 4; ++v) views.push_back(p);
+  const SampleSplit four = split_sample(PhotoSample(views), 8);
+  REQUIRE(four.held.size() == 5 * 4);
+  for (size_t i = 0; i < four.held.size(); ++i) CHECK(four.held[i] == (7 + 8 * int64_t(i / 4)) * 4 + int64_t(i % 4));
+  for (int64_t j : four.train) CHECK(views[j] % 8 != 7);
+  CHECK(std::is_sorted(four.train.begin(), four.train.end()));
+  CHECK(four.train.size() == 35 * 4);
 }

@@ -113,6 +113,15 @@ std::string cannot_reconstruct(const Graph& g, const Segment& seg) {
   return low_bit ? "" : "it holds no ternary or int4 layer";
 }
 
+SampleSplit split_sample(const BlockData& data, int32_t held_out_every) {
+  SampleSplit split;
+  for (int64_t j = 0, rank = -1, last = -1; j < data.images(); ++j) {  // rank: the photo's among the sample's
+    if (data.photo(j) != last) ++rank, last = data.photo(j);
+    (rank % held_out_every == held_out_every - 1 ? split.held : split.train).push_back(j);
+  }
+  return split;
+}
+
 BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_t, std::vector<float>>& given,
                               const BlockData& data, const ReconstructOptions& opt, uint64_t block_seed,
                               const BlockProgress& progress) {
@@ -122,8 +131,7 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
   res.name = g.nodes[seg.end - 1].name;
   BlockNet net(g, seg, given);
   res.layers = static_cast<int32_t>(net.layers().size());
-  std::vector<int64_t> train, held;
-  for (int64_t j = 0; j < data.images(); ++j) (j % opt.held_out_every == opt.held_out_every - 1 ? held : train).push_back(j);
+  const auto [train, held] = split_sample(data, opt.held_out_every);
   if (static_cast<int64_t>(train.size()) < opt.batch)
     fail("cannot reconstruct: {} training images, fewer than a batch of {}", train.size(), opt.batch);
   const std::vector<int64_t> train_eval(train.begin(), train.begin() + std::min<size_t>(train.size(), held.size() * 2 + 8));

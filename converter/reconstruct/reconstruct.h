@@ -37,7 +37,7 @@ struct ReconstructOptions {
   int32_t iterations = 500;
   int32_t batch = 4;          // ResNet-8: the held-out SQNR of 8 (at 500 iterations) for half the work
   int32_t images = 256;       // the bounded sample, spread over the calibration images
-  int32_t held_out_every = 8; // every 8th image of the sample is held back
+  int32_t held_out_every = 8; // every 8th photo of the sample is held back (with its views)
   double drop = 0;            // QDrop: the probability that an activation stays in float
   double lambda = 0.1;        // the rounding regularizer's weight
   double warmup = 0.2;        // share of the iterations before the regularizer starts
@@ -51,6 +51,10 @@ class BlockData {
  public:
   virtual ~BlockData() = default;
   virtual int64_t images() const = 0;
+  // The photo image j was made from: --augment's views of one photo share it, and come one after
+  // the other in the sample. Images are held back a photo at a time (every held_out_every-th
+  // photo of the sample), so no held-back view has a sibling among the training images.
+  virtual int64_t photo(int64_t j) const = 0;
   virtual void quantized_input(int64_t j, int32_t* out) const = 0;
   virtual void float_input(int64_t j, float* out) const = 0;
   virtual void float_output(int64_t j, float* out) const = 0;
@@ -67,6 +71,14 @@ struct BlockResult {
   double seconds = 0;
   std::string skipped;  // why the block was not reconstructed, or empty
 };
+
+// The sample's images in order, split into those the optimization trains on and those held back
+// to measure it: every held_out_every-th photo of the sample (counted in the order photos first
+// appear) is held back with all its views. Without --augment that is every held_out_every-th image.
+struct SampleSplit {
+  std::vector<int64_t> train, held;
+};
+SampleSplit split_sample(const BlockData& data, int32_t held_out_every);
 
 // Progress: called at the start, every 100 iterations and at the end.
 using BlockProgress = std::function<void(const BlockResult& so_far, int32_t iteration, double train, double held)>;
