@@ -226,7 +226,10 @@ def table(result):
 def run_step(program, cmd, **kw):
     """A tool the measuring scripts (two_folds.py, sweep_clusters.py) run: its CompletedProcess,
     or SystemExit naming the command when it fails."""
-    r = subprocess.run(cmd, **kw)
+    try:
+        r = subprocess.run(cmd, **kw)
+    except OSError as e:  # the program itself is missing or cannot run
+        raise SystemExit(f"{program}: cannot run {cmd[0]}: {e.strerror}")
     if r.returncode != 0:
         raise SystemExit(f"{program}: {' '.join(cmd[:2])} ... failed (exit {r.returncode})")
     return r

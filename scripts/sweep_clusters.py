@@ -4,7 +4,7 @@
     scripts/sweep_clusters.py [--out models/sweep] [--shape kernels|channels] [--sizes 1,2,4,...,full]
                               [--encodings ternary,int4] [--method gptq|rtn] [--threads T] [--bin build/bin]
 
-Converts the real ResNet-50 at every N and scores it on two folds of
+Builds trit (scripts/build.sh), converts the real ResNet-50 at every N and scores it on two folds of
 ../shared/data/imagenet-sample (scripts/two_folds.py: calibrated on one half of the photos,
 scored on the other, swapped; no photo is scored by a model calibrated on it). Writes, in --out,
 beside two_folds.py's models, logs, folds.md and folds.json:
@@ -23,6 +23,9 @@ import json
 import os
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import eval_imagenet  # noqa: E402  (run_step: one line when a step fails)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,6 +49,7 @@ def main(argv):
         if e not in ("ternary", "int4"):
             raise SystemExit(f"sweep_clusters: encoding '{e}' is not ternary or int4")
 
+    eval_imagenet.run_step("sweep_clusters", [os.path.join(ROOT, "scripts", "build.sh")], stdout=subprocess.DEVNULL)
     suffix = ("-channels" if a.shape == "channels" else "") + ("-rtn" if a.method == "rtn" else "")
     extra = ["--cluster-shape", a.shape, "--method", a.method] + (["--no-bias-correction"] if a.method == "rtn" else [])
     points = [(e, n, f"{e}-n{n}{suffix}") for e in encodings for n in sizes]

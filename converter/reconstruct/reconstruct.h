@@ -52,8 +52,7 @@ class BlockData {
   virtual ~BlockData() = default;
   virtual int64_t images() const = 0;
   // The photo image j was made from: --augment's views of one photo share it, and come one after
-  // the other in the sample. Images are held back a photo at a time (every held_out_every-th
-  // photo of the sample), so no held-back view has a sibling among the training images.
+  // the other in the sample (split_sample holds back whole photos).
   virtual int64_t photo(int64_t j) const = 0;
   virtual void quantized_input(int64_t j, int32_t* out) const = 0;
   virtual void float_input(int64_t j, float* out) const = 0;
