@@ -79,7 +79,10 @@ fi
 cal=(--calib-list "$tmp/all100.txt" --calib-count 0)
 "$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/rec.trit" --preset raw --reconstruct 2>"$tmp/err"
 expect "--reconstruct with float weights fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/rec.trit"
-expect "  ...with one line saying why" grep -q "^trit-convert: --reconstruct needs integer weights" "$tmp/err"
+expect "  ...with one line saying why" grep -q "^trit-convert: --reconstruct needs ternary or int4 weights" "$tmp/err"
+"$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/rec.trit" --preset raw --weights int8 "${cal[@]}" --reconstruct 2>"$tmp/err"
+expect "--reconstruct with int8 weights (no layer to reconstruct) fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/rec.trit"
+expect "  ...with one line saying why" grep -q "^trit-convert: --reconstruct needs ternary or int4 weights: int8" "$tmp/err"
 "$bin/trit-convert" "$r8/resnet8.onnx" -o "$tmp/rec.trit" --preset raw --weights ternary "${cal[@]}" --reconstruct \
   --reconstruct-iters 0 2>"$tmp/err"
 expect "--reconstruct-iters 0 fails, writes nothing" test $? -ne 0 -a ! -e "$tmp/rec.trit"
