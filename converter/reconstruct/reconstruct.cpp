@@ -134,7 +134,11 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
   const auto [train, held] = split_sample(data, opt.held_out_every);
   if (static_cast<int64_t>(train.size()) < opt.batch)
     fail("cannot reconstruct: {} training images, fewer than a batch of {}", train.size(), opt.batch);
-  const std::vector<int64_t> train_eval(train.begin(), train.begin() + std::min<size_t>(train.size(), held.size() * 2 + 8));
+  // The training error printed at the start and end: on 2 x held + 8 training images spread
+  // evenly over them (the first ones would be the views of the first few photos).
+  const size_t n_eval = std::min<size_t>(train.size(), held.size() * 2 + 8);
+  std::vector<int64_t> train_eval(n_eval);
+  for (size_t k = 0; k < n_eval; ++k) train_eval[k] = train[k * train.size() / n_eval];
   res.train_start = evaluate(net, g, seg, data, train_eval, opt.batch);
   res.held_start = held.empty() ? 0.0 : evaluate(net, g, seg, data, held, opt.batch);
   res.curve.push_back({0, res.held_start});
