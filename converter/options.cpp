@@ -145,12 +145,13 @@ std::optional<QuantizeOptions> quantize_options(const ConvertArgs& a) {
   q.calibration.seed = a.seed;
   // Reconstruction skips blocks without a ternary or int4 layer: on int8 it measured nothing
   // (ResNet-8, two folds: 32.6 -> 32.7 dB), so asking for it there is a mistake, not a no-op.
-  const bool low_bit = q.encoding != WeightEncoding::Int8PerChannel ||
-                       std::any_of(q.layers.begin(), q.layers.end(),
-                                   [](const auto& l) {
-                                     return l.second == WeightEncoding::TernaryClustered || l.second == WeightEncoding::Int4Clustered;
-                                   });
-  if (a.reconstruct && !low_bit)
+  const auto low_bit = [](WeightEncoding e) {
+    return e == WeightEncoding::TernaryClustered || e == WeightEncoding::Int4Clustered;
+  };
+  const bool any_low_bit = low_bit(q.encoding) || std::any_of(q.layers.begin(), q.layers.end(), [&](const auto& l) {
+                             return low_bit(l.second);
+                           });
+  if (a.reconstruct && !any_low_bit)
     fail("--reconstruct needs ternary or int4 weights: int8 layers are left as the layer-wise pass made them "
          "(pass --weights ternary or int4, or --layer NAME=ternary)");
   q.reconstruct = a.reconstruct;
