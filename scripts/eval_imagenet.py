@@ -11,7 +11,9 @@ the models over a pipeline of batches, and draws the progress bar. With several 
 model sees the same images, and the table gives each one's drop in top-1 from the first model
 and the agreement of its top-1 with the first model's (put the float32 model first), and the
 signal-to-noise ratio of its logits against the first model's over all images and classes
-(logit SQNR, in dB: it moves with the quantization where top-1 on a few hundred images is noise).
+(logit SQNR, in dB: it moves with the quantization where top-1 on a few hundred images is noise),
+and each model's cross-entropy on the labels (the mean of -log softmax at the true class, in
+nats: a change in accuracy shows there on fewer images than in top-1).
 
 Dataset layouts (found automatically):
   1. one folder per class, named by WordNet id (the reorganized validation set, or the train
@@ -194,9 +196,16 @@ def logit_sqnr(images, m):
     return 10 * math.log10(signal / sum(errors))
 
 
+def cross_entropy(images, m):
+    """Model m's mean cross-entropy on the labels (-log softmax at the true class, nats), or None
+    (results written before trit-eval recorded it)."""
+    values = [r["nll"][m] for r in images if "nll" in r]
+    return sum(values) / len(values) if values and len(values) == len(images) else None
+
+
 def totals(result):
-    """Recomputes each model's top-1, top-5, agreement with the first and logit SQNR against it
-    from per-image records."""
+    """Recomputes each model's top-1, top-5, agreement with the first, logit SQNR against it and
+    cross-entropy on the labels from per-image records."""
     images = result["per_image"]
     count = len(images)
     rows = []
@@ -205,7 +214,8 @@ def totals(result):
         top5 = sum(1 for r in images if r["truth"][m] in r["top5"][m])
         agree = sum(1 for r in images if r["top5"][m][:1] == r["top5"][0][:1])
         rows.append(dict(model, top1=top1 / count, top5=top5 / count, agreement=agree / count,
-                         logit_sqnr_db=logit_sqnr(images, m), correct1=top1, correct5=top5))
+                         logit_sqnr_db=logit_sqnr(images, m), cross_entropy=cross_entropy(images, m),
+                         correct1=top1, correct5=top5))
     return rows
 
 
@@ -213,13 +223,14 @@ def table(result):
     rows = totals(result)
     lines = [f"{len(result['per_image'])} images, {result['seconds']:.1f} s"
              f" ({len(result['per_image']) / max(result['seconds'], 1e-9):.1f} images/s)",
-             "| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | logit SQNR | file size |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | weights | top-1 | top-5 | drop in top-1 | top-1 agreement | logit SQNR | cross-entropy | file size |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sqnr = "-" if r["logit_sqnr_db"] is None else f"{r['logit_sqnr_db']:.1f} dB"
+        xent = "-" if r["cross_entropy"] is None else f"{r['cross_entropy']:.3f}"
         lines.append(f"| {os.path.basename(r['model'])} | {r['weights']} | {100 * r['top1']:.2f} % | "
                      f"{100 * r['top5']:.2f} % | {100 * (rows[0]['top1'] - r['top1']):+.2f} | "
-                     f"{100 * r['agreement']:.1f} % | {sqnr} | {r['bytes'] / 1e6:.1f} MB |")
+                     f"{100 * r['agreement']:.1f} % | {sqnr} | {xent} | {r['bytes'] / 1e6:.1f} MB |")
     return "\n".join(lines)
 
 

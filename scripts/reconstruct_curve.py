@@ -44,10 +44,10 @@ def main(argv):
     points = [(n, rows[f"i{n}"]) for n in iters]
 
     lines = [f"{a.model}, {a.options}, two folds; iterations 0 = the layer-wise result", "",
-             "| iterations | top-1 | fold 1 | fold 2 | logit SQNR | conversion |", "|---|---|---|---|---|---|"]
+             "| iterations | top-1 | fold 1 | fold 2 | logit SQNR | cross-entropy | conversion |", "|---|---|---|---|---|---|---|"]
     for n, r in points:
         lines.append(f"| {n} | {100 * r['top1']:.1f} % | {100 * r['fold1_top1']:.1f} % | {100 * r['fold2_top1']:.1f} % "
-                     f"| {r['sqnr_db']:.2f} dB | {r['seconds']:.0f} s |")
+                     f"| {r['sqnr_db']:.2f} dB | {r['cross_entropy']:.3f} | {r['seconds']:.0f} s |")
     with open(os.path.join(a.out, "curve.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -67,7 +67,8 @@ def main(argv):
         r = by_name[name]
         rows.append({"encoding": e, "N": n, "top1": r["top1"], "fold1_top1": r["fold1_top1"], "fold2_top1": r["fold2_top1"],
                      "top5": r["top5"], "drop": r["drop"], "agreement": r["agreement"], "sqnr_db": r["sqnr_db"],
-                     "fold1_sqnr_db": r["fold1_sqnr_db"], "fold2_sqnr_db": r["fold2_sqnr_db"], "replaced": r["replaced"],
+                     "fold1_sqnr_db": r["fold1_sqnr_db"], "fold2_sqnr_db": r["fold2_sqnr_db"],
+                     "cross_entropy": r["cross_entropy"], "replaced": r["replaced"],
                      "megabytes": r["megabytes"], "seconds": r["seconds"], "peak_mb": r["peak_mb"]})
     float_top1 = by_name[points[0][2]]["float_top1"]
     images = by_name[points[0][2]]["images"]
@@ -82,13 +83,14 @@ def main(argv):
     md = [f"ResNet-50, {a.shape} clusters, {a.method}, two folds of {images} photos (calibrated on one half, scored "
           f"on the other, swapped); float32 top-1 {100 * float_top1:.1f} %.", "",
           "| weights | N | fold 1: top-1, SQNR | fold 2: top-1, SQNR | top-1 | top-5 | drop | agreement | logit SQNR "
-          "| replaced | file | conversion | peak memory |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| cross-entropy | replaced | file | conversion | peak memory |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['encoding']} | {r['N']} | {100 * r['fold1_top1']:.1f} %, {opt(r['fold1_sqnr_db'], '{:.1f} dB')} | "
                   f"{100 * r['fold2_top1']:.1f} %, {opt(r['fold2_sqnr_db'], '{:.1f} dB')} | {100 * r['top1']:.1f} % | "
                   f"{100 * r['top5']:.1f} % | {100 * r['drop']:+.1f} | {100 * r['agreement']:.1f} % | "
-                  f"{opt(r['sqnr_db'], '{:.1f} dB')} | {100 * r['replaced']:.1f} % | {r['megabytes']:.1f} MB | "
+                  f"{opt(r['sqnr_db'], '{:.1f} dB')} | {r['cross_entropy']:.3f} | {100 * r['replaced']:.1f} % | "
+                  f"{r['megabytes']:.1f} MB | "
                   f"{opt(r['seconds'], '{:.0f} s')} | {opt(r['peak_mb'], '{} MB')} |")
     with open(os.path.join(a.out, "sweep.md"), "w") as f:
         f.write("\n".join(md) + "\n")

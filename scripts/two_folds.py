@@ -7,11 +7,17 @@
 Each --config is converted twice from the real ResNet-50 (scripts/fetch_resnet50.sh), calibrated
 on one half of --data's photos (every other photo in name order: trit-convert --calib-list with
 --calib-shard 1/2, then 2/2), and each is scored, beside the float32 model, on the other half
-(trit-eval --list). Per config and fold: top-1, logit SQNR against float32;
-pooled over both folds (every photo scored once, by the model that did not see it): top-1,
-top-5, drop from float32, top-1 agreement with float32, logit SQNR (the sums of both folds),
-the share of multiplications replaced, file size, conversion time and peak memory (from
-trit-convert's last line; the mean of the two folds).
+(trit-eval --list). Per config and fold: top-1, logit SQNR against float32, cross-entropy on the
+labels; pooled over both folds (every photo scored once, by the model that did not see it):
+top-1, top-5, drop from float32, top-1 agreement with float32, logit SQNR (the sums of both
+folds), cross-entropy, the share of multiplications replaced, file size, conversion time and
+peak memory (from trit-convert's last line; the mean of the two folds).
+
+With two configs or more, a second table compares each with the first on the same photos: the
+change in top-1 and in cross-entropy, each with its standard error over the photos (paired: the
+same photo under both models). On 500 photos top-1's standard error is about a point, the
+cross-entropy's a few hundredths: a change that is several standard errors in the
+cross-entropy, in both folds, is one a larger set of photos would show in top-1 too.
 
 With --model resnet8 the CIFAR-10 ResNet-8 of ../shared/data/resnet8-cifar10 is used instead,
 on its 1000 photos (a folder per class).
@@ -56,6 +62,22 @@ def conversion_figures(log):
     with open(log) as f:
         m = re.search(r"; ([0-9.]+) s, peak memory ([0-9]+) MB", f.read())
     return (float(m.group(1)), int(m.group(2))) if m else (None, None)
+
+
+def paired(image, c, key):
+    """Config c's value on one photo minus the first config's (column 1 of trit-eval's records:
+    the float32 model is column 0): correct or not in top-1, or cross-entropy."""
+    if key == "top1":
+        return float(image["top5"][c][:1] == [image["truth"][c]]) - float(image["top5"][1][:1] == [image["truth"][1]])
+    return image["nll"][c] - image["nll"][1]
+
+
+def mean_and_error(d):
+    """The mean of d and its standard error (sample standard deviation / sqrt(n))."""
+    n = len(d)
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var / n)
 
 
 def main(argv):
@@ -121,8 +143,9 @@ def main(argv):
         out = os.path.join(a.out, f"fold{fold}.json")
         if os.path.exists(out):  # scored before: kept if it scored these very models
             with open(out) as f:
-                if [m["model"] for m in json.load(f)["models"]] != models:
-                    os.remove(out)
+                old = json.load(f)
+            if [m["model"] for m in old["models"]] != models or "nll" not in old["per_image"][0]:
+                os.remove(out)
         if not os.path.exists(out):
             scored = os.path.join(a.out, f"scored{fold}.txt")  # the other half
             with open(scored, "w") as f:
@@ -146,6 +169,7 @@ def main(argv):
             t = eval_imagenet.totals(r)
             row[f"fold{fold}_top1"] = t[c]["top1"]
             row[f"fold{fold}_sqnr_db"] = t[c]["logit_sqnr_db"]
+            row[f"fold{fold}_cross_entropy"] = t[c]["cross_entropy"]
             correct1 += t[c]["correct1"]
             correct5 += t[c]["correct5"]
             agree += round(t[c]["agreement"] * len(r["per_image"]))
@@ -153,9 +177,12 @@ def main(argv):
             signal += sum(i["logit_signal"] for i in r["per_image"])
             noise += sum(i["logit_error"][c] for i in r["per_image"])
         float1 = sum(eval_imagenet.totals(results[f])[0]["correct1"] for f in (1, 2))
+        nll = [i["nll"][c] for f in (1, 2) for i in results[f]["per_image"]]
+        float_nll = [i["nll"][0] for f in (1, 2) for i in results[f]["per_image"]]
         row.update(top1=correct1 / images, top5=correct5 / images, drop=(float1 - correct1) / images,
                    agreement=agree / images, sqnr_db=10 * math.log10(signal / noise) if noise > 0 else None,
-                   float_top1=float1 / images, images=images)
+                   float_top1=float1 / images, images=images, cross_entropy=sum(nll) / images,
+                   float_cross_entropy=sum(float_nll) / images)
         reports = []
         for fold in (1, 2):
             with open(os.path.join(a.out, f"{name}-f{fold}.json")) as f:
@@ -177,17 +204,32 @@ def main(argv):
         return "-" if x is None else f"{x:.0f} s"
 
     md = [f"{a.model}, two folds of {rows[0]['images'] if rows else 0} photos of {data} (calibrate on one half, score "
-          f"the other, swap); float32 top-1 {pct(rows[0]['float_top1']) if rows else '-'}",
+          f"the other, swap); float32 top-1 {pct(rows[0]['float_top1']) if rows else '-'}, cross-entropy "
+          f"{rows[0]['float_cross_entropy']:.3f}" if rows else "",
           "",
-          "| config | fold 1: top-1, SQNR | fold 2: top-1, SQNR | top-1 | top-5 | drop | agreement | logit SQNR | "
-          "replaced | file | conversion | peak memory |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| config | fold 1: top-1, SQNR, cross-entropy | fold 2: top-1, SQNR, cross-entropy | top-1 | top-5 | drop | "
+          "agreement | logit SQNR | cross-entropy | replaced | file | conversion | peak memory |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['config']} | {pct(r['fold1_top1'])}, {db(r['fold1_sqnr_db'])} | "
-                  f"{pct(r['fold2_top1'])}, {db(r['fold2_sqnr_db'])} | {pct(r['top1'])} | {pct(r['top5'])} | "
-                  f"{100 * r['drop']:+.1f} | {pct(r['agreement'])} | {db(r['sqnr_db'])} | {pct(r['replaced'])} | "
+        md.append(f"| {r['config']} | {pct(r['fold1_top1'])}, {db(r['fold1_sqnr_db'])}, {r['fold1_cross_entropy']:.3f} | "
+                  f"{pct(r['fold2_top1'])}, {db(r['fold2_sqnr_db'])}, {r['fold2_cross_entropy']:.3f} | {pct(r['top1'])} | "
+                  f"{pct(r['top5'])} | {100 * r['drop']:+.1f} | {pct(r['agreement'])} | {db(r['sqnr_db'])} | "
+                  f"{r['cross_entropy']:.3f} | {pct(r['replaced'])} | "
                   f"{r['megabytes']:.1f} MB | {secs(r['seconds'])} | "
                   f"{'-' if r['peak_mb'] is None else str(r['peak_mb']) + ' MB'} |")
+    if len(rows) > 1:
+        md += ["", f"Against {rows[0]['config']}, on the same photos (change, its standard error over the photos):", "",
+               "| config | top-1 | cross-entropy | cross-entropy, fold 1 | cross-entropy, fold 2 |", "|---|---|---|---|---|"]
+        for c in range(2, len(configs) + 1):
+            rows[c - 1]["against"] = dict(config=rows[0]["config"])
+            cells = []
+            for key, folds in (("top1", (1, 2)), ("cross_entropy", (1, 2)), ("cross_entropy", (1,)), ("cross_entropy", (2,))):
+                d = [paired(i, c, key) for f in folds for i in results[f]["per_image"]]
+                mean, se = mean_and_error(d)
+                if len(folds) == 2:
+                    rows[c - 1]["against"][key] = [mean, se]
+                cells.append(f"{100 * mean:+.1f} ± {100 * se:.1f}" if key == "top1" else f"{mean:+.3f} ± {se:.3f}")
+            md.append(f"| {rows[c - 1]['config']} | " + " | ".join(cells) + " |")
     with open(os.path.join(a.out, "folds.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(a.out, "folds.json"), "w") as f:

@@ -235,6 +235,19 @@ class EndToEnd(unittest.TestCase):
         self.assertGreater(t[1]["logit_sqnr_db"], 10)  # int8 follows float closely
         self.assertEqual(rows[0].split(" | ")[6], "-")
         self.assertEqual(rows[1].split(" | ")[6], f"{t[1]['logit_sqnr_db']:.1f} dB")
+        # Cross-entropy on the labels: each image's equals -log softmax(logits)[truth] from the
+        # logits infer prints (the same runtime, exact floats), and the table gives the mean.
+        for m, model in enumerate((self.float_model, self.int8_model)):
+            for image in result["per_image"][:3]:
+                out = subprocess.run([os.path.join(BIN, "infer"), "--model", model, "--json", "--logits", image["path"]],
+                                     check=True, capture_output=True, text=True).stdout
+                logits = np.array(json.loads(out)["logits"], dtype=np.float64)
+                top = logits.max()
+                expected = math.log(np.exp(logits - top).sum()) - (logits[image["truth"][m]] - top)
+                self.assertAlmostEqual(image["nll"][m], expected, delta=1e-7 * max(1.0, expected))
+            mean = sum(i["nll"][m] for i in result["per_image"]) / 12
+            self.assertAlmostEqual(t[m]["cross_entropy"], mean, places=12)
+            self.assertEqual(rows[m].split(" | ")[7], f"{mean:.3f}")
 
     def test_bad_inputs_are_one_line_errors(self):
         with self.assertRaises(ev.EvalError) as e:

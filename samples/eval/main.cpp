@@ -2,7 +2,8 @@
 // classes and how far its logits lie from the first model's. It does the heavy work (decoding,
 // resizing, inference over a pipeline of batches) for scripts/eval_imagenet.py, which finds the
 // images and their labels in the dataset layouts people have, and computes and prints the totals
-// (top-1, top-5, drop, agreement, logit SQNR) from these records: the one place they are defined.
+// (top-1, top-5, drop, agreement, logit SQNR, cross-entropy) from these records: the one place they
+// are defined.
 //
 //   trit-eval --model A.trit [--model B.trit ...] (--data DIR | --list FILE) [--skip N] [--limit N]
 //             [--threads T] [--json OUT]
@@ -14,8 +15,9 @@
 // --list FILE: one image a line, "PATH<TAB>LABEL", in the order given; LABEL is a WordNet id, a
 // class name, or a class index (0-based, the model's label order).
 // The result (to --json OUT, else stdout) is JSON: each model's configuration, and every image's
-// label, top-5 per model, the first model's sum of squared logits and each model's squared
-// distance from them. The progress bar (images per second, the first model's running top-1) goes
+// label, top-5 per model, the first model's sum of squared logits, each model's squared
+// distance from them, and each model's cross-entropy on the label (-log softmax(logits)[label],
+// in nats: unlike top-1 it moves with every logit, so it tells models apart on fewer images). The progress bar (images per second, the first model's running top-1) goes
 // to stderr.
 #include <CLI/CLI.hpp>
 #include <tbb/parallel_for.h>
@@ -34,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <span>
 
 #include "trit/error.h"
 #include "trit/image.h"
@@ -104,6 +107,7 @@ struct Runner {
   std::vector<int> truths;
   std::vector<std::vector<int32_t>> top5s;  // per image, best first (fewer where the model has fewer classes)
   std::vector<double> logit_error;          // per image, sum (logit - first model's)^2; NaN: other classes
+  std::vector<double> nll;                  // per image, -log softmax(logits)[truth], in nats
   int classes = 0;
 
   int class_index(const std::string& label) const {
@@ -154,8 +158,18 @@ std::vector<Runner> load_runners(const std::vector<std::string>& models, bool dy
   return runners;
 }
 
-// One batch's logits from every model: each model's top five, and its logits' squared distance
-// from the first model's (logit_signal gets the first model's own power per image).
+// -log of the softmax of logits at class truth, in double, from the largest logit down (no
+// overflow): log sum exp(l - max) - (l[truth] - max).
+double cross_entropy(std::span<const float> logits, int truth) {
+  const double top = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(double(l) - top);
+  return std::log(sum) - (double(logits[truth]) - top);
+}
+
+// One batch's logits from every model: each model's top five, its cross-entropy on the label, and
+// its logits' squared distance from the first model's (logit_signal gets the first model's own
+// power per image).
 void score_batch(std::vector<Runner>& runners, const std::vector<Sample>& samples, size_t begin,
                  const std::vector<trit::Image>& images, std::vector<double>& logit_signal) {
   const size_t count = images.size();
@@ -181,6 +195,7 @@ void score_batch(std::vector<Runner>& runners, const std::vector<Sample>& sample
       const auto top = trit::top_classes(std::span(logits).subspan(i * classes, classes), 5);
       const int truth = r.class_index(samples[begin + i].label);
       r.top1 += !top.empty() && top[0] == truth;
+      r.nll.push_back(cross_entropy(std::span(logits).subspan(i * classes, classes), truth));
       r.truths.push_back(truth);
       r.top5s.push_back(top);
     }
@@ -248,18 +263,19 @@ std::string result_json(const std::vector<Runner>& runners, const std::vector<Sa
   // Every image: its label, and per model the class index of the label and the top five.
   json += "],\n\"per_image\": [";
   for (size_t i = 0; i < samples.size(); ++i) {
-    std::string truth, top, error;
+    std::string truth, top, error, nll;
     for (size_t m = 0; m < runners.size(); ++m) {
       truth += fmt::format("{}{}", m ? ", " : "", runners[m].truths[i]);
+      nll += fmt::format("{}{:.9g}", m ? ", " : "", runners[m].nll[i]);
       const double e = runners[m].logit_error[i];
       error += fmt::format("{}{}", m ? ", " : "", std::isfinite(e) ? fmt::format("{:.9g}", e) : "null");
       top += fmt::format("{}[{}]", m ? ", " : "", fmt::join(runners[m].top5s[i], ", "));
     }
     json += fmt::format(
         "{}\n  {{\"path\": {}, \"label\": {}, \"truth\": [{}], \"top5\": [{}], \"logit_signal\": {:.9g}, "
-        "\"logit_error\": [{}]}}",
+        "\"logit_error\": [{}], \"nll\": [{}]}}",
         i ? "," : "", trit::json_quote(samples[i].path), trit::json_quote(samples[i].label), truth, top, logit_signal[i],
-        error);
+        error, nll);
   }
   return json + "\n]}\n";
 }
