@@ -198,9 +198,11 @@ def logit_sqnr(images, m):
 
 def cross_entropy(images, m):
     """Model m's mean cross-entropy on the labels (-log softmax at the true class, nats), or None
-    (results written before trit-eval recorded it)."""
+    (results written before trit-eval recorded it, or labels beyond the model's classes)."""
     values = [r["nll"][m] for r in images if "nll" in r]
-    return sum(values) / len(values) if values and len(values) == len(images) else None
+    if not values or len(values) != len(images) or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
 
 
 def totals(result):

@@ -17,8 +17,9 @@
 // The result (to --json OUT, else stdout) is JSON: each model's configuration, and every image's
 // label, top-5 per model, the first model's sum of squared logits, each model's squared
 // distance from them, and each model's cross-entropy on the label (-log softmax(logits)[label],
-// in nats: unlike top-1 it moves with every logit, so it tells models apart on fewer images). The progress bar (images per second, the first model's running top-1) goes
-// to stderr.
+// in nats: unlike top-1 it moves with every logit, so it tells models apart on fewer images; null
+// where the label is beyond the model's classes). The progress bar (images per second, the first
+// model's running top-1) goes to stderr.
 #include <CLI/CLI.hpp>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
@@ -159,8 +160,9 @@ std::vector<Runner> load_runners(const std::vector<std::string>& models, bool dy
 }
 
 // -log of the softmax of logits at class truth, in double, from the largest logit down (no
-// overflow): log sum exp(l - max) - (l[truth] - max).
+// overflow): log sum exp(l - max) - (l[truth] - max). NaN when truth is not one of the classes.
 double cross_entropy(std::span<const float> logits, int truth) {
+  if (truth < 0 || static_cast<size_t>(truth) >= logits.size() || logits.empty()) return NAN;
   const double top = *std::max_element(logits.begin(), logits.end());
   double sum = 0;
   for (float l : logits) sum += std::exp(double(l) - top);
@@ -266,7 +268,8 @@ std::string result_json(const std::vector<Runner>& runners, const std::vector<Sa
     std::string truth, top, error, nll;
     for (size_t m = 0; m < runners.size(); ++m) {
       truth += fmt::format("{}{}", m ? ", " : "", runners[m].truths[i]);
-      nll += fmt::format("{}{:.9g}", m ? ", " : "", runners[m].nll[i]);
+      const double x = runners[m].nll[i];
+      nll += fmt::format("{}{}", m ? ", " : "", std::isfinite(x) ? fmt::format("{:.9g}", x) : "null");
       const double e = runners[m].logit_error[i];
       error += fmt::format("{}{}", m ? ", " : "", std::isfinite(e) ? fmt::format("{:.9g}", e) : "null");
       top += fmt::format("{}[{}]", m ? ", " : "", fmt::join(runners[m].top5s[i], ", "));
