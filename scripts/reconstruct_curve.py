@@ -6,8 +6,9 @@
 
 Runs scripts/two_folds.py once per iteration count (0: the layer-wise result, no --reconstruct),
 so every point is two folds: calibrated on one half of the photos, scored on the other, swapped.
-Writes --out/curve.png (top-1 and SQNR against iterations, conversion time on the axis labels)
-and --out/curve.md (the table), beside two_folds.py's folds.md and folds.json.
+Writes --out/curve.png (top-1 and SQNR against iterations, conversion time under each point; beside
+it the cross-entropy on the labels) and --out/curve.md (the table), beside two_folds.py's
+folds.md and folds.json.
 """
 import argparse
 import json
@@ -56,7 +57,7 @@ def main(argv):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     xs = [n for n, _ in points]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ce) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     ax.plot(xs, [100 * r["top1"] for _, r in points], "o-", color="tab:blue", label="held-out top-1")
     for fold, marker in (("fold1_top1", "x"), ("fold2_top1", "+")):
         ax.plot(xs, [100 * r[fold] for _, r in points], marker, color="tab:blue", alpha=0.5)
@@ -73,6 +74,14 @@ def main(argv):
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8)
     ax.set_title(f"{a.model} {a.options}: block reconstruction, held-out", fontsize=9)
+    ce.plot(xs, [r["cross_entropy"] for _, r in points], "o-", color="tab:green", label="both folds")
+    for fold, marker in (("fold1_cross_entropy", "x"), ("fold2_cross_entropy", "+")):
+        ce.plot(xs, [r[fold] for _, r in points], marker, color="tab:green", alpha=0.6)
+    ce.axhline(points[0][1]["float_cross_entropy"], color="gray", ls="--", label="float32")
+    ce.set_xlabel("--reconstruct-iters")
+    ce.set_ylabel("cross-entropy on the labels (nats); x + each fold")
+    ce.legend(fontsize=8)
+    ce.set_title("cross-entropy: lower is better", fontsize=9)
     fig.tight_layout()
     fig.savefig(os.path.join(a.out, "curve.png"), dpi=120)
     print(f"wrote {os.path.join(a.out, 'curve.png')}")
