@@ -196,13 +196,17 @@ def logit_sqnr(images, m):
     return 10 * math.log10(signal / sum(errors))
 
 
+def correct1(image, m):
+    """Whether model m's first guess on one per-image record is its true class."""
+    return image["top5"][m][:1] == [image["truth"][m]]
+
+
 def cross_entropy(images, m):
     """Model m's mean cross-entropy on the labels (-log softmax at the true class, nats), or None
     (results written before trit-eval recorded it, or labels beyond the model's classes)."""
-    values = [r["nll"][m] for r in images if "nll" in r]
-    if not values or len(values) != len(images) or any(v is None for v in values):
+    if not images or any(r.get("nll") is None or r["nll"][m] is None for r in images):
         return None
-    return sum(values) / len(values)
+    return sum(r["nll"][m] for r in images) / len(images)
 
 
 def totals(result):
@@ -212,7 +216,7 @@ def totals(result):
     count = len(images)
     rows = []
     for m, model in enumerate(result["models"]):
-        top1 = sum(1 for r in images if r["top5"][m][:1] == [r["truth"][m]])
+        top1 = sum(1 for r in images if correct1(r, m))
         top5 = sum(1 for r in images if r["truth"][m] in r["top5"][m])
         agree = sum(1 for r in images if r["top5"][m][:1] == r["top5"][0][:1])
         rows.append(dict(model, top1=top1 / count, top5=top5 / count, agreement=agree / count,

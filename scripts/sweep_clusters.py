@@ -9,8 +9,8 @@ Builds trit (scripts/build.sh), converts the real ResNet-50 at every N and score
 scored on the other, swapped; no photo is scored by a model calibrated on it). Writes, in --out,
 beside two_folds.py's models, logs, folds.md and folds.json:
   sweep.csv    encoding, N, top-1 (pooled and per fold), top-5, drop from float32, agreement,
-               logit SQNR against float32 (pooled and per fold), replaced share, file size,
-               conversion time (the folds' mean) and peak memory
+               logit SQNR against float32 (pooled and per fold), cross-entropy on the labels,
+               replaced share, file size, conversion time (the folds' mean) and peak memory
   sweep.md     the same as a Markdown table
   sweep.png    top-1 and logit SQNR against N per encoding, the share of multiplications replaced
                by additions on the top-1 panel's second axis

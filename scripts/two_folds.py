@@ -68,7 +68,7 @@ def paired(image, c, key):
     """Config c's value on one photo minus the first config's (column 1 of trit-eval's records:
     the float32 model is column 0): correct or not in top-1, or cross-entropy."""
     if key == "top1":
-        return float(image["top5"][c][:1] == [image["truth"][c]]) - float(image["top5"][1][:1] == [image["truth"][1]])
+        return float(eval_imagenet.correct1(image, c)) - float(eval_imagenet.correct1(image, 1))
     return image["nll"][c] - image["nll"][1]
 
 
@@ -159,30 +159,31 @@ def main(argv):
         with open(out) as f:
             results[fold] = json.load(f)
 
+    totals = {fold: eval_imagenet.totals(results[fold]) for fold in (1, 2)}
+    counts = {fold: len(results[fold]["per_image"]) for fold in (1, 2)}
+    images = counts[1] + counts[2]
+
+    def pooled(m, key):
+        """Model m's figure over both folds: each fold's weighted by its photos."""
+        return sum(totals[f][m][key] * counts[f] for f in (1, 2)) / images
+
+    float1 = sum(totals[f][0]["correct1"] for f in (1, 2))
     rows = []
     for c, (name, _) in enumerate(configs, start=1):
         row = {"config": name, "options": " ".join(shlex.quote(x) for x in configs[c - 1][1])}
-        correct1 = correct5 = agree = images = 0
         signal = noise = 0.0
         for fold in (1, 2):
-            r = results[fold]
-            t = eval_imagenet.totals(r)
-            row[f"fold{fold}_top1"] = t[c]["top1"]
-            row[f"fold{fold}_sqnr_db"] = t[c]["logit_sqnr_db"]
-            row[f"fold{fold}_cross_entropy"] = t[c]["cross_entropy"]
-            correct1 += t[c]["correct1"]
-            correct5 += t[c]["correct5"]
-            agree += round(t[c]["agreement"] * len(r["per_image"]))
-            images += len(r["per_image"])
-            signal += sum(i["logit_signal"] for i in r["per_image"])
-            noise += sum(i["logit_error"][c] for i in r["per_image"])
-        float1 = sum(eval_imagenet.totals(results[f])[0]["correct1"] for f in (1, 2))
-        nll = [i["nll"][c] for f in (1, 2) for i in results[f]["per_image"]]
-        float_nll = [i["nll"][0] for f in (1, 2) for i in results[f]["per_image"]]
-        row.update(top1=correct1 / images, top5=correct5 / images, drop=(float1 - correct1) / images,
-                   agreement=agree / images, sqnr_db=10 * math.log10(signal / noise) if noise > 0 else None,
-                   float_top1=float1 / images, images=images, cross_entropy=sum(nll) / images,
-                   float_cross_entropy=sum(float_nll) / images)
+            t = totals[fold][c]
+            row[f"fold{fold}_top1"] = t["top1"]
+            row[f"fold{fold}_sqnr_db"] = t["logit_sqnr_db"]
+            row[f"fold{fold}_cross_entropy"] = t["cross_entropy"]
+            signal += sum(i["logit_signal"] for i in results[fold]["per_image"])
+            noise += sum(i["logit_error"][c] for i in results[fold]["per_image"])
+        correct1 = sum(totals[f][c]["correct1"] for f in (1, 2))
+        row.update(top1=correct1 / images, top5=pooled(c, "top5"), drop=(float1 - correct1) / images,
+                   agreement=pooled(c, "agreement"), sqnr_db=10 * math.log10(signal / noise) if noise > 0 else None,
+                   float_top1=float1 / images, images=images, cross_entropy=pooled(c, "cross_entropy"),
+                   float_cross_entropy=pooled(0, "cross_entropy"))
         reports = []
         for fold in (1, 2):
             with open(os.path.join(a.out, f"{name}-f{fold}.json")) as f:

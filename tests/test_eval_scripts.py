@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""Tests of scripts/eval_imagenet.py and scripts/plot_layer_report.py.
+"""Tests of scripts/eval_imagenet.py, scripts/two_folds.py and scripts/plot_layer_report.py.
 
     /usr/bin/python3 tests/test_eval_scripts.py BIN_DIR
 
 The ground-truth parsers run on hand-written files. The dataset layouts, --shard and merge, and
 the comparison table run end to end (trit-convert, trit-eval) on a tiny 1000-class model and a
-few photos of ../shared/data/imagenet-sample laid out in a temporary folder; those tests are
-skipped when ../shared/data is absent.
+few photos of ../shared/data/imagenet-sample laid out in a temporary folder; two_folds.py runs
+on the real ResNet-8 (../shared/data/resnet8-cifar10). Those tests are skipped when
+../shared/data is absent.
 """
 import contextlib
 import io
@@ -390,11 +391,108 @@ class Dask(unittest.TestCase):
         self.assertIn("n01440764_truncated.JPEG", stderr.getvalue())
 
 
+R8 = os.path.join(ROOT, "..", "shared", "data", "resnet8-cifar10")
+
+
+class TwoFolds(unittest.TestCase):
+    """scripts/two_folds.py on the real ResNet-8 and its 1000 CIFAR-10 photos, int8 and ternary
+    N=4: every figure of folds.json recounted from trit-eval's per-photo records, the folds
+    disjoint and covering the photos, the paired table's means and standard errors, and a rerun
+    that converts nothing and gives the same figures."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp()
+        cls.cmd = [sys.executable, os.path.join(ROOT, "scripts", "two_folds.py"), "--model", "resnet8", "--out",
+                   cls.tmp, "--bin", BIN, "--config", "i8=--weights int8", "--config", "t4=--weights ternary --cluster 4"]
+        cls.first = subprocess.run(cls.cmd, capture_output=True, text=True)
+        with open(os.path.join(cls.tmp, "folds.json")) as f:
+            cls.rows = json.load(f)
+        cls.folds = []
+        for fold in (1, 2):
+            with open(os.path.join(cls.tmp, f"fold{fold}.json")) as f:
+                cls.folds.append(json.load(f)["per_image"])
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def photos(self, name):
+        with open(os.path.join(self.tmp, name)) as f:
+            return [line.split("\t")[0] for line in f.read().splitlines()]
+
+    def test_folds_split_the_photos(self):
+        self.assertEqual(self.first.returncode, 0, self.first.stderr)
+        everything = self.photos("photos.txt")
+        scored = [self.photos("scored1.txt"), self.photos("scored2.txt")]
+        self.assertEqual(len(everything), 1000)
+        self.assertEqual(sorted(scored[0] + scored[1]), sorted(everything))
+        self.assertFalse(set(scored[0]) & set(scored[1]))
+        # Fold 1's models calibrate on --calib-shard 1/2 (photos 0, 2, ...): it scores the others.
+        self.assertEqual(scored[0], everything[1::2])
+        self.assertEqual([len(f) for f in self.folds], [500, 500])
+
+    def test_pooled_figures_are_the_photos(self):
+        records = self.folds[0] + self.folds[1]
+        n = len(records)
+        for c, row in enumerate(self.rows, start=1):
+            correct = sum(r["top5"][c][0] == r["truth"][c] for r in records)
+            self.assertEqual(row["images"], n)
+            self.assertAlmostEqual(row["top1"], correct / n, places=12)
+            self.assertAlmostEqual(row["drop"], (sum(r["top5"][0][0] == r["truth"][0] for r in records) - correct) / n,
+                                   places=12)
+            self.assertAlmostEqual(row["agreement"], sum(r["top5"][c][0] == r["top5"][0][0] for r in records) / n,
+                                   places=12)
+            self.assertAlmostEqual(row["cross_entropy"], sum(r["nll"][c] for r in records) / n, places=12)
+            self.assertAlmostEqual(row["float_cross_entropy"], sum(r["nll"][0] for r in records) / n, places=12)
+            signal = sum(r["logit_signal"] for r in records)
+            self.assertAlmostEqual(row["sqnr_db"], 10 * math.log10(signal / sum(r["logit_error"][c] for r in records)),
+                                   places=9)
+            for fold in (1, 2):
+                part = self.folds[fold - 1]
+                self.assertAlmostEqual(row[f"fold{fold}_top1"],
+                                       sum(r["top5"][c][0] == r["truth"][c] for r in part) / len(part), places=12)
+        # int8 is near float32 and ternary N=4 below it: the rows are the configs in order.
+        self.assertEqual([r["config"] for r in self.rows], ["i8", "t4"])
+        self.assertGreater(self.rows[0]["sqnr_db"], self.rows[1]["sqnr_db"] + 10)
+
+    def test_paired_changes_against_the_first_config(self):
+        records = self.folds[0] + self.folds[1]
+        against = self.rows[1]["against"]
+        self.assertEqual(against["config"], "i8")
+        for key, value in (("top1", lambda r, c: float(r["top5"][c][0] == r["truth"][c])),
+                           ("cross_entropy", lambda r, c: r["nll"][c])):
+            d = np.array([value(r, 2) - value(r, 1) for r in records])
+            mean, se = against[key]
+            self.assertAlmostEqual(mean, self.rows[1][key] - self.rows[0][key], places=9)
+            self.assertAlmostEqual(mean, d.mean(), places=9)
+            self.assertAlmostEqual(se, d.std(ddof=1) / math.sqrt(len(d)), places=9)
+            self.assertGreater(se, 0)
+        with open(os.path.join(self.tmp, "folds.md")) as f:
+            md = f.read()
+        self.assertIn(f"| t4 | {100 * against['top1'][0]:+.1f} ± {100 * against['top1'][1]:.1f} | "
+                      f"{against['cross_entropy'][0]:+.3f} ± {against['cross_entropy'][1]:.3f} |", md)
+
+    def test_a_rerun_converts_nothing_and_gives_the_same_figures(self):
+        again = subprocess.run(self.cmd, capture_output=True, text=True)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn("converting", self.first.stderr)
+        self.assertNotIn("converting", again.stderr)
+        with open(os.path.join(self.tmp, "folds.json")) as f:
+            self.assertEqual(json.load(f), self.rows)
+
+    def test_a_bad_config_is_a_one_line_error(self):
+        bad = subprocess.run(self.cmd[:-4] + ["--config", "no equals sign"], capture_output=True, text=True)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertEqual(len(bad.stderr.strip().splitlines()), 1, bad.stderr)
+        self.assertIn("no equals sign", bad.stderr)
+
+
 if __name__ == "__main__":
-    # test_eval_scripts.py BIN [CLASS ...]: ctest runs GroundTruth, EndToEnd and Dask as three
-    # tests; the last two exit 77 (ctest: skipped) without ../shared/data.
+    # test_eval_scripts.py BIN [CLASS ...]: ctest runs GroundTruth, EndToEnd, Dask and TwoFolds as
+    # four tests; the last three exit 77 (ctest: skipped) without ../shared/data.
     BIN = sys.argv.pop(1)
-    if ("EndToEnd" in sys.argv[1:] or "Dask" in sys.argv[1:]) and not os.path.isdir(SAMPLE):
+    if ({"EndToEnd", "Dask", "TwoFolds"} & set(sys.argv[1:])) and not (os.path.isdir(SAMPLE) and os.path.isdir(R8)):
         print("skipped: ../shared/data is absent")
         sys.exit(77)
     unittest.main(verbosity=2)

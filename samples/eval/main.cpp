@@ -162,7 +162,7 @@ std::vector<Runner> load_runners(const std::vector<std::string>& models, bool dy
 // -log of the softmax of logits at class truth, in double, from the largest logit down (no
 // overflow): log sum exp(l - max) - (l[truth] - max). NaN when truth is not one of the classes.
 double cross_entropy(std::span<const float> logits, int truth) {
-  if (truth < 0 || static_cast<size_t>(truth) >= logits.size() || logits.empty()) return NAN;
+  if (truth < 0 || static_cast<size_t>(truth) >= logits.size()) return NAN;
   const double top = *std::max_element(logits.begin(), logits.end());
   double sum = 0;
   for (float l : logits) sum += std::exp(double(l) - top);
