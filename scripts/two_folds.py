@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eval_imagenet  # noqa: E402  (the totals are defined there)
 
@@ -66,10 +68,50 @@ def conversion_figures(log):
 
 def paired(image, c, key):
     """Config c's value on one photo minus the first config's (column 1 of trit-eval's records:
-    the float32 model is column 0): correct or not in top-1, or cross-entropy."""
+    the float32 model is column 0): correct or not in top-1, cross-entropy, or cross-entropy at
+    each model's fitted temperature."""
     if key == "top1":
         return float(eval_imagenet.correct1(image, c)) - float(eval_imagenet.correct1(image, 1))
+    if key == "cross_entropy_fitted":
+        return image["nll_fitted"][c] - image["nll_fitted"][1]
     return image["nll"][c] - image["nll"][1]
+
+
+def nll_at(logits, truth, beta):
+    """Per image, -log softmax(beta * logits) at the true class (nats). logits [images, classes],
+    truth [images]."""
+    z = beta * logits.astype(np.float64)
+    top = z.max(axis=1, keepdims=True)
+    return np.log(np.exp(z - top).sum(axis=1)) + top[:, 0] - z[np.arange(len(truth)), truth]
+
+
+def fitted_temperature(logits, truth):
+    """The temperature T that minimizes the mean cross-entropy of softmax(logits / T) on the labels.
+    The mean is convex in beta = 1/T: its derivative is the mean of E_p[z] - z[truth], its second
+    the mean of Var_p[z]; Newton's method from beta = 1, halving a step that does not lower it."""
+    z = logits.astype(np.float64)
+    rows = np.arange(len(truth))
+    beta = 1.0
+    loss = nll_at(z, truth, beta).mean()
+    for _ in range(100):
+        p = np.exp(beta * z - (beta * z).max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        mean_z = (p * z).sum(axis=1)
+        grad = (mean_z - z[rows, truth]).mean()
+        hess = ((p * z * z).sum(axis=1) - mean_z ** 2).mean()
+        if abs(grad) < 1e-10 or hess <= 0:
+            break
+        step = grad / hess
+        while True:
+            trial = beta - step
+            trial_loss = nll_at(z, truth, trial).mean() if trial > 0 else math.inf
+            if trial_loss <= loss or abs(step) < 1e-12:
+                break
+            step /= 2
+        if trial_loss > loss:
+            break
+        beta, loss = trial, trial_loss
+    return 1 / beta
 
 
 def mean_and_error(d):
@@ -141,16 +183,17 @@ def main(argv):
             models.append(convert(f"{name}-f{fold}", args + calib + ["--report", os.path.join(a.out, f"{name}-f{fold}.json")],
                                   f"{name}-f{fold}.log"))
         out = os.path.join(a.out, f"fold{fold}.json")
+        logits = os.path.join(a.out, f"fold{fold}-logits.npy")
         if os.path.exists(out):  # scored before: kept if it scored these very models
             with open(out) as f:
                 old = json.load(f)
-            if [m["model"] for m in old["models"]] != models or "nll" not in old["per_image"][0]:
+            if [m["model"] for m in old["models"]] != models or "nll" not in old["per_image"][0] or not os.path.exists(logits):
                 os.remove(out)
         if not os.path.exists(out):
             scored = os.path.join(a.out, f"scored{fold}.txt")  # the other half
             with open(scored, "w") as f:
                 f.write("".join(f"{path}\t{label}\n" for path, label in photos[2 - fold::2]))
-            cmd = [os.path.join(bin_dir, "trit-eval"), "--list", scored, "--json", out]
+            cmd = [os.path.join(bin_dir, "trit-eval"), "--list", scored, "--json", out, "--logits", logits]
             for m in models:
                 cmd += ["-m", m]
             if a.threads:
@@ -158,6 +201,19 @@ def main(argv):
             sh(cmd, stdout=subprocess.DEVNULL)
         with open(out) as f:
             results[fold] = json.load(f)
+        # Each model's cross-entropy at its own fitted temperature, per photo: free of the logits'
+        # overall scale, which moves the plain cross-entropy without changing any ranking.
+        every = np.load(logits)
+        records = results[fold]["per_image"]
+        results[fold]["temperature"] = []
+        fitted = []
+        for m in range(every.shape[1]):
+            truth = np.array([r["truth"][m] for r in records])
+            t = fitted_temperature(every[:, m], truth)
+            results[fold]["temperature"].append(t)
+            fitted.append(nll_at(every[:, m], truth, 1 / t))
+        for i, r in enumerate(records):
+            r["nll_fitted"] = [float(f[i]) for f in fitted]
 
     totals = {fold: eval_imagenet.totals(results[fold]) for fold in (1, 2)}
     counts = {fold: len(results[fold]["per_image"]) for fold in (1, 2)}
@@ -166,6 +222,10 @@ def main(argv):
     def pooled(m, key):
         """Model m's figure over both folds: each fold's weighted by its photos."""
         return sum(totals[f][m][key] * counts[f] for f in (1, 2)) / images
+
+    def fitted_mean(m):
+        """Model m's cross-entropy at its fitted temperatures, over both folds' photos."""
+        return sum(r["nll_fitted"][m] for f in (1, 2) for r in results[f]["per_image"]) / images
 
     float1 = sum(totals[f][0]["correct1"] for f in (1, 2))
     rows = []
@@ -177,13 +237,15 @@ def main(argv):
             row[f"fold{fold}_top1"] = t["top1"]
             row[f"fold{fold}_sqnr_db"] = t["logit_sqnr_db"]
             row[f"fold{fold}_cross_entropy"] = t["cross_entropy"]
+            row[f"fold{fold}_temperature"] = results[fold]["temperature"][c]
             signal += sum(i["logit_signal"] for i in results[fold]["per_image"])
             noise += sum(i["logit_error"][c] for i in results[fold]["per_image"])
         correct1 = sum(totals[f][c]["correct1"] for f in (1, 2))
         row.update(top1=correct1 / images, top5=pooled(c, "top5"), drop=(float1 - correct1) / images,
                    agreement=pooled(c, "agreement"), sqnr_db=10 * math.log10(signal / noise) if noise > 0 else None,
                    float_top1=float1 / images, images=images, cross_entropy=pooled(c, "cross_entropy"),
-                   float_cross_entropy=pooled(0, "cross_entropy"))
+                   float_cross_entropy=pooled(0, "cross_entropy"),
+                   cross_entropy_fitted=fitted_mean(c), float_cross_entropy_fitted=fitted_mean(0))
         reports = []
         for fold in (1, 2):
             with open(os.path.join(a.out, f"{name}-f{fold}.json")) as f:
@@ -206,25 +268,32 @@ def main(argv):
 
     md = [f"{a.model}, two folds of {rows[0]['images'] if rows else 0} photos of {data} (calibrate on one half, score "
           f"the other, swap); float32 top-1 {pct(rows[0]['float_top1']) if rows else '-'}, cross-entropy "
-          f"{rows[0]['float_cross_entropy']:.3f}" if rows else "",
+          f"{rows[0]['float_cross_entropy']:.3f}, at its fitted temperature {rows[0]['float_cross_entropy_fitted']:.3f}"
+          if rows else "",
           "",
           "| config | fold 1: top-1, SQNR, cross-entropy | fold 2: top-1, SQNR, cross-entropy | top-1 | top-5 | drop | "
-          "agreement | logit SQNR | cross-entropy | replaced | file | conversion | peak memory |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "agreement | logit SQNR | cross-entropy | at fitted T (T per fold) | replaced | file | conversion | peak memory |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['config']} | {pct(r['fold1_top1'])}, {db(r['fold1_sqnr_db'])}, {r['fold1_cross_entropy']:.3f} | "
                   f"{pct(r['fold2_top1'])}, {db(r['fold2_sqnr_db'])}, {r['fold2_cross_entropy']:.3f} | {pct(r['top1'])} | "
                   f"{pct(r['top5'])} | {100 * r['drop']:+.1f} | {pct(r['agreement'])} | {db(r['sqnr_db'])} | "
-                  f"{r['cross_entropy']:.3f} | {pct(r['replaced'])} | "
+                  f"{r['cross_entropy']:.3f} | {r['cross_entropy_fitted']:.3f} ({r['fold1_temperature']:.2f}, "
+                  f"{r['fold2_temperature']:.2f}) | {pct(r['replaced'])} | "
                   f"{r['megabytes']:.1f} MB | {secs(r['seconds'])} | "
                   f"{'-' if r['peak_mb'] is None else str(r['peak_mb']) + ' MB'} |")
     if len(rows) > 1:
-        md += ["", f"Against {rows[0]['config']}, on the same photos (change, its standard error over the photos):", "",
-               "| config | top-1 | cross-entropy | cross-entropy, fold 1 | cross-entropy, fold 2 |", "|---|---|---|---|---|"]
+        md += ["", f"Against {rows[0]['config']}, on the same photos (change, its standard error over the photos; at "
+               "fitted T: each model's cross-entropy at its own fitted temperature, so that a change of the logits' "
+               "overall scale alone does not count):", "",
+               "| config | top-1 | cross-entropy | fold 1 | fold 2 | at fitted T | fold 1 | fold 2 |",
+               "|---|---|---|---|---|---|---|---|"]
         for c in range(2, len(configs) + 1):
             rows[c - 1]["against"] = dict(config=rows[0]["config"])
             cells = []
-            for key, folds in (("top1", (1, 2)), ("cross_entropy", (1, 2)), ("cross_entropy", (1,)), ("cross_entropy", (2,))):
+            for key, folds in (("top1", (1, 2)), ("cross_entropy", (1, 2)), ("cross_entropy", (1,)), ("cross_entropy", (2,)),
+                               ("cross_entropy_fitted", (1, 2)), ("cross_entropy_fitted", (1,)),
+                               ("cross_entropy_fitted", (2,))):
                 d = [paired(i, c, key) for f in folds for i in results[f]["per_image"]]
                 mean, se = mean_and_error(d)
                 if len(folds) == 2:

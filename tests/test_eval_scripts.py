@@ -396,9 +396,10 @@ R8 = os.path.join(ROOT, "..", "shared", "data", "resnet8-cifar10")
 
 class TwoFolds(unittest.TestCase):
     """scripts/two_folds.py on the real ResNet-8 and its 1000 CIFAR-10 photos, int8 and ternary
-    N=4: every figure of folds.json recounted from trit-eval's per-photo records, the folds
-    disjoint and covering the photos, the paired table's means and standard errors, and a rerun
-    that converts nothing and gives the same figures."""
+    N=4: every figure of folds.json recounted from trit-eval's per-photo records and logits, the
+    folds disjoint and covering the photos, each model's fitted temperature a minimum, the paired
+    table's means and standard errors, and a rerun that converts nothing and gives the same
+    figures."""
 
     @classmethod
     def setUpClass(cls):
@@ -473,6 +474,39 @@ class TwoFolds(unittest.TestCase):
         self.assertIn(f"| t4 | {100 * against['top1'][0]:+.1f} ± {100 * against['top1'][1]:.1f} | "
                       f"{against['cross_entropy'][0]:+.3f} ± {against['cross_entropy'][1]:.3f} |", md)
 
+    def test_cross_entropy_at_each_models_fitted_temperature(self):
+        records = self.folds[0] + self.folds[1]
+        fitted = {1: [], 2: [], 3: []}
+        for fold in (1, 2):
+            logits = np.load(os.path.join(self.tmp, f"fold{fold}-logits.npy")).astype(np.float64)
+            part = self.folds[fold - 1]
+            self.assertEqual(logits.shape, (500, 3, 10))
+            for m in range(3):
+                z = logits[:, m]
+                truth = np.array([r["truth"][m] for r in part])
+
+                def mean_nll(t):
+                    y = z / t
+                    top = y.max(axis=1)
+                    return np.log(np.exp(y - top[:, None]).sum(axis=1)) + top - y[np.arange(len(truth)), truth]
+
+                # The logits are the ones the records were scored with.
+                np.testing.assert_allclose(mean_nll(1.0), [r["nll"][m] for r in part], atol=1e-6)
+                if m > 0:
+                    t = self.rows[m - 1][f"fold{fold}_temperature"]
+                    # A minimum: nudging T either way, or leaving it at 1, does not lower the mean.
+                    best = mean_nll(t).mean()
+                    for other in (t * 1.01, t / 1.01, 1.0):
+                        self.assertLessEqual(best, mean_nll(other).mean() + 1e-12)
+                    fitted[m] += list(mean_nll(t))
+        for c, row in enumerate(self.rows, start=1):
+            self.assertAlmostEqual(row["cross_entropy_fitted"], sum(fitted[c]) / len(records), places=9)
+            self.assertLessEqual(row["cross_entropy_fitted"], row["cross_entropy"])
+        d = np.array(fitted[2]) - np.array(fitted[1])
+        mean, se = self.rows[1]["against"]["cross_entropy_fitted"]
+        self.assertAlmostEqual(mean, d.mean(), places=9)
+        self.assertAlmostEqual(se, d.std(ddof=1) / math.sqrt(len(d)), places=9)
+
     def test_a_rerun_converts_nothing_and_gives_the_same_figures(self):
         again = subprocess.run(self.cmd, capture_output=True, text=True)
         self.assertEqual(again.returncode, 0, again.stderr)
@@ -480,6 +514,33 @@ class TwoFolds(unittest.TestCase):
         self.assertNotIn("converting", again.stderr)
         with open(os.path.join(self.tmp, "folds.json")) as f:
             self.assertEqual(json.load(f), self.rows)
+
+    def test_logits_that_cannot_be_written_are_one_line_errors_and_no_file(self):
+        eval_bin = os.path.join(BIN, "trit-eval")
+        r8 = os.path.join(self.tmp, "float32.trit")
+        scored = os.path.join(self.tmp, "scored1.txt")
+        tiny = os.path.join(self.tmp, "tiny1000.trit")
+        tiny_imagenet_onnx(os.path.join(self.tmp, "tiny1000.onnx"))
+        subprocess.run([os.path.join(BIN, "trit-convert"), os.path.join(self.tmp, "tiny1000.onnx"), "-o", tiny,
+                        "--preset", "raw"], check=True, stderr=subprocess.DEVNULL)
+        out = os.path.join(self.tmp, "bad-logits.npy")
+        broken = os.path.join(self.tmp, "broken.txt")  # a photo, then one that is not there
+        write(broken, f"{self.photos('scored1.txt')[0]}\tcat\n{os.path.join(self.tmp, 'absent.png')}\tcat\n")
+        unwritable = os.path.join(self.tmp, "absent-folder", "x.npy")
+        cases = [([r8, tiny], scored, out, [f"'{r8}' has 10 classes", f"'{tiny}' 1000"]),
+                 ([r8], scored, unwritable, ["cannot write", unwritable]),
+                 ([r8], broken, out, ["absent.png"])]  # fails after the file was begun
+        for models, images, path, words in cases:
+            cmd = [eval_bin, "--list", images, "--json", os.path.join(self.tmp, "bad.json"), "--logits", path]
+            for m in models:
+                cmd += ["-m", m]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            self.assertNotEqual(run.returncode, 0)
+            last = run.stderr.strip().splitlines()[-1]
+            self.assertTrue(last.startswith("trit-eval: "), run.stderr)
+            for w in words:
+                self.assertIn(w, last)
+            self.assertFalse(os.path.exists(path))
 
     def test_a_bad_config_is_a_one_line_error(self):
         bad = subprocess.run(self.cmd[:-4] + ["--config", "no equals sign"], capture_output=True, text=True)

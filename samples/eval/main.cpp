@@ -6,7 +6,7 @@
 // are defined.
 //
 //   trit-eval --model A.trit [--model B.trit ...] (--data DIR | --list FILE) [--skip N] [--limit N]
-//             [--threads T] [--json OUT]
+//             [--threads T] [--json OUT] [--logits OUT.npy]
 //
 // Layouts of DIR: files whose names start with a WordNet id ("n01440764_tench.JPEG"), or one
 // folder per class named by WordNet id or class name (matched against the model's labels; with no
@@ -18,8 +18,10 @@
 // label, top-5 per model, the first model's sum of squared logits, each model's squared
 // distance from them, and each model's cross-entropy on the label (-log softmax(logits)[label],
 // in nats: unlike top-1 it moves with every logit, so it tells models apart on fewer images; null
-// where the label is beyond the model's classes). The progress bar (images per second, the first
-// model's running top-1) goes to stderr.
+// where the label is beyond the model's classes). --logits OUT.npy also writes every logit, a
+// NumPy float32 array [images, models, classes] in the records' order (the models must have one
+// class count), for what needs all of them (two_folds.py fits each model's temperature). The
+// progress bar (images per second, the first model's running top-1) goes to stderr.
 #include <CLI/CLI.hpp>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
@@ -43,6 +45,7 @@
 #include "trit/image.h"
 #include "trit/json.h"
 #include "trit/session.h"
+#include "npy_writer.h"
 
 namespace fs = std::filesystem;
 
@@ -173,11 +176,12 @@ double cross_entropy(std::span<const float> logits, int truth) {
 // its logits' squared distance from the first model's (logit_signal gets the first model's own
 // power per image).
 void score_batch(std::vector<Runner>& runners, const std::vector<Sample>& samples, size_t begin,
-                 const std::vector<trit::Image>& images, std::vector<double>& logit_signal) {
+                 const std::vector<trit::Image>& images, std::vector<double>& logit_signal, NpyWriter* logits_out) {
   const size_t count = images.size();
   std::vector<float> first;
+  std::vector<std::vector<float>> every(runners.size());
   for (Runner& r : runners) {
-    const std::vector<float> logits = r.session->logits_fitted(images);
+    const std::vector<float>& logits = every[&r - runners.data()] = r.session->logits_fitted(images);
     const size_t classes = logits.size() / count;
     if (&r == &runners[0]) {
       first = logits;
@@ -202,11 +206,15 @@ void score_batch(std::vector<Runner>& runners, const std::vector<Sample>& sample
       r.top5s.push_back(top);
     }
   }
+  if (logits_out)  // [image][model][class]: every model has the same class count (checked in main)
+    for (size_t i = 0; i < count; ++i)
+      for (const auto& logits : every) logits_out->append(std::span(logits).subspan(i * logits.size() / count, logits.size() / count));
 }
 
 // The images through every model, over a pipeline of batches: decoding and resizing (in
 // parallel) run a batch or two ahead of the models, which take the batches in order.
-std::vector<double> run_all(std::vector<Runner>& runners, const std::vector<Sample>& samples, tbb::task_arena& arena) {
+std::vector<double> run_all(std::vector<Runner>& runners, const std::vector<Sample>& samples, tbb::task_arena& arena,
+                            NpyWriter* logits_out) {
   const auto start = std::chrono::steady_clock::now();
   const trit::Model& model0 = *runners[0].model;
   struct Batch {
@@ -235,7 +243,7 @@ std::vector<double> run_all(std::vector<Runner>& runners, const std::vector<Samp
     return b;
   };
   auto score = [&](std::shared_ptr<Batch> b) {
-    score_batch(runners, samples, b->begin, b->images, logit_signal);
+    score_batch(runners, samples, b->begin, b->images, logit_signal, logits_out);
     const size_t done = b->begin + b->count;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const int bar = static_cast<int>(30 * done / samples.size());
@@ -288,7 +296,7 @@ std::string result_json(const std::vector<Runner>& runners, const std::vector<Sa
 int main(int argc, char** argv) {
   CLI::App app{"trit-eval: models over labelled images, per image (scripts/eval_imagenet.py makes the tables)"};
   std::vector<std::string> models;
-  std::string data, list, json_path;
+  std::string data, list, json_path, logits_path;
   int skip = 0, limit = 0, threads = 0;
   bool dynamic = false;
   app.add_option("-m,--model", models, "trit models; the first is the reference for agreement")->required();
@@ -299,6 +307,7 @@ int main(int argc, char** argv) {
   app.add_option("--limit", limit, "evaluate at most N images")->check(CLI::Range(0, 100000000));
   app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 4096));
   app.add_option("--json", json_path, "write the results there (default: standard output)");
+  app.add_option("--logits", logits_path, "also write every logit there: a .npy float32 array [images, models, classes]");
   app.add_flag("--dynamic-exponents", dynamic, "integer models: each activation's exponent from its own values");
   CLI11_PARSE(app, argc, argv);
 
@@ -309,9 +318,19 @@ int main(int argc, char** argv) {
     if (limit > 0 && samples.size() > static_cast<size_t>(limit)) samples.resize(limit);
     if (samples.empty()) trit::fail("cannot evaluate: no images left after --skip {}", skip);
     std::vector<Runner> runners = load_runners(models, dynamic, samples);
+    std::unique_ptr<NpyWriter> logits_out;
+    if (!logits_path.empty()) {
+      for (const Runner& r : runners)
+        if (r.classes != runners[0].classes)
+          trit::fail("cannot write the logits to '{}': '{}' has {} classes and '{}' {}", logits_path, runners[0].path,
+                     runners[0].classes, r.path, r.classes);
+      logits_out = std::make_unique<NpyWriter>(logits_path, std::vector<size_t>{samples.size(), runners.size(),
+                                                                               static_cast<size_t>(runners[0].classes)});
+    }
     tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
     const auto start = std::chrono::steady_clock::now();
-    const std::vector<double> signal = run_all(runners, samples, arena);
+    const std::vector<double> signal = run_all(runners, samples, arena, logits_out.get());
+    if (logits_out) logits_out->finish();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::string json = result_json(runners, samples, signal, list.empty() ? data : list, skip, dynamic,
                                          arena.max_concurrency(), seconds);
