@@ -24,8 +24,39 @@ namespace {
 
 // Sampled rows per weight column from which a layer's weights are refitted (weight_quant.h).
 // With fewer (stage 5 and the classifier of ResNet-50 see 50 x 49 and 50 pixels of 50 images),
-// least squares would fit the calibration images' noise.
+// least squares would fit the calibration images' noise; such a layer is refitted by one gain.
 constexpr int64_t kRefitRows = 2;
+
+// The one gain g that brings the layer's output on the quantized network's inputs closest to the
+// float network's output at the sampled pixels, each output channel's mean over them set apart
+// (bias correction matches the means afterwards): argmin sum_o ||c(X_f w_o) - g c(X_q w_o)||^2,
+// c() centring a column. The quantized layers before a layer shrink the scale of what it sees
+// (each fits its output by least squares, which loses the part of the float output its codes
+// cannot reach); a layer refitted weight by weight (refit_to_inputs) makes that up, and one with
+// too few rows for that gets this single gain, which its rows determine well. 1 where the output
+// does not vary or the fit is not a positive gain.
+double layer_gain(std::span<const float> w, int32_t o_n, const LayerSample& rows, std::span<const float> b,
+                  const std::vector<float>& yfr) {
+  std::vector<float> yq(yfr.size());
+  blas::rows_times_weights(rows.cols.data(), rows.rows, rows.k, w.data(), o_n, yq.data());
+  std::vector<double> mean_q(o_n, 0.0), mean_f(o_n, 0.0);
+  for (size_t j = 0; j < yq.size(); ++j) {
+    mean_q[j % o_n] += yq[j];
+    mean_f[j % o_n] += double(yfr[j]) - b[j % o_n];
+  }
+  for (int32_t o = 0; o < o_n; ++o) {
+    mean_q[o] /= double(rows.rows);
+    mean_f[o] /= double(rows.rows);
+  }
+  double cross = 0, power = 0;
+  for (size_t j = 0; j < yq.size(); ++j) {
+    const double q = yq[j] - mean_q[j % o_n];
+    cross += q * (double(yfr[j]) - b[j % o_n] - mean_f[j % o_n]);
+    power += q * q;
+  }
+  const double g = power > 0 ? cross / power : 1.0;
+  return std::isfinite(g) && g > 0 ? g : 1.0;
+}
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -50,6 +81,7 @@ void set_exponents(Graph& g, const FloatStatistics& fs, bool lse) {
 struct WeightFit {
   quant::QuantizedLayer quantized;
   std::vector<float> given;
+  double gain = 1;  // layer_gain, where the layer had too few rows to refit each weight
 };
 WeightFit fit_weights(const Node& fnode, const quant::LayerSpec& spec, const QuantizeOptions& opt,
                       const LayerSample& rows, const std::vector<float>& yfr) {
@@ -75,7 +107,9 @@ WeightFit fit_weights(const Node& fnode, const quant::LayerSpec& spec, const Qua
     fit.given = quant::refit_to_inputs(w, o_n, static_cast<int32_t>(rows.k), h, {xt.begin(), xt.end()});
     fit.quantized = quant::quantize_gptq(fit.given, fnode.weights.shape, spec, std::move(h));
   } else {
-    fit.quantized = quant::quantize_gptq(w, fnode.weights.shape, spec, std::move(h));
+    fit.gain = layer_gain(w, o_n, rows, b, yfr);
+    for (float& v : fit.given) v = static_cast<float>(v * fit.gain);
+    fit.quantized = quant::quantize_gptq(fit.given, fnode.weights.shape, spec, std::move(h));
   }
   return fit;
 }
@@ -154,6 +188,9 @@ LayerReport quantize_layer(Graph& g, const Graph& float_graph, size_t ni, const 
     if (opt.cluster > i_n) lr.note = fmt::format("N={} exceeds the {} input channels: one cluster of {}", opt.cluster, i_n, i_n);
     else if (i_n % spec.cluster) lr.note = fmt::format("last cluster of {} channels, not {}", i_n % spec.cluster, spec.cluster);
   }
+  if (fit.gain != 1)
+    lr.note += fmt::format("{}refitted by one gain, x{:.3f} ({} sampled rows for {} inputs)", lr.note.empty() ? "" : "; ",
+                           fit.gain, rows.rows, rows.k);
   return lr;
 }
 
