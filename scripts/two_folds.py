@@ -13,17 +13,24 @@ top-1, top-5, drop from float32, top-1 agreement with float32, logit SQNR (the s
 folds), cross-entropy, the share of multiplications replaced, file size, conversion time and
 peak memory (from trit-convert's last line; the mean of the two folds).
 
+Each model's cross-entropy is also given at its own fitted temperature T (the one that minimizes
+its mean cross-entropy of softmax(logits / T) on the fold's scored photos; from trit-eval's
+--logits): a change in the logits' overall scale moves the plain cross-entropy and the logit
+SQNR without changing any ranking, and the fitted temperature takes it out.
+
 With two configs or more, a second table compares each with the first on the same photos: the
-change in top-1 and in cross-entropy, each with its standard error over the photos (paired: the
-same photo under both models). On 500 photos top-1's standard error is about a point, the
-cross-entropy's a few hundredths: a change that is several standard errors in the
-cross-entropy, in both folds, is one a larger set of photos would show in top-1 too.
+change in top-1, in cross-entropy and in cross-entropy at fitted T, each with its standard error
+over the photos (paired: the same photo under both models). On 500 photos top-1's standard error
+is about a point, the cross-entropy's a few hundredths: a change that is several standard errors
+in the cross-entropy at fitted T, in both folds, is one a larger set of photos would show in
+top-1 too.
 
 With --model resnet8 the CIFAR-10 ResNet-8 of ../shared/data/resnet8-cifar10 is used instead,
 on its 1000 photos (a folder per class).
 
 Writes, in --out: NAME-f1.trit / NAME-f2.trit with their logs and reports, fold1.json and
-fold2.json (trit-eval's results), folds.md (the table) and folds.json (the figures).
+fold2.json (trit-eval's results), fold1-logits.npy and fold2-logits.npy (every logit: [photos,
+models, classes]), folds.md (the table) and folds.json (the figures).
 Converted models are kept and reused (delete them to redo).
 """
 import argparse
