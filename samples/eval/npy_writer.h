@@ -11,7 +11,9 @@
 #pragma once
 
 #include <bit>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <span>
@@ -25,7 +27,7 @@ static_assert(std::endian::native == std::endian::little, "NpyWriter writes floa
 class NpyWriter {
  public:
   NpyWriter(std::string path, const std::vector<size_t>& shape) : path_(std::move(path)), out_(path_, std::ios::binary) {
-    if (!out_) trit::fail("cannot write '{}': cannot create it", path_);
+    if (!out_) trit::fail("cannot write '{}': {}", path_, std::strerror(errno));
     expected_ = 1;
     std::string dims;  // "3, 4"; a single dimension is written "3," as Python's tuple is
     for (size_t d : shape) {
