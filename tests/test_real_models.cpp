@@ -430,7 +430,7 @@ TEST_CASE("the real CIFAR-10 ResNet-8, reconstructed: each block follows float m
   QuantizeReport report;
   const Graph g = quantize(*r8.float_model, q, &report);
   REQUIRE(report.blocks.size() == 3);
-  double start = 0, end = 0;
+  double start = 0, end = 0, most_flipped = 0;
   int improved = 0;
   for (const recon::BlockResult& b : report.blocks) {
     CAPTURE(b.name);
@@ -442,10 +442,14 @@ TEST_CASE("the real CIFAR-10 ResNet-8, reconstructed: each block follows float m
     improved += b.kept && b.held_end < 0.97 * b.held_start && b.train_end < b.train_start;
     start += b.held_start;
     end += b.held_end;
+    most_flipped = std::max(most_flipped, b.flipped);
   }
   CHECK(improved >= 2);
+  // The rounding is learned, not only the scales and biases: some codes change (at the rounding
+  // variables' former learning rate, 1e-2, none did here; at 5e-2, 2.3 % of the first block's).
+  CHECK(most_flipped > 0.01);
   // The layer-wise start already has least-squares cluster scales (weight_quant.h, refit_scales):
-  // what is left to gain is the rounding's and the biases' (4.6 % of the error here).
+  // what is left to gain is the rounding's and the biases' (5.9 % of the error here).
   CHECK(end < 0.97 * start);
   // What ships: the fast kernels equal the reference on it; the layer-wise report's layers.
   auto model = std::make_shared<const Graph>(load_model_bytes(serialize_model(g), "r8-rec.trit"));

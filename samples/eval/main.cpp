@@ -178,13 +178,12 @@ double cross_entropy(std::span<const float> logits, int truth) {
 void score_batch(std::vector<Runner>& runners, const std::vector<Sample>& samples, size_t begin,
                  const std::vector<trit::Image>& images, std::vector<double>& logit_signal, NpyWriter* logits_out) {
   const size_t count = images.size();
-  std::vector<float> first;
   std::vector<std::vector<float>> every(runners.size());
+  const std::vector<float>& first = every[0];  // filled by the first pass of the loop
   for (Runner& r : runners) {
     const std::vector<float>& logits = every[&r - runners.data()] = r.session->logits_fitted(images);
     const size_t classes = logits.size() / count;
     if (&r == &runners[0]) {
-      first = logits;
       for (size_t i = 0; i < count; ++i) {
         double sum = 0;
         for (size_t c = 0; c < classes; ++c) sum += double(logits[i * classes + c]) * logits[i * classes + c];
