@@ -93,7 +93,7 @@ TEST_CASE("the activation rounds as the integer pipeline does, and its gradient 
   std::vector<uint8_t> pl(n);
   for (float& x : zl) x = std::uniform_real_distribution<float>(-40.0f, 40.0f)(rng);
   std::vector<uint64_t> mixed(static_cast<size_t>((n + 63) / 64));
-  random_bits(3, n, mixed.data());
+  random_bits(3, n, 0.5, mixed.data());
   for (const bool relu : {false, true}) {
     const int32_t lo = relu ? 0 : -128, hi = relu ? 255 : 127;
     for (const uint64_t* keep : {static_cast<const uint64_t*>(nullptr), static_cast<const uint64_t*>(mixed.data())}) {
@@ -114,16 +114,29 @@ TEST_CASE("the activation rounds as the integer pipeline does, and its gradient 
   }
 }
 
-TEST_CASE("QDrop's bits: half of them set, the same for a seed, others for another") {
+TEST_CASE("QDrop's bits: the share set is the probability asked, the same for a seed, others for another") {
+  const int64_t n = 64000 - 5;  // a last word partly past n, whose bits there stay 0
   std::vector<uint64_t> a(1000), b(1000), c(1000);
-  random_bits(7, 64000, a.data());
-  random_bits(7, 64000, b.data());
-  random_bits(8, 64000, c.data());
+  random_bits(7, n, 0.5, a.data());
+  random_bits(7, n, 0.5, b.data());
+  random_bits(8, n, 0.5, c.data());
   CHECK(a == b);
   CHECK(a != c);
-  int64_t ones = 0;
-  for (uint64_t w : a) ones += __builtin_popcountll(w);
-  CHECK(std::abs(ones - 32000) < 600);  // 4.7 standard deviations
+  for (const double p : {0.0, 0.1, 0.25, 0.5, 0.9, 1.0}) {
+    CAPTURE(p);
+    random_bits(7, n, p, a.data());
+    int64_t ones = 0;
+    for (uint64_t w : a) ones += __builtin_popcountll(w);
+    CHECK((a.back() >> 59) == 0);
+    // Within 4.5 standard deviations of n p (exact at 0 and 1).
+    CHECK(std::abs(double(ones) - double(n) * p) <= 4.5 * std::sqrt(double(n) * p * (1 - p)));
+  }
+  // A lower probability sets a subset of a higher one's bits (one hash, two thresholds).
+  random_bits(7, n, 0.1, a.data());
+  random_bits(7, n, 0.5, b.data());
+  int64_t outside = 0;
+  for (size_t i = 0; i < a.size(); ++i) outside += __builtin_popcountll(a[i] & ~b[i]);
+  CHECK(outside == 0);
 }
 
 TEST_CASE("Adam's step is the formula's, and it finds a quadratic's minimum") {

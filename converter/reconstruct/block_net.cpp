@@ -81,7 +81,7 @@ void BlockNet::run(size_t ni, bool hard, Keep keep) {
   if (keep.mode == Keep::All) bits.assign(static_cast<size_t>((size + 63) / 64), ~uint64_t{0});
   if (keep.mode == Keep::Random) {
     bits.resize(static_cast<size_t>((size + 63) / 64));
-    random_bits(keep.seed ^ (0xA24BAED4963EE407ull * (ni + 1)), size, bits.data());
+    random_bits(keep.seed ^ (0xA24BAED4963EE407ull * (ni + 1)), size, keep.p, bits.data());
   }
   const Range r = output_range(n, out);
   activate(z.data(), size, out.exponent, r.lo, r.hi, relu, bits.empty() ? nullptr : bits.data(), q.data(), pass.data());

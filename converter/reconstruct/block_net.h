@@ -29,10 +29,11 @@ class BlockNet {
 
   std::map<size_t, std::unique_ptr<SoftRounding>>& layers() { return soft_; }
 
-  // Which activations QDrop keeps in float: none, all, or each with probability 1/2 from a seed.
+  // Which activations QDrop keeps in float: none, all, or each with probability p from a seed.
   struct Keep {
     enum Mode { None, All, Random } mode = None;
     uint64_t seed = 0;
+    double p = 0;
   };
   // The block's output for a batch whose input is x (reals, [N][C][H][W]). hard: the rounding
   // as it will be.

@@ -134,14 +134,24 @@ void activate_backward(const float* dq, const uint8_t* pass, int64_t n, float* d
   });
 }
 
-void random_bits(uint64_t seed, int64_t n, uint64_t* bits) {
+void random_bits(uint64_t seed, int64_t n, double p, uint64_t* bits) {
+  // A hash below p * 2^64 sets the bit; where that is 2^64 (p = 1, or within a double's rounding
+  // of it), every bit is set.
+  const double scaled = std::ldexp(std::clamp(p, 0.0, 1.0), 64);
+  const bool all = scaled >= std::ldexp(1.0, 64);
+  const uint64_t threshold = all ? 0 : static_cast<uint64_t>(scaled);
   const int64_t words = (n + 63) / 64;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, words, 4096), [&](const tbb::blocked_range<int64_t>& range) {
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, words, 64), [&](const tbb::blocked_range<int64_t>& range) {
     for (int64_t i = range.begin(); i < range.end(); ++i) {
-      uint64_t x = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i + 1);  // splitmix64
-      x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-      x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-      bits[i] = x ^ (x >> 31);
+      uint64_t word = 0;
+      for (int64_t b = 0; b < 64 && i * 64 + b < n; ++b) {
+        uint64_t x = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i * 64 + b + 1);  // splitmix64
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+        x ^= x >> 31;
+        word |= uint64_t{all || x < threshold} << b;
+      }
+      bits[i] = word;
     }
   });
 }

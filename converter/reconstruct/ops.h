@@ -37,8 +37,9 @@ void activate(const float* z, int64_t n, int32_t f, int32_t lo, int32_t hi, bool
 // Writes dz = dq where pass, else 0.
 void activate_backward(const float* dq, const uint8_t* pass, int64_t n, float* dz);
 
-// Random bits for QDrop: bit j of the result is 1 with probability 1/2, from a hash of (seed, j):
-// the same bits whatever the threads. words = ceil(n / 64).
-void random_bits(uint64_t seed, int64_t n, uint64_t* bits);
+// Random bits for QDrop: bit j of the result is 1 with probability p (0 <= p <= 1), from a hash of
+// (seed, j) compared with p * 2^64: the same bits whatever the threads; bits past n are 0.
+// words = ceil(n / 64).
+void random_bits(uint64_t seed, int64_t n, double p, uint64_t* bits);
 
 }  // namespace trit::recon

@@ -26,7 +26,7 @@ struct Batch {
 };
 
 Batch load_batch(const Graph& g, const Segment& seg, const BlockData& data, const std::vector<int64_t>& images,
-                 uint64_t keep_seed) {
+                 uint64_t keep_seed, double drop) {
   const Tensor& in = g.tensors[seg.input];
   const int64_t in_n = in.elements(), out_n = g.tensors[seg.output].elements();
   const auto count = static_cast<int64_t>(images.size());
@@ -38,7 +38,7 @@ Batch load_batch(const Graph& g, const Segment& seg, const BlockData& data, cons
   std::vector<uint64_t> keep;
   if (keep_seed != 0) {
     keep.resize(static_cast<size_t>((in_n * count + 63) / 64));
-    random_bits(keep_seed, in_n * count, keep.data());
+    random_bits(keep_seed, in_n * count, drop, keep.data());
   }
   const float unit = std::ldexp(1.0f, -in.exponent);
   for (int64_t i = 0; i < count; ++i) {
@@ -60,7 +60,7 @@ double evaluate(BlockNet& net, const Graph& g, const Segment& seg, const BlockDa
   for (size_t i = 0; i < images.size(); i += static_cast<size_t>(batch)) {
     const std::vector<int64_t> part(images.begin() + static_cast<std::ptrdiff_t>(i),
                                     images.begin() + static_cast<std::ptrdiff_t>(std::min(images.size(), i + batch)));
-    const Batch b = load_batch(g, seg, data, part, 0);
+    const Batch b = load_batch(g, seg, data, part, 0, 0.0);
     const std::vector<float>& out = net.forward(b.x, static_cast<int32_t>(part.size()), true, {});
     for (size_t j = 0; j < out.size(); ++j) {
       err += (double(out[j]) - b.target[j]) * (double(out[j]) - b.target[j]);
@@ -170,9 +170,9 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
       batch.push_back(order[cursor++]);
     }
     const uint64_t keep_seed = opt.drop > 0 ? mix(mix(opt.seed, block_seed), static_cast<uint64_t>(it)) : 0;
-    const Batch b = load_batch(g, seg, data, batch, keep_seed);
+    const Batch b = load_batch(g, seg, data, batch, keep_seed, opt.drop);
     BlockNet::Keep keep;
-    if (keep_seed != 0) keep = {BlockNet::Keep::Random, keep_seed};
+    if (keep_seed != 0) keep = {BlockNet::Keep::Random, keep_seed, opt.drop};
     const std::vector<float>& out = net.forward(b.x, opt.batch, false, keep);
     // d/d(out) of the mean over images and pixels of the sum over channels of squared errors.
     std::vector<float> dout(out.size());

@@ -3,7 +3,8 @@
 // optimized together so that the block's output on the quantized network's inputs follows the
 // float block's output (BRECQ, arXiv:2102.05426), with activations quantized to their 8-bit
 // exponents (QDrop, arXiv:2203.05740, can leave a share of them in float while optimizing;
-// off by default: on ResNet-8 it lowered the held-out SQNR). The result is rounded back to the file's codes, integer mantissas and
+// off by default: on ResNet-8, rates of 0.05 to 0.5 left the held-out SQNR and cross-entropy
+// where they were). The result is rounded back to the file's codes, integer mantissas and
 // exponents, and emitted like any layer: the format, the integer pipeline and its reference do
 // not change.
 //
