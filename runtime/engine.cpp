@@ -463,12 +463,18 @@ void Engine::run_step(size_t i, detail::WorkspaceState& ws) const {
       break;
     case Kind::ReluS8: table.relu_s8(src, dst, out_bytes); break;
     case Kind::MaxPool:
-    case Kind::AveragePool:
+    case Kind::AveragePool: {  // over images and pieces of their output rows (one image: its rows over the threads)
+      const int64_t in_img = S.image_bytes[st.in[0]], out_img = S.image_bytes[st.out];
+      const auto fn = st.kind == Kind::MaxPool ? table.max_pool : table.average_pool;
+      tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, batch, 1, 0, st.pool.oh, 4), [&](const tbb::blocked_range2d<int32_t>& r) {
+        for (int32_t im = r.rows().begin(); im < r.rows().end(); ++im)
+          fn(st.pool, src + im * in_img, dst + im * out_img, r.cols().begin(), r.cols().end());
+      });
+      break;
+    }
     case Kind::GlobalAveragePool: {
       const int64_t in_img = S.image_bytes[st.in[0]], out_img = S.image_bytes[st.out];
-      auto fn = st.kind == Kind::MaxPool ? table.max_pool
-                : st.kind == Kind::AveragePool ? table.average_pool : table.global_average_pool;
-      tbb::parallel_for(0, batch, [&](int32_t im) { fn(st.pool, src + im * in_img, dst + im * out_img); });
+      tbb::parallel_for(0, batch, [&](int32_t im) { table.global_average_pool(st.pool, src + im * in_img, dst + im * out_img); });
       break;
     }
     case Kind::FlattenReorder: {

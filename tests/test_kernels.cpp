@@ -269,6 +269,36 @@ TEST_CASE("every kernel path equals the integer reference on adds, pools, ReLU a
   }
 }
 
+TEST_CASE("every path's pools write the rows asked, the same bytes as a whole call") {
+  std::mt19937 rng(11);
+  const int32_t c = 19, h = 13, w = 9, cs = k8::channel_stride(c);
+  std::vector<uint8_t> in(static_cast<size_t>(cs) * h * w);
+  for (uint8_t& v : in) v = static_cast<uint8_t>(rng());
+  for (const std::string& isa : paths()) {
+    CAPTURE(isa);
+    const k8::KernelTable& table = k8::table_for(k8::parse_isa(isa.c_str()));
+    for (const Window& win : {Window{3, 3, 2, 2, 1, 1, 1, 1}, Window{2, 3, 1, 2, 0, 1, 1, 0}})
+      for (const bool is_signed : {false, true})
+        for (const bool max : {true, false}) {
+          CAPTURE(is_signed);
+          CAPTURE(max);
+          const k8::PoolParams p{cs, h, w, win.out_h(h), win.out_w(w), win, is_signed, false, 0, 0, is_signed ? -128 : 0,
+                                 is_signed ? 127 : 255};
+          const auto pool = max ? table.max_pool : table.average_pool;
+          const size_t row = static_cast<size_t>(cs) * p.ow;
+          std::vector<uint8_t> whole(row * p.oh);
+          pool(p, in.data(), whole.data(), 0, p.oh);
+          // Each piece writes its rows, as the whole call does, and no other byte.
+          for (const auto& [y0, y1] : {std::pair{0, 2}, std::pair{2, 3}, std::pair{3, p.oh}}) {
+            std::vector<uint8_t> piece(whole.size(), 0xA5), want(whole.size(), 0xA5);
+            std::copy(whole.begin() + y0 * row, whole.begin() + y1 * row, want.begin() + y0 * row);
+            pool(p, in.data(), piece.data(), y0, y1);
+            CHECK(piece == want);
+          }
+        }
+  }
+}
+
 TEST_CASE("TRIT_ISA names a path, and an unknown or unavailable one is refused") {
   CHECK(k8::parse_isa("ref") == k8::Isa::Ref);
   CHECK(k8::parse_isa("avx512vnni") == k8::Isa::Avx512Vnni);

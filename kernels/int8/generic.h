@@ -145,10 +145,10 @@ inline void relu_s8_bytes(const uint8_t* in, uint8_t* out, int64_t n) {
 }
 
 template <typename T>
-void max_pool_typed(const PoolParams& p, const T* in, T* out) {
+void max_pool_typed(const PoolParams& p, const T* in, T* out, int32_t y0, int32_t y1) {
   const Window w = p.window;
-  const int32_t cs = p.cs, h = p.h, iw = p.w, oh = p.oh, ow = p.ow;
-  for (int32_t y = 0; y < oh; ++y)
+  const int32_t cs = p.cs, h = p.h, iw = p.w, ow = p.ow;
+  for (int32_t y = y0; y < y1; ++y)
     for (int32_t x = 0; x < ow; ++x) {
       T* dst = out + (int64_t{y} * ow + x) * cs;
       bool first = true;
@@ -169,15 +169,15 @@ void max_pool_typed(const PoolParams& p, const T* in, T* out) {
     }
 }
 
-inline void max_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
-  if (p.is_signed) max_pool_typed(p, reinterpret_cast<const int8_t*>(in), reinterpret_cast<int8_t*>(out));
-  else max_pool_typed(p, in, out);
+inline void max_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out, int32_t y0, int32_t y1) {
+  if (p.is_signed) max_pool_typed(p, reinterpret_cast<const int8_t*>(in), reinterpret_cast<int8_t*>(out), y0, y1);
+  else max_pool_typed(p, in, out, y0, y1);
 }
 
 
-inline void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out) {
+inline void average_pool_bytes(const PoolParams& p, const uint8_t* in, uint8_t* out, int32_t y0, int32_t y1) {
   const Window& w = p.window;
-  for (int32_t y = 0; y < p.oh; ++y)
+  for (int32_t y = y0; y < y1; ++y)
     for (int32_t x = 0; x < p.ow; ++x) {
       const int64_t count = ref::average_pool_divisor(Shape3{p.cs, p.h, p.w}, w, p.count_include_pad, y, x);
       for (int32_t c = 0; c < p.cs; ++c) {

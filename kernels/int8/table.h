@@ -61,8 +61,10 @@ struct KernelTable {
                int64_t m0, int64_t m1, int32_t b0, int32_t b1, void* scratch);
   void (*add)(const AddParams& p, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
   void (*relu_s8)(const uint8_t* in, uint8_t* out, int64_t n);
-  void (*max_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
-  void (*average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
+  // Pools write the output rows [y0, y1) of one image (in and out point at its first byte), so
+  // that one image's rows can be split over threads (batch 1).
+  void (*max_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out, int32_t y0, int32_t y1);
+  void (*average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out, int32_t y0, int32_t y1);
   void (*global_average_pool)(const PoolParams& p, const uint8_t* in, uint8_t* out);
   void (*conv_f32)(const float* in, Shape3 in_shape, const float* packed, const float* bias, const Window& window,
                    Activation act, float* out, Shape3 out_shape, int32_t o_begin, int32_t o_end);
