@@ -65,7 +65,7 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
                  "--calib synthetic: also write the images as PNG files into this folder (reuse them with --calib DIR)");
   app.add_flag("--reconstruct", a.reconstruct,
                "after the layer-wise pass, optimize each residual block's rounding, scales and biases (slow)");
-  app.add_option("--reconstruct-iters", a.reconstruct_iters, "iterations per block (default 500)");
+  app.add_option("--reconstruct-iters", a.reconstruct_iters, "iterations per block (default 1000)");
   app.add_option("--reconstruct-batch", a.reconstruct_batch, "images per iteration (default 4)");
   app.add_option("--reconstruct-images", a.reconstruct_images,
                  "calibration images reconstruction uses, spread over them, every 8th held back (default 256)");

@@ -28,7 +28,7 @@ struct ConvertArgs {
   std::string synthetic_save;
   uint64_t seed = 1;
   bool reconstruct = false;
-  int reconstruct_iters = 500, reconstruct_batch = 4, reconstruct_images = 256;
+  int reconstruct_iters = 1000, reconstruct_batch = 4, reconstruct_images = 256;
   double reconstruct_qdrop = 0;
   double min_replaced = 0;
   bool bias_correction = true;
