@@ -20,13 +20,13 @@ namespace trit::recon {
 namespace {
 
 // A batch of the sample: the block's input (quantized, or mixed with the float one by QDrop's
-// bits) and the float target.
+// bits: keep, Random or None) and the float target.
 struct Batch {
   std::vector<float> x, target;
 };
 
 Batch load_batch(const Graph& g, const Segment& seg, const BlockData& data, const std::vector<int64_t>& images,
-                 uint64_t keep_seed, double drop) {
+                 const BlockNet::Keep& keep) {
   const Tensor& in = g.tensors[seg.input];
   const int64_t in_n = in.elements(), out_n = g.tensors[seg.output].elements();
   const auto count = static_cast<int64_t>(images.size());
@@ -35,18 +35,19 @@ Batch load_batch(const Graph& g, const Segment& seg, const BlockData& data, cons
   b.target.resize(static_cast<size_t>(out_n * count));
   std::vector<int32_t> q(static_cast<size_t>(in_n));
   std::vector<float> f(static_cast<size_t>(in_n));
-  std::vector<uint64_t> keep;
-  if (keep_seed != 0) {
-    keep.resize(static_cast<size_t>((in_n * count + 63) / 64));
-    random_bits(keep_seed, in_n * count, drop, keep.data());
+  const bool mixed = keep.mode == BlockNet::Keep::Random;
+  std::vector<uint64_t> bits;
+  if (mixed) {
+    bits.resize(static_cast<size_t>((in_n * count + 63) / 64));
+    random_bits(keep.seed, in_n * count, keep.p, bits.data());
   }
   const float unit = std::ldexp(1.0f, -in.exponent);
   for (int64_t i = 0; i < count; ++i) {
     data.quantized_input(images[i], q.data());
-    if (keep_seed != 0) data.float_input(images[i], f.data());
+    if (mixed) data.float_input(images[i], f.data());
     for (int64_t j = 0; j < in_n; ++j) {
       const int64_t e = i * in_n + j;
-      b.x[e] = keep_seed != 0 && (keep[e >> 6] >> (e & 63) & 1) ? f[j] : static_cast<float>(q[j]) * unit;
+      b.x[e] = mixed && (bits[e >> 6] >> (e & 63) & 1) ? f[j] : static_cast<float>(q[j]) * unit;
     }
     data.float_output(images[i], b.target.data() + i * out_n);
   }
@@ -60,7 +61,7 @@ double evaluate(BlockNet& net, const Graph& g, const Segment& seg, const BlockDa
   for (size_t i = 0; i < images.size(); i += static_cast<size_t>(batch)) {
     const std::vector<int64_t> part(images.begin() + static_cast<std::ptrdiff_t>(i),
                                     images.begin() + static_cast<std::ptrdiff_t>(std::min(images.size(), i + batch)));
-    const Batch b = load_batch(g, seg, data, part, 0, 0.0);
+    const Batch b = load_batch(g, seg, data, part, {});
     const std::vector<float>& out = net.forward(b.x, static_cast<int32_t>(part.size()), true, {});
     for (size_t j = 0; j < out.size(); ++j) {
       err += (double(out[j]) - b.target[j]) * (double(out[j]) - b.target[j]);
@@ -95,7 +96,7 @@ uint64_t mix(uint64_t a, uint64_t b) {
   uint64_t x = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return (x ^ (x >> 31)) | 1;  // never 0 (0 means "no QDrop")
+  return (x ^ (x >> 31)) | 1;  // odd: the seeds every model so far was converted with
 }
 
 }  // namespace
@@ -169,10 +170,9 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
       }
       batch.push_back(order[cursor++]);
     }
-    const uint64_t keep_seed = opt.drop > 0 ? mix(mix(opt.seed, block_seed), static_cast<uint64_t>(it)) : 0;
-    const Batch b = load_batch(g, seg, data, batch, keep_seed, opt.drop);
     BlockNet::Keep keep;
-    if (keep_seed != 0) keep = {BlockNet::Keep::Random, keep_seed, opt.drop};
+    if (opt.drop > 0) keep = {BlockNet::Keep::Random, mix(mix(opt.seed, block_seed), static_cast<uint64_t>(it)), opt.drop};
+    const Batch b = load_batch(g, seg, data, batch, keep);
     const std::vector<float>& out = net.forward(b.x, opt.batch, false, keep);
     // d/d(out) of the mean over images and pixels of the sum over channels of squared errors.
     std::vector<float> dout(out.size());
