@@ -33,10 +33,15 @@ std::string block_line(const recon::BlockResult& b, int32_t iteration, double tr
     return fmt::format("reconstructing block {:<22} ({} layers): error {:.4f} on training images, {:.4f} held back",
                        b.name, b.layers, train, held);
   if (b.seconds == 0) return fmt::format("  iteration {:5}: {:.4f} held back", iteration, held);
+  // The last iteration's errors too when another checkpoint is kept: overfitting shows there.
+  const std::string last = b.best_iteration == iteration ? ""
+                                                           : fmt::format("  iteration {}: {:.4f} on training images, {:.4f} "
+                                                                         "held back\n",
+                                                                         iteration, b.train_last, b.held_last);
   return fmt::format(
-      "  kept iteration {}: {:.4f} on training images (from {:.4f}), {:.4f} held back (from {:.4f}); {:.1f}% of codes "
+      "{}  kept iteration {}: {:.4f} on training images (from {:.4f}), {:.4f} held back (from {:.4f}); {:.1f}% of codes "
       "changed, {:.1f} s{}",
-      b.best_iteration, train, b.train_start, held, b.held_start, 100 * b.flipped, b.seconds,
+      last, b.best_iteration, train, b.train_start, held, b.held_start, 100 * b.flipped, b.seconds,
       b.kept ? "" : " (no iteration did better on held-back images: the layer-wise result stays)");
 }
 

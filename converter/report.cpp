@@ -59,9 +59,10 @@ std::string QuantizeReport::json() const {
     for (const auto& [it, e] : b.curve) curve += fmt::format("{}[{}, {:.6g}]", curve.empty() ? "" : ", ", it, e);
     s += fmt::format(
         "{}\n  {{\"name\": {}, \"layers\": {}, \"skipped\": {}, \"train_start\": {:.6g}, \"train_end\": {:.6g}, "
-        "\"held_start\": {:.6g}, \"held_end\": {:.6g}, \"flipped\": {:.6f}, \"best_iteration\": {}, \"kept\": {}, \"seconds\": {:.2f}, "
-        "\"curve\": [{}]}}",
-        i ? "," : "", json_quote(b.name), b.layers, json_quote(b.skipped), b.train_start, b.train_end, b.held_start, b.held_end,
+        "\"train_last\": {:.6g}, \"held_start\": {:.6g}, \"held_end\": {:.6g}, \"held_last\": {:.6g}, \"flipped\": {:.6f}, "
+        "\"best_iteration\": {}, \"kept\": {}, \"seconds\": {:.2f}, \"curve\": [{}]}}",
+        i ? "," : "", json_quote(b.name), b.layers, json_quote(b.skipped), b.train_start, b.train_end, b.train_last,
+        b.held_start, b.held_end, b.held_last,
         b.flipped, b.best_iteration, b.kept, b.seconds, curve);
   }
   s += "\n], \"calibration_images\": [";

@@ -439,6 +439,9 @@ TEST_CASE("the real CIFAR-10 ResNet-8, reconstructed: each block follows float m
                               << b.train_end << ", " << 100 * b.flipped << " % of codes changed");
     CHECK(b.layers >= 2);
     CHECK(b.held_end <= b.held_start);  // the kept checkpoint is never worse on them
+    CHECK(b.held_end <= b.held_last);   // nor than the last iteration, which it was chosen among
+    CHECK(b.held_last == b.curve.back().second);
+    if (b.best_iteration == 200) CHECK(b.train_end == b.train_last);
     improved += b.kept && b.held_end < 0.97 * b.held_start && b.train_end < b.train_start;
     start += b.held_start;
     end += b.held_end;

@@ -201,11 +201,14 @@ BlockResult reconstruct_block(Graph& g, const Segment& seg, const std::map<size_
       if (it < opt.iterations && progress) progress(res, it, NAN, h);
     }
   }
+  res.train_last = evaluate(net, g, seg, data, train_eval, opt.batch);
+  res.held_last = held.empty() ? res.train_last : res.curve.back().second;
   // The variables at the checkpoint where the held-back error was lowest (the layer-wise start
   // when none improved on it).
-  if (!held.empty()) restore(net, best);
-  res.train_end = evaluate(net, g, seg, data, train_eval, opt.batch);
-  res.held_end = held.empty() ? res.train_end : evaluate(net, g, seg, data, held, opt.batch);
+  const bool last_kept = held.empty() || res.best_iteration == opt.iterations;
+  if (!last_kept) restore(net, best);
+  res.train_end = last_kept ? res.train_last : evaluate(net, g, seg, data, train_eval, opt.batch);
+  res.held_end = last_kept ? res.held_last : evaluate(net, g, seg, data, held, opt.batch);
   double flipped = 0;
   int64_t weights = 0;
   for (auto& [ni, l] : net.layers()) {

@@ -17,7 +17,7 @@
 // every 100 iterations (and the last) on held-back images (relative: sum of squared errors over
 // the target's, hard rounding, every activation quantized): the checkpoint with the lowest
 // held-back error is what the block keeps (the layer-wise result when none is lower). Training
-// and held-back errors are printed at the start and the end.
+// and held-back errors are printed at the start, at the last iteration and at the checkpoint kept.
 //
 // Deterministic: one seed and one thread count give one model (minibatches and QDrop's bits are
 // drawn from hashes of the seed, the block and the iteration).
@@ -74,7 +74,10 @@ class BlockData {
 struct BlockResult {
   std::string name;  // the block's last node
   int32_t layers = 0;
-  double train_start = 0, train_end = 0, held_start = 0, held_end = 0;
+  double train_start = 0, train_end = 0, held_start = 0, held_end = 0;  // at the start and the checkpoint kept
+  // At the last iteration, whether kept or not: training far below held back there is
+  // overfitting; both above the start, a rounding the schedule had not yet closed.
+  double train_last = 0, held_last = 0;
   double flipped = 0;  // share of weights whose code changed
   int32_t best_iteration = 0;  // the checkpoint kept: the lowest held-back error (0: the layer-wise result)
   bool kept = true;    // false: no checkpoint improved on the layer-wise result, which stays
