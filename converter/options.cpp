@@ -68,7 +68,7 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
   app.add_option("--reconstruct-iters", a.reconstruct_iters, "iterations per block (default 1000)");
   app.add_option("--reconstruct-batch", a.reconstruct_batch, "images per iteration (default 4)");
   app.add_option("--reconstruct-images", a.reconstruct_images,
-                 "calibration images reconstruction uses, spread over them, every 8th held back (default 256)");
+                 "calibration images reconstruction uses, spread over them, every 8th held back (default 512)");
   app.add_option("--reconstruct-qdrop", a.reconstruct_qdrop,
                  "QDrop: the probability that an activation stays in float while optimizing (default 0)")
       ->check(CLI::Range(0.0, 1.0));
