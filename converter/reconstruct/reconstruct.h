@@ -43,9 +43,10 @@ struct ReconstructOptions {
   int32_t batch = 4;          // ResNet-8: the held-out SQNR of 8 (at 500 iterations) for half the work
   // The bounded sample, spread over the calibration images. 512 rather than 256: ResNet-50
   // calibrated on the 500 sample photos and scored on 1,000 others (imagenette-1000), ternary
-  // N=64 kernels: logit SQNR +0.41 +- 0.04 dB, cross-entropy -0.094 +- 0.017, top-1 +1.5 +- 0.9;
-  // 4 % more time, 120 MB more peak memory. Stage 5's blocks (7 x 7 pixels an image) overfit
-  // 224 training photos within 100-300 iterations; with twice as many they gain to the end.
+  // N=64 kernels: logit SQNR +0.41 +- 0.04 dB, cross-entropy -0.094 +- 0.017, top-1 +1.5 +- 0.9
+  // (N=4: +0.40 +- 0.04 dB, -0.017 +- 0.012, -0.3 +- 0.7); 3-4 % more time, up to 0.12 GB more
+  // peak memory. Stage 5's blocks (7 x 7 pixels an image) overfit 224 training photos within
+  // 100-300 iterations; with twice as many they gain for longer.
   int32_t images = 512;
   int32_t held_out_every = 8; // every 8th photo of the sample is held back (with its views)
   double drop = 0;            // QDrop: the probability that an activation stays in float
