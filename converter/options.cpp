@@ -65,12 +65,15 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
                  "--calib synthetic: also write the images as PNG files into this folder (reuse them with --calib DIR)");
   app.add_flag("--reconstruct", a.reconstruct,
                "after the layer-wise pass, optimize each residual block's rounding, scales and biases (slow)");
-  app.add_option("--reconstruct-iters", a.reconstruct_iters, "iterations per block (default 1000)");
-  app.add_option("--reconstruct-batch", a.reconstruct_batch, "images per iteration (default 4)");
+  const recon::ReconstructOptions r;
+  app.add_option("--reconstruct-iters", a.reconstruct_iters, fmt::format("iterations per block (default {})", r.iterations));
+  app.add_option("--reconstruct-batch", a.reconstruct_batch, fmt::format("images per iteration (default {})", r.batch));
   app.add_option("--reconstruct-images", a.reconstruct_images,
-                 "calibration images reconstruction uses, spread over them, every 8th held back (default 512)");
+                 fmt::format("calibration images reconstruction uses, spread over them, every {}th held back (default {})",
+                             r.held_out_every, r.images));
   app.add_option("--reconstruct-qdrop", a.reconstruct_qdrop,
-                 "QDrop: the probability that an activation stays in float while optimizing (default 0)")
+                 fmt::format("QDrop: the probability that an activation stays in float while optimizing (default {})",
+                             r.drop))
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--exponents", a.exponents, "activation exponents: lse (least squared error) or max")
       ->check(CLI::IsMember({"lse", "max"}));

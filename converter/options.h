@@ -28,8 +28,10 @@ struct ConvertArgs {
   std::string synthetic_save;
   uint64_t seed = 1;
   bool reconstruct = false;
-  int reconstruct_iters = 1000, reconstruct_batch = 4, reconstruct_images = 256;
-  double reconstruct_qdrop = 0;
+  // The reconstruction's defaults are ReconstructOptions' (reconstruct.h), stated once there.
+  int reconstruct_iters = recon::ReconstructOptions{}.iterations, reconstruct_batch = recon::ReconstructOptions{}.batch,
+      reconstruct_images = recon::ReconstructOptions{}.images;
+  double reconstruct_qdrop = recon::ReconstructOptions{}.drop;
   double min_replaced = 0;
   bool bias_correction = true;
 };

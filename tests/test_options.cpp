@@ -37,6 +37,18 @@ TEST_CASE("the defaults: float weights, nothing to quantize") {
   CHECK_FALSE(quantize_options(a).has_value());
 }
 
+TEST_CASE("--reconstruct without its other options gives the reconstruction's own defaults") {
+  const auto q = quantize_options(parse({"m.onnx", "-o", "m.trit", "--weights", "ternary", "--calib", "photos", "--reconstruct"}));
+  REQUIRE(q.has_value());
+  const recon::ReconstructOptions defaults;
+  CHECK(q->reconstruct);
+  CHECK(q->reconstruction.iterations == defaults.iterations);
+  CHECK(q->reconstruction.batch == defaults.batch);
+  CHECK(q->reconstruction.images == defaults.images);
+  CHECK(q->reconstruction.drop == defaults.drop);
+  CHECK(q->reconstruction.seed == defaults.seed);
+}
+
 TEST_CASE("quantization options become the quantizer's") {
   const auto q = quantize_options(parse({"m.onnx", "-o", "m.trit", "--weights", "ternary", "--cluster", "16", "--cluster-shape",
                                          "channels", "--calib", "photos", "--calib-count", "7", "--method", "rtn",
