@@ -25,6 +25,9 @@ is about a point, the cross-entropy's a few hundredths: a change that is several
 in the cross-entropy at fitted T, in both folds, is one a larger set of photos would show in
 top-1 too.
 
+With --calib-extra DIR every fold also calibrates on DIR's images (all of them, in name order,
+after its half): more photos for the conversion, none of them scored (imagenette-1000, say).
+
 With --model resnet8 the CIFAR-10 ResNet-8 of ../shared/data/resnet8-cifar10 is used instead,
 on its 1000 photos (a folder per class).
 
@@ -135,12 +138,21 @@ def main(argv):
     p.add_argument("--out", default=os.path.join(ROOT, "models", "folds"))
     p.add_argument("--model", default="resnet50", choices=["resnet50", "resnet8"])
     p.add_argument("--data", help="ResNet-50's photos (default ../shared/data/imagenet-sample)")
+    p.add_argument("--calib-extra", help="a folder of photos every fold also calibrates on (never scored)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"),
                    help="where trit-convert and trit-eval are (a copy keeps a long run from a rebuild)")
     a = p.parse_args(argv)
     configs = parse_configs(a.config)
     bin_dir = a.bin
+    extra = []
+    if a.calib_extra:
+        if not os.path.isdir(a.calib_extra):
+            raise SystemExit(f"two_folds: --calib-extra '{a.calib_extra}' is not a folder")
+        extra = sorted(os.path.join(root, f) for root, _, files in os.walk(a.calib_extra)
+                       for f in files if eval_imagenet.is_image(f))
+        if not extra:
+            raise SystemExit(f"two_folds: --calib-extra '{a.calib_extra}' holds no image")
     if a.model == "resnet50":
         sh([os.path.join(ROOT, "scripts", "fetch_resnet50.sh")], stdout=subprocess.DEVNULL)
         onnx = os.path.join(ROOT, "models", "resnet50.onnx")
@@ -182,11 +194,20 @@ def main(argv):
     listing = os.path.join(a.out, "photos.txt")
     with open(listing, "w") as f:
         f.write("".join(path + "\n" for path, _ in photos))
+    scored_too = {os.path.realpath(p) for p, _ in photos} & {os.path.realpath(p) for p in extra}
+    if scored_too:
+        raise SystemExit(f"two_folds: --calib-extra '{a.calib_extra}' holds {len(scored_too)} of the photos that are "
+                         f"scored (such as '{sorted(scored_too)[0]}')")
     results = {}
     for fold in (1, 2):
         models = [float_model]
+        calib = ["--calib-list", listing, "--calib-shard", f"{fold}/2", "--calib-count", "0"]
+        if extra:  # the fold's half (as --calib-shard takes it), then the extra photos
+            fold_list = os.path.join(a.out, f"calib{fold}.txt")
+            with open(fold_list, "w") as f:
+                f.write("".join(path + "\n" for path, _ in photos[fold - 1::2]) + "".join(path + "\n" for path in extra))
+            calib = ["--calib-list", fold_list, "--calib-count", "0"]
         for name, args in configs:
-            calib = ["--calib-list", listing, "--calib-shard", f"{fold}/2", "--calib-count", "0"]
             models.append(convert(f"{name}-f{fold}", args + calib + ["--report", os.path.join(a.out, f"{name}-f{fold}.json")],
                                   f"{name}-f{fold}.log"))
         out = os.path.join(a.out, f"fold{fold}.json")

@@ -542,6 +542,48 @@ class TwoFolds(unittest.TestCase):
                 self.assertIn(w, last)
             self.assertFalse(os.path.exists(path))
 
+    def test_extra_calibration_photos_join_each_folds_half_and_are_never_scored(self):
+        out = tempfile.mkdtemp()
+        try:
+            # 20 photos under other names (the scored ones themselves are refused, below).
+            extra_dir = os.path.join(out, "extra")
+            os.makedirs(extra_dir)
+            airplanes = os.path.join(R8, "cifar10-test-1000", "airplane")
+            for f in sorted(os.listdir(airplanes))[:20]:
+                shutil.copy(os.path.join(airplanes, f), os.path.join(extra_dir, "x" + f))
+            extra = sorted(os.path.join(extra_dir, f) for f in os.listdir(extra_dir))
+            for f in ("float32.trit", "float32.log"):  # the float model is the same: not converted again
+                shutil.copy(os.path.join(self.tmp, f), out)
+            cmd = self.cmd[:5] + [out] + self.cmd[6:8] + ["--calib-extra", extra_dir, "--config", "i8=--weights int8"]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            everything = self.photos("photos.txt")
+            for fold in (1, 2):
+                with open(os.path.join(out, f"calib{fold}.txt")) as f:
+                    self.assertEqual(f.read().splitlines(), everything[fold - 1::2] + extra)
+                with open(os.path.join(out, f"scored{fold}.txt")) as f:
+                    self.assertEqual([line.split("\t")[0] for line in f.read().splitlines()], everything[2 - fold::2])
+                with open(os.path.join(out, f"i8-f{fold}.log")) as f:
+                    log = f.read()
+                self.assertIn(f"calibrating on the list {os.path.join(out, f'calib{fold}.txt')}", log)
+                self.assertIn("float network: 520/520 images", log)
+            # A folder that is not there: one line, before anything is converted.
+            absent = os.path.join(out, "absent")
+            bad = subprocess.run(self.cmd[:5] + [os.path.join(out, "new")] + self.cmd[6:] + ["--calib-extra", absent],
+                                 capture_output=True, text=True)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertEqual(bad.stderr.strip().splitlines(), [f"two_folds: --calib-extra '{absent}' is not a folder"])
+            self.assertFalse(os.path.exists(os.path.join(out, "new")))
+            # Photos that are scored: refused before any fold is converted.
+            bad = subprocess.run(self.cmd[:5] + [out] + self.cmd[6:8] + ["--calib-extra", R8, "--config", "x=--weights int8"],
+                                 capture_output=True, text=True)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertEqual(len(bad.stderr.strip().splitlines()), 1, bad.stderr)
+            self.assertIn("1000 of the photos that are scored", bad.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out, "x-f1.trit")))
+        finally:
+            shutil.rmtree(out)
+
     def test_a_bad_config_is_a_one_line_error(self):
         bad = subprocess.run(self.cmd[:-4] + ["--config", "no equals sign"], capture_output=True, text=True)
         self.assertNotEqual(bad.returncode, 0)
