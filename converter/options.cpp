@@ -66,12 +66,12 @@ void add_convert_options(CLI::App& app, ConvertArgs& a) {
   app.add_flag("--reconstruct", a.reconstruct,
                "after the layer-wise pass, optimize each residual block's rounding, scales and biases (slow)");
   const recon::ReconstructOptions r;
-  app.add_option("--reconstruct-iters", a.reconstruct_iters, fmt::format("iterations per block (default {})", r.iterations));
-  app.add_option("--reconstruct-batch", a.reconstruct_batch, fmt::format("images per iteration (default {})", r.batch));
-  app.add_option("--reconstruct-images", a.reconstruct_images,
+  app.add_option("--reconstruct-iters", a.reconstruction.iterations, fmt::format("iterations per block (default {})", r.iterations));
+  app.add_option("--reconstruct-batch", a.reconstruction.batch, fmt::format("images per iteration (default {})", r.batch));
+  app.add_option("--reconstruct-images", a.reconstruction.images,
                  fmt::format("calibration images reconstruction uses, spread over them, every {}th held back (default {})",
                              r.held_out_every, r.images));
-  app.add_option("--reconstruct-qdrop", a.reconstruct_qdrop,
+  app.add_option("--reconstruct-qdrop", a.reconstruction.drop,
                  fmt::format("QDrop: the probability that an activation stays in float while optimizing (default {})",
                              r.drop))
       ->check(CLI::Range(0.0, 1.0));
@@ -158,14 +158,11 @@ std::optional<QuantizeOptions> quantize_options(const ConvertArgs& a) {
     fail("--reconstruct needs ternary or int4 weights: int8 layers are left as the layer-wise pass made them "
          "(pass --weights ternary or int4, or --layer NAME=ternary)");
   q.reconstruct = a.reconstruct;
-  q.reconstruction.iterations = a.reconstruct_iters;
-  q.reconstruction.batch = a.reconstruct_batch;
-  q.reconstruction.images = a.reconstruct_images;
-  q.reconstruction.drop = a.reconstruct_qdrop;
+  q.reconstruction = a.reconstruction;
   q.reconstruction.seed = a.seed;
-  if (a.reconstruct && a.reconstruct_iters < 1)
-    fail("--reconstruct-iters {} is not a number of iterations (1 or more)", a.reconstruct_iters);
-  if (a.reconstruct && a.reconstruct_batch < 1) fail("--reconstruct-batch {} is not a batch size (1 or more)", a.reconstruct_batch);
+  if (a.reconstruct && a.reconstruction.iterations < 1)
+    fail("--reconstruct-iters {} is not a number of iterations (1 or more)", a.reconstruction.iterations);
+  if (a.reconstruct && a.reconstruction.batch < 1) fail("--reconstruct-batch {} is not a batch size (1 or more)", a.reconstruction.batch);
   q.lse_exponents = a.exponents == "lse";
   q.min_replaced = a.min_replaced;
   return q;

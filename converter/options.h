@@ -28,10 +28,9 @@ struct ConvertArgs {
   std::string synthetic_save;
   uint64_t seed = 1;
   bool reconstruct = false;
-  // The reconstruction's defaults are ReconstructOptions' (reconstruct.h), stated once there.
-  int reconstruct_iters = recon::ReconstructOptions{}.iterations, reconstruct_batch = recon::ReconstructOptions{}.batch,
-      reconstruct_images = recon::ReconstructOptions{}.images;
-  double reconstruct_qdrop = recon::ReconstructOptions{}.drop;
+  // --reconstruct-iters, -batch, -images and -qdrop write into it: the defaults are
+  // ReconstructOptions' own (reconstruct.h), stated once there; its seed is --seed's.
+  recon::ReconstructOptions reconstruction;
   double min_replaced = 0;
   bool bias_correction = true;
 };
