@@ -5,9 +5,9 @@
 // exponents (QDrop, arXiv:2203.05740, can leave a share of them in float while optimizing;
 // off by default: on ResNet-8, rates of 0.05 to 0.5 left the held-out SQNR and cross-entropy
 // where they were; on ResNet-50 at 0.5, two folds, ternary N=4 kernels top-1 -0.4 +- 0.7 and
-// N=64 -1.4 +- 1.3, cross-entropy at fitted T +0.010 and +0.068, for 10-13 % more time). The result is rounded back to the file's codes, integer mantissas and
-// exponents, and emitted like any layer: the format, the integer pipeline and its reference do
-// not change.
+// N=64 -1.4 +- 1.3, cross-entropy at fitted T +0.010 and +0.068, for 10-13 % more time). The
+// result is rounded back to the file's codes, integer mantissas and exponents, and emitted like
+// any layer: the format, the integer pipeline and its reference do not change.
 //
 // Per block (a residual segment holding ternary or int4 layers, residual_blocks.h):
 //   loss = mean over images and pixels of the sum over channels of (out - target)^2
