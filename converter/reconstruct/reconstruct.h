@@ -12,10 +12,10 @@
 // Per block (a residual segment holding ternary or int4 layers, residual_blocks.h):
 //   loss = mean over images and pixels of the sum over channels of (out - target)^2
 //          + lambda * sum over weights of 1 - |2 h - 1|^beta      (soft_rounding.h)
-// (every element of the output weighs the same: BRECQ's Fisher weights, from the float
-// network's cross-entropy gradient, did worse on ResNet-50: docs/quantization.md)
 // with beta annealed from 20 to 2 after a warm-up without the regularizer, Adam on V, the
 // log-scales and the biases, minibatches of the bounded sample (the held-back images excluded).
+// Every element of the output weighs the same (BRECQ's Fisher weights, from the float network's
+// cross-entropy gradient, did worse on ResNet-50: docs/quantization.md).
 // Constant learning rates (a cosine decay did not help on ResNet-8). The block's error is measured at the start and
 // every 100 iterations (and the last) on held-back images (relative: sum of squared errors over
 // the target's, hard rounding, every activation quantized): the checkpoint with the lowest
