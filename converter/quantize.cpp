@@ -99,20 +99,18 @@ WeightFit fit_weights(const Node& fnode, const quant::LayerSpec& spec, const Qua
     return fit;
   }
   std::vector<double> h = blas::gram(rows.cols.data(), rows.rows, rows.k);
-  const bool fine = spec.encoding != WeightEncoding::TernaryClustered || spec.cluster <= 4;  // weight_quant.h
-  const double gptq_damp = fine ? quant::kGptqDampFine : quant::kGptqDampCoarse;
   if (rows.rows >= kRefitRows * rows.k) {
     std::vector<float> target(yfr.size());  // X_f w at the sampled pixels
     for (size_t j = 0; j < yfr.size(); ++j) target[j] = yfr[j] - b[j % o_n];
     std::vector<float> xt(static_cast<size_t>(rows.k) * o_n);
     blas::inputs_times_targets(rows.cols.data(), rows.rows, rows.k, target.data(), o_n, xt.data());
     fit.given = quant::refit_to_inputs(w, o_n, static_cast<int32_t>(rows.k), h, {xt.begin(), xt.end()},
-                                       fine ? quant::kRefitDampFine : quant::kRefitDampCoarse);
-    fit.quantized = quant::quantize_gptq(fit.given, fnode.weights.shape, spec, std::move(h), gptq_damp);
+                                       quant::refit_damping(spec, rows.k, rows.rows));
+    fit.quantized = quant::quantize_gptq(fit.given, fnode.weights.shape, spec, std::move(h), quant::kGptqDamp);
   } else {
     fit.gain = layer_gain(w, o_n, rows, b, yfr);
     for (float& v : fit.given) v = static_cast<float>(v * fit.gain);
-    fit.quantized = quant::quantize_gptq(fit.given, fnode.weights.shape, spec, std::move(h), gptq_damp);
+    fit.quantized = quant::quantize_gptq(fit.given, fnode.weights.shape, spec, std::move(h), quant::kGptqDamp);
   }
   return fit;
 }

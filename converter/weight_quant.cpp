@@ -529,4 +529,9 @@ std::vector<float> refit_to_inputs(std::span<const float> w, int32_t o, int32_t 
   return v;
 }
 
+double refit_damping(const LayerSpec& spec, int64_t k, int64_t rows) {
+  const bool coarse = spec.encoding == WeightEncoding::TernaryClustered && spec.cluster > 4;
+  return coarse ? kRefitDampCoarse : kRefitDampRatio * double(k) / double(std::max<int64_t>(rows, 1));
+}
+
 }  // namespace trit::quant

@@ -147,7 +147,7 @@ TEST_CASE("error compensation beats plain rounding on the calibration inputs") {
       spec.cluster = 2;
       spec.shape = shape;
       const auto rtn = quant::quantize_rtn(layer.w, layer.shape, spec);
-      const auto gptq = quant::quantize_gptq(layer.w, layer.shape, spec, layer.gram(), quant::kGptqDampCoarse);
+      const auto gptq = quant::quantize_gptq(layer.w, layer.shape, spec, layer.gram(), quant::kGptqDamp);
       const std::string encoding = to_string(enc);
       CAPTURE(encoding);
       CAPTURE(static_cast<int>(shape));
@@ -238,8 +238,8 @@ TEST_CASE("weights refitted to quantized inputs reproduce the float outputs, and
     quant::LayerSpec spec;
     spec.encoding = enc;
     spec.cluster = 2;
-    const auto plain = quant::quantize_gptq(layer.w, layer.shape, spec, p.h, quant::kGptqDampCoarse);
-    const auto refitted = quant::quantize_gptq(v, layer.shape, spec, p.h, quant::kGptqDampCoarse);
+    const auto plain = quant::quantize_gptq(layer.w, layer.shape, spec, p.h, quant::kGptqDamp);
+    const auto refitted = quant::quantize_gptq(v, layer.shape, spec, p.h, quant::kGptqDamp);
     MESSAGE(std::string(to_string(enc)) << ": error against the float layer, GPTQ of refitted weights "
                                         << p.error(refitted.dequantized) << ", of the original weights "
                                         << p.error(plain.dequantized));
@@ -259,8 +259,8 @@ TEST_CASE("ternary: refitted weights take back what the inputs lost upstream, an
     quant::LayerSpec ternary;
     ternary.cluster = 2;
     const std::vector<float> v = quant::refit_to_inputs(layer.w, 8, 54, p.h, p.xt, quant::kRefitDampCoarse);
-    const double refitted = p.error(quant::quantize_gptq(v, layer.shape, ternary, p.h, quant::kGptqDampCoarse).dequantized);
-    const double plain = p.error(quant::quantize_gptq(layer.w, layer.shape, ternary, p.h, quant::kGptqDampCoarse).dequantized);
+    const double refitted = p.error(quant::quantize_gptq(v, layer.shape, ternary, p.h, quant::kGptqDamp).dequantized);
+    const double plain = p.error(quant::quantize_gptq(layer.w, layer.shape, ternary, p.h, quant::kGptqDamp).dequantized);
     CAPTURE(seed);
     CHECK(refitted < plain);
     wins += refitted < 0.9 * plain;
